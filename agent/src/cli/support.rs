@@ -1,0 +1,97 @@
+//! `vr-agent tech-support`: gathers the agent's views (over its socket) and the system's
+//! (nft, ip, conntrack, swanctl, vtysh, logs) into one bundle with secrets redacted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::diag::support::{bundle, secrets_in, Item};
+use crate::intake::protocol::Request;
+use crate::intake::socket;
+use crate::store::Store;
+
+pub async fn tech_support(cfg: &Config, output: Option<PathBuf>) -> ExitCode {
+    let out = output.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "/var/tmp/vr-agent-tech-support-{}.tar.gz",
+            crate::push::now_secs()
+        ))
+    });
+    // Secrets come from the unredacted state file (root only): every file of the bundle is
+    // scrubbed of them, whatever tool printed it.
+    let secrets = Store::open(&cfg.state_dir)
+        .and_then(|s| s.load())
+        .map(|s| secrets_in(&serde_json::to_value(&s).unwrap_or_default()))
+        .unwrap_or_default();
+    let mut items = Vec::new();
+    for (name, req) in [
+        ("status.json", Request::Status),
+        ("show-state.json", Request::ShowState),
+        ("show-pushes.json", Request::ShowPushes),
+        ("diff.json", Request::Diff),
+        ("check.json", Request::Check),
+    ] {
+        let text = match socket::call(&cfg.socket, &req).await {
+            Ok(Some(r)) => serde_json::to_string_pretty(&r).unwrap_or_default(),
+            Ok(None) => "agent not running\n".to_string(),
+            Err(e) => format!("error: {e}\n"),
+        };
+        items.push(Item::Text(name, text));
+    }
+    let vici = format!("unix://{}", cfg.vici_socket.display());
+    let mut vtysh = vec![];
+    if let Some(dir) = &cfg.frr_vty_dir {
+        vtysh.extend(["--vty_socket".to_string(), dir.display().to_string()]);
+    }
+    let vty = |cmd: &str| {
+        let mut a = vtysh.clone();
+        a.extend(["-c".to_string(), cmd.to_string()]);
+        a
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    items.extend([
+        Item::Run("nft-ruleset.txt", "nft", s(&["list", "ruleset"])),
+        Item::Run("ip-addr.txt", "ip", s(&["-d", "addr", "show"])),
+        Item::Run("ip-route.txt", "ip", s(&["route", "show", "table", "all"])),
+        Item::Run("ip-rule.txt", "ip", s(&["rule", "show"])),
+        Item::Run("ip-neigh.txt", "ip", s(&["neigh", "show"])),
+        Item::Run("conntrack-stats.txt", "conntrack", s(&["-S"])),
+        Item::Run("conntrack-count.txt", "conntrack", s(&["-C"])),
+        Item::Run(
+            "swanctl-list-sas.txt",
+            "swanctl",
+            vec!["--list-sas".into(), "--uri".into(), vici.clone()],
+        ),
+        Item::Run(
+            "swanctl-list-conns.txt",
+            "swanctl",
+            vec!["--list-conns".into(), "--uri".into(), vici],
+        ),
+        Item::Run(
+            "vtysh-ospf-neighbors.txt",
+            "vtysh",
+            vty("show ip ospf neighbor"),
+        ),
+        Item::Run("vtysh-ospf-route.txt", "vtysh", vty("show ip ospf route")),
+        Item::Run(
+            "vtysh-running-config.txt",
+            "vtysh",
+            vty("show running-config"),
+        ),
+        Item::Run(
+            "journal.txt",
+            "journalctl",
+            s(&["-u", "vr-agent", "-n", "2000", "--no-pager"]),
+        ),
+    ]);
+    match bundle(items, &secrets, &out) {
+        Ok(p) => {
+            println!("{}", p.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vr-agent: tech-support: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

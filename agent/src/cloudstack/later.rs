@@ -1,0 +1,489 @@
+//! Later-wave payload types: parsed, validated and kept in `state.cloudstack.pending` until
+//! their feature lands; the push is answered "accepted, not yet applied" for that concern.
+//!
+//! Unknown fields are tolerated here (CloudStack adds fields across versions and nothing of
+//! these payloads reaches the data path yet); the raw JSON object is what is stored, so nothing
+//! the sender wrote is lost. Every field this agent knows is typed and validated.
+//!
+//! Identities in `pending[type]`: `dhcpentry` by MAC (`remove: true` deletes), `vmdata` by VM
+//! IP, `vmpassword` by VM IP, `ipaliases` per alias IP (`revoke` deletes), `remoteaccessvpn`
+//! by server IP (`create: false` deletes), `vpnuserlist` per user (`add: false` deletes);
+//! `dhcpconfig`, `loadbalancer`, `monitorservice` and `bgppeers` carry their whole
+//! configuration, stored under `"all"`.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::check::{self, q, Errors};
+pub use super::later_types::*;
+use crate::error::Invalid;
+use crate::parse::{is_secret_path, parse_strict};
+use crate::state::CloudStackContext;
+
+/// One typed later-wave payload.
+#[derive(Debug, Clone)]
+pub enum Later {
+    DhcpEntry(DhcpEntry),
+    DhcpConfig(DhcpConfig),
+    VmData(VmData),
+    VmPassword(VmPassword),
+    IpAliases(IpAliases),
+    LoadBalancer(LoadBalancerRules),
+    RemoteAccessVpn(RemoteAccessVpn),
+    VpnUserList(VpnUserList),
+    MonitorService(MonitorService),
+    BgpPeers(BgpPeers),
+}
+
+/// The raw JSON object as sent; `Debug` never shows it (it may hold passwords).
+#[derive(Clone, PartialEq)]
+pub struct RawJson(pub Value);
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<raw json>")
+    }
+}
+
+/// A validated later-wave payload and the object to store.
+#[derive(Debug, Clone)]
+pub struct LaterPayload {
+    /// The CloudStack type, e.g. `dhcpentry`.
+    pub kind: &'static str,
+    pub typed: Later,
+    pub raw: RawJson,
+}
+
+pub const LATER_TYPES: &[&str] = &[
+    "dhcpentry",
+    "dhcpconfig",
+    "vmdata",
+    "vmpassword",
+    "ipaliases",
+    "loadbalancer",
+    "remoteaccessvpn",
+    "vpnuserlist",
+    "monitorservice",
+    "bgppeers",
+];
+
+/// `None` when `kind` is not a later-wave type.
+pub fn parse(kind: &str, text: &str) -> Option<Result<LaterPayload, Invalid>> {
+    let kind: &'static str = LATER_TYPES.iter().find(|k| **k == kind)?;
+    Some(parse_known(kind, text))
+}
+
+fn parse_known(kind: &'static str, text: &str) -> Result<LaterPayload, Invalid> {
+    let typed = match kind {
+        "dhcpentry" => Later::DhcpEntry(parse_strict(text)?),
+        "dhcpconfig" => Later::DhcpConfig(parse_strict(text)?),
+        "vmdata" => Later::VmData(parse_strict(text)?),
+        "vmpassword" => Later::VmPassword(parse_strict(text)?),
+        "ipaliases" => Later::IpAliases(parse_strict(text)?),
+        "loadbalancer" => Later::LoadBalancer(parse_strict(text)?),
+        "remoteaccessvpn" => Later::RemoteAccessVpn(parse_strict(text)?),
+        "vpnuserlist" => Later::VpnUserList(parse_strict(text)?),
+        "monitorservice" => Later::MonitorService(parse_strict(text)?),
+        _ => Later::BgpPeers(parse_strict(text)?),
+    };
+    validate(&typed)?;
+    let raw: Value = parse_strict(text)?;
+    Ok(LaterPayload {
+        kind,
+        typed,
+        raw: RawJson(raw),
+    })
+}
+
+fn opt_str(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.trim().is_empty())
+}
+
+fn validate(p: &Later) -> Result<(), Invalid> {
+    let mut e = Errors::default();
+    match p {
+        Later::DhcpEntry(d) => {
+            check::mac(&mut e, "mac_address", &d.mac_address);
+            check::opt_ipv4(&mut e, "ipv4_address", d.ipv4_address.as_deref());
+            check::opt_ipv4(&mut e, "default_gateway", d.default_gateway.as_deref());
+            if let Some(h) = opt_str(&d.host_name) {
+                check::dns_name(&mut e, "host_name", h);
+            }
+            if let Some(v6) = opt_str(&d.ipv6_address) {
+                check::ip_any(&mut e, "ipv6_address", v6);
+            }
+            if let Some(dns) = opt_str(&d.dns_addresses) {
+                for a in dns.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                    check::ip_any(&mut e, "dns_addresses", a);
+                }
+            }
+            for (path, s) in [
+                ("ipv6_duid", &d.ipv6_duid),
+                ("static_routes", &d.static_routes),
+            ] {
+                if let Some(s) = opt_str(s) {
+                    check::plain(&mut e, path, s);
+                }
+            }
+            if let Some(t) = d.lease_time {
+                if t < -1 {
+                    e.push("lease_time", t, "negative lease time (-1 = infinite)");
+                }
+            }
+        }
+        Later::DhcpConfig(c) => {
+            for (i, x) in c.entries.iter().enumerate() {
+                let p = format!("entries[{i}]");
+                check::opt_ipv4(
+                    &mut e,
+                    &format!("{p}.router_ip_address"),
+                    x.router_ip_address.as_deref(),
+                );
+                check::opt_ipv4(&mut e, &format!("{p}.gateway"), x.gateway.as_deref());
+                check::opt_ipv4(
+                    &mut e,
+                    &format!("{p}.first_ip_of_subnet"),
+                    x.first_ip_of_subnet.as_deref(),
+                );
+                if let Some(m) = opt_str(&x.netmask) {
+                    check::netmask(&mut e, &format!("{p}.netmask"), m);
+                }
+            }
+        }
+        Later::VmData(d) => {
+            check::ipv4(&mut e, "vm_ip_address", &d.vm_ip_address);
+            for (i, t) in d.vm_metadata.iter().enumerate() {
+                if t.len() != 3 {
+                    e.push(
+                        format!("vm_metadata[{i}]"),
+                        t.len(),
+                        "expected [folder, file, content]",
+                    );
+                    continue;
+                }
+                // Folder and file become path components of the metadata service.
+                for (j, name) in ["folder", "file"].iter().enumerate() {
+                    let s = t[j].as_deref().unwrap_or("");
+                    let ok = !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                        && s != "."
+                        && s != "..";
+                    if !ok {
+                        e.push(
+                            format!("vm_metadata[{i}][{j}]"),
+                            q(s),
+                            &format!("invalid {name} name"),
+                        );
+                    }
+                }
+            }
+        }
+        Later::VmPassword(v) => {
+            check::ipv4(&mut e, "ip_address", &v.ip_address);
+        }
+        Later::IpAliases(a) => {
+            for (i, x) in a.aliases.iter().enumerate() {
+                check::ipv4(&mut e, &format!("aliases[{i}].ip_address"), &x.ip_address);
+                check::netmask(&mut e, &format!("aliases[{i}].netmask"), &x.netmask);
+            }
+        }
+        Later::LoadBalancer(lb) => {
+            for (i, r) in lb.rules.iter().enumerate() {
+                let lists = [
+                    ("configuration", &r.configuration),
+                    ("add_rules", &r.add_rules),
+                    ("remove_rules", &r.remove_rules),
+                    ("stat_rules", &r.stat_rules),
+                ];
+                for (name, list) in lists {
+                    for (j, line) in list.iter().enumerate() {
+                        if line.chars().any(char::is_control) && line != "\t" {
+                            e.push(
+                                format!("rules[{i}].{name}[{j}]"),
+                                q(line),
+                                "control character in a config line",
+                            );
+                        }
+                    }
+                }
+                check::opt_ipv4(
+                    &mut e,
+                    &format!("rules[{i}].router_ip"),
+                    r.router_ip.as_deref(),
+                );
+            }
+        }
+        Later::RemoteAccessVpn(v) => {
+            check::ipv4(&mut e, "vpn_server_ip", &v.vpn_server_ip);
+            check::opt_ipv4(&mut e, "local_ip", v.local_ip.as_deref());
+            if let Some(c) = opt_str(&v.local_cidr) {
+                check::cidr4(&mut e, "local_cidr", c);
+            }
+            if let Some(r) = opt_str(&v.ip_range) {
+                match r.split_once('-') {
+                    Some((a, b)) => {
+                        check::ipv4(&mut e, "ip_range", a);
+                        check::ipv4(&mut e, "ip_range", b);
+                    }
+                    None => e.push("ip_range", q(r), "not a range first-last"),
+                }
+            }
+            if let Some(d) = opt_str(&v.public_interface) {
+                check::ifname(&mut e, "public_interface", d);
+            }
+            if v.create
+                && v.preshared_key
+                    .as_ref()
+                    .is_none_or(|k| k.expose().is_empty())
+            {
+                e.push("preshared_key", "<redacted>", "empty pre-shared key");
+            }
+        }
+        Later::VpnUserList(l) => {
+            for (i, u) in l.vpn_users.iter().enumerate() {
+                let ok = !u.user.is_empty()
+                    && u.user
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+                if !ok {
+                    e.push(
+                        format!("vpn_users[{i}].user"),
+                        q(&u.user),
+                        "invalid user name",
+                    );
+                }
+                if u.add && u.password.as_ref().is_none_or(|p| p.expose().is_empty()) {
+                    e.push(
+                        format!("vpn_users[{i}].password"),
+                        "<redacted>",
+                        "empty password",
+                    );
+                }
+            }
+        }
+        Later::MonitorService(m) => {
+            for (path, s) in [
+                ("config", &m.config),
+                ("disable_monitoring", &m.disable_monitoring),
+                ("excluded_health_checks", &m.excluded_health_checks),
+            ] {
+                if let Some(s) = opt_str(s) {
+                    if s.chars().any(char::is_control) {
+                        e.push(path, q(s), "control character");
+                    }
+                }
+            }
+        }
+        Later::BgpPeers(b) => {
+            for (i, p) in b.peers.iter().enumerate() {
+                let pre = format!("peers[{i}]");
+                check::opt_ipv4(
+                    &mut e,
+                    &format!("{pre}.ip4_address"),
+                    p.ip4_address.as_deref(),
+                );
+                if let Some(a) = opt_str(&p.ip6_address) {
+                    check::ip_any(&mut e, &format!("{pre}.ip6_address"), a);
+                }
+                if let Some(c) = opt_str(&p.ip4_cidr) {
+                    check::cidr4(&mut e, &format!("{pre}.ip4_cidr"), c);
+                }
+                if let Some(c) = opt_str(&p.ip6_cidr) {
+                    check::cidr6(&mut e, &format!("{pre}.ip6_cidr"), c);
+                }
+                if p.as_number == 0 {
+                    e.push(format!("{pre}.as_number"), 0, "AS number 0 is reserved");
+                }
+            }
+        }
+    }
+    e.finish()
+}
+
+/// Stores the payload in `ctx.pending[kind]` under its identity (see the module doc).
+pub fn store(p: &LaterPayload, ctx: &mut CloudStackContext) {
+    let raw = &p.raw.0;
+    let slot = ctx.pending.entry(p.kind.to_string()).or_default();
+    let elem = |key: &str, i: usize| {
+        raw.get(key)
+            .and_then(|l| l.get(i))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    match &p.typed {
+        Later::DhcpEntry(d) => {
+            let id = d.mac_address.trim().to_ascii_lowercase();
+            if d.remove {
+                slot.remove(&id);
+            } else {
+                slot.insert(id, raw.clone());
+            }
+        }
+        Later::VmData(d) => {
+            slot.insert(d.vm_ip_address.trim().to_string(), raw.clone());
+        }
+        Later::VmPassword(v) => {
+            slot.insert(v.ip_address.trim().to_string(), raw.clone());
+        }
+        Later::IpAliases(a) => {
+            for (i, x) in a.aliases.iter().enumerate() {
+                let id = x.ip_address.trim().to_string();
+                if x.revoke {
+                    slot.remove(&id);
+                } else {
+                    slot.insert(id, elem("aliases", i));
+                }
+            }
+        }
+        Later::RemoteAccessVpn(v) => {
+            let id = v.vpn_server_ip.trim().to_string();
+            if v.create {
+                slot.insert(id, raw.clone());
+            } else {
+                slot.remove(&id);
+            }
+        }
+        Later::VpnUserList(l) => {
+            for (i, u) in l.vpn_users.iter().enumerate() {
+                if u.add {
+                    slot.insert(u.user.clone(), elem("vpn_users", i));
+                } else {
+                    slot.remove(&u.user);
+                }
+            }
+        }
+        Later::DhcpConfig(_)
+        | Later::LoadBalancer(_)
+        | Later::MonitorService(_)
+        | Later::BgpPeers(_) => {
+            slot.insert("all".to_string(), raw.clone());
+        }
+    }
+    if slot.is_empty() {
+        ctx.pending.remove(p.kind);
+    }
+}
+
+/// Replaces every secret-bearing value in `v` by `"<redacted>"`.
+pub fn redact_value(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            let is_user_data = map.get("file").and_then(Value::as_str) == Some("user-data");
+            for (k, val) in map.iter_mut() {
+                if is_secret_key(k) || (is_user_data && k == "content") {
+                    if !val.is_null() {
+                        *val = Value::String("<redacted>".into());
+                    }
+                } else if k == "vm_metadata" {
+                    redact_metadata(val);
+                } else {
+                    redact_value(val);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        _ => {}
+    }
+}
+
+fn is_secret_key(k: &str) -> bool {
+    is_secret_path(k) || k == "preshared_key" || k.ends_with("_key") && k != "public_key"
+}
+
+/// `vm_metadata` triples: user data and anything password-like is not shown.
+fn redact_metadata(v: &mut Value) {
+    if let Value::Array(items) = v {
+        for t in items {
+            if let Value::Array(t) = t {
+                let file = t.get(1).and_then(Value::as_str).unwrap_or("").to_string();
+                if (file == "user-data" || file.contains("password")) && t.len() > 2 {
+                    t[2] = Value::String("<redacted>".into());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(kind: &str, text: &str) -> Result<LaterPayload, Invalid> {
+        parse(kind, text).expect("later type")
+    }
+
+    #[test]
+    fn dhcpentry_is_validated_and_keyed_by_mac() {
+        let text = r#"{"type":"dhcpentry","delete_from_processed_cache":false,"host_name":"vm-1","mac_address":"02:00:4C:5A:00:01","ipv4_address":"10.1.1.23","default_gateway":"10.1.1.1","default_entry":true,"remove":false,"new_field_from_a_later_version":1}"#;
+        let p = parsed("dhcpentry", text).unwrap();
+        let mut ctx = CloudStackContext::default();
+        store(&p, &mut ctx);
+        assert!(ctx.pending["dhcpentry"].contains_key("02:00:4c:5a:00:01"));
+        let rm = text.replace("\"remove\":false", "\"remove\":true");
+        store(&parsed("dhcpentry", &rm).unwrap(), &mut ctx);
+        assert!(!ctx.pending.contains_key("dhcpentry"));
+
+        let bad = text.replace("10.1.1.23", "10.1.1.256");
+        let err = parsed("dhcpentry", &bad).unwrap_err();
+        assert_eq!(err.0[0].path, "ipv4_address");
+        assert_eq!(err.0[0].value, "\"10.1.1.256\"");
+    }
+
+    #[test]
+    fn passwords_are_kept_but_redacted_for_display() {
+        let text = r#"{"type":"vmpassword","delete_from_processed_cache":true,"ip_address":"10.1.1.23","password":"s3cret-pw"}"#;
+        let p = parsed("vmpassword", text).unwrap();
+        assert!(!format!("{p:?}").contains("s3cret"));
+        let mut ctx = CloudStackContext::default();
+        store(&p, &mut ctx);
+        let mut v = ctx.pending["vmpassword"]["10.1.1.23"].clone();
+        assert_eq!(v["password"], "s3cret-pw");
+        redact_value(&mut v);
+        assert_eq!(v["password"], "<redacted>");
+    }
+
+    #[test]
+    fn vpn_users_per_user_and_empty_psk() {
+        let text = r#"{"type":"vpnuserlist","delete_from_processed_cache":false,"vpn_users":[{"user":"alice","password":"pw1","add":true},{"user":"bob","password":"pw2","add":true}]}"#;
+        let mut ctx = CloudStackContext::default();
+        store(&parsed("vpnuserlist", text).unwrap(), &mut ctx);
+        let rm = r#"{"type":"vpnuserlist","delete_from_processed_cache":false,"vpn_users":[{"user":"bob","password":"pw2","add":false}]}"#;
+        store(&parsed("vpnuserlist", rm).unwrap(), &mut ctx);
+        assert_eq!(
+            ctx.pending["vpnuserlist"].keys().collect::<Vec<_>>(),
+            ["alice"]
+        );
+        let bad = r#"{"type":"vpnuserlist","delete_from_processed_cache":false,"vpn_users":[{"user":"al\nice","password":"","add":true}]}"#;
+        let err = parsed("vpnuserlist", bad).unwrap_err();
+        assert_eq!(err.0.len(), 2);
+        assert_eq!(err.0[1].value, "<redacted>");
+
+        let ra = r#"{"type":"remoteaccessvpn","delete_from_processed_cache":false,"create":true,"ip_range":"10.1.2.1-10.1.2.8","preshared_key":"","vpn_server_ip":"192.0.2.20","local_ip":"10.1.1.1","local_cidr":"10.1.1.0/24","public_interface":"eth2"}"#;
+        let err = parsed("remoteaccessvpn", ra).unwrap_err();
+        assert_eq!(err.0[0].path, "preshared_key");
+    }
+
+    #[test]
+    fn wrong_json_type_names_the_path() {
+        let err = parsed(
+            "bgppeers",
+            r#"{"type":"bgppeers","delete_from_processed_cache":false,"peers":[{"as_number":"x"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.0[0].path, "peers[0].as_number");
+    }
+
+    #[test]
+    fn metadata_names_cannot_escape() {
+        let text = r#"{"type":"vmdata","delete_from_processed_cache":false,"vm_ip_address":"10.1.1.23","vm_metadata":[["userdata","user-data","c2VjcmV0"],["meta-data","../x","a"]]}"#;
+        let err = parsed("vmdata", text).unwrap_err();
+        assert_eq!(err.0[0].path, "vm_metadata[1][1]");
+        let ok = text.replace("../x", "vm-id");
+        let mut v = parsed("vmdata", &ok).unwrap().raw.0;
+        redact_value(&mut v);
+        assert_eq!(v["vm_metadata"][0][2], "<redacted>");
+        assert_eq!(v["vm_metadata"][1][2], "a");
+    }
+}

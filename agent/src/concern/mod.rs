@@ -1,0 +1,110 @@
+//! The reconciler: one concern per backend, run in a fixed order.
+//!
+//! Every concern follows the house rule: `plan(applied, desired)` is pure and returns an owned,
+//! printable plan (rendered as the commands an operator would recognise); `execute` is a thin
+//! executor that sends the plan and checks every acknowledgement. A concern keeps whatever
+//! mirror of the system it needs (e.g. the applied nftables IR) inside itself; `observe`
+//! refreshes that mirror from the system once at start, so a replay onto a matching system
+//! plans nothing.
+
+use std::fmt;
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::state::DesiredState;
+
+pub mod conntrack;
+pub mod links;
+pub mod nft;
+pub mod ospf;
+pub mod routes;
+pub mod vpn;
+
+/// Why a concern did not reach the desired state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConcernError {
+    /// The daemon or kernel facility this concern drives is not there ({0}); the desired state
+    /// is kept and the concern is retried when it comes back.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The backend refused or failed the change.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A plan as the reconciler handles it: printable, countable.
+pub trait PlanSummary: fmt::Display {
+    /// Number of elementary changes (0 = nothing to do).
+    fn changes(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.changes() == 0
+    }
+}
+
+/// One backend of the agent.
+pub trait Concern {
+    /// Short name used in results and logs (`links`, `routes`, `nftables`, ...).
+    const NAME: &'static str;
+    type Plan: PlanSummary + Send;
+
+    /// Pure: what must change so that the system holds `desired`, given that it holds
+    /// `applied` (and the concern's own mirror).
+    fn plan(
+        &self,
+        applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Result<Self::Plan, ConcernError>;
+
+    /// Sends `plan`. On success the concern's mirror describes `desired`.
+    fn execute(
+        &mut self,
+        plan: &Self::Plan,
+        desired: &DesiredState,
+    ) -> impl Future<Output = Result<(), ConcernError>> + Send;
+
+    /// Refreshes the concern's mirror from the system (at start, and before `diff` and
+    /// `check`). Contract: after a successful `observe`, `plan(desired, desired)` lists exactly
+    /// what the system lacks or holds beyond `desired` (drift), and `plan(applied, desired)`
+    /// plans from what was observed rather than from `applied` where they differ.
+    fn observe(&mut self) -> impl Future<Output = Result<(), ConcernError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Concern-specific health checks for `vr-agent check` (tunnels up, neighbors Full, ...).
+    fn health(
+        &mut self,
+        desired: &DesiredState,
+    ) -> impl Future<Output = Vec<crate::diag::check::Check>> + Send {
+        let _ = desired;
+        async { Vec::new() }
+    }
+}
+
+/// How one concern fared in one apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "detail")]
+pub enum Status {
+    /// The system already matched.
+    Unchanged,
+    /// Changes were sent and acknowledged.
+    Applied,
+    /// The section was stored; this agent version does not apply it yet.
+    NotYetApplied,
+    /// The backend is unavailable; the state is kept and retried when it comes back.
+    Unavailable(String),
+    /// The backend failed; the push is not committed.
+    Failed(String),
+    /// Not attempted because an earlier concern failed.
+    Skipped,
+}
+
+/// Per-concern line of a push result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub concern: &'static str,
+    #[serde(flatten)]
+    pub status: Status,
+    pub changes: usize,
+    pub millis: u64,
+}

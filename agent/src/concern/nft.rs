@@ -1,0 +1,412 @@
+//! Concern `nftables`: NAT, firewall and ACL rules in the agent's own table (`ip vr`).
+//!
+//! The concern keeps a mirror of the ruleset it applied. At start `observe` reads the table
+//! once (`nft -j list table`); if it is exactly the desired ruleset (structure fingerprint and
+//! every element, see [`vr_nat::observe`]) a replay sends nothing, otherwise the first apply
+//! is a full atomic replace, which keeps conntrack entries. Plans come from
+//! [`vr_nat::plan::plan`]: element changes when only mappings changed, a full replace
+//! otherwise.
+
+use std::fmt;
+
+use vr_nat::cli::{CliError, Nft};
+use vr_nat::observe::matches_listing;
+use vr_nat::plan::{plan_opt, NftPlan as Inner};
+use vr_nat::{build, GuestNetwork, PublicInterface, RouterContext, Ruleset, VpnPeer};
+
+use super::{Concern, ConcernError, PlanSummary};
+use crate::diag::check::{Check, Verdict};
+use crate::state::{DesiredState, InterfaceRole};
+
+/// Which executor sends plans. `Cli` (`nft -f -`) until the netlink executor lands; the
+/// netlink author plugs it in at [`NftConcern::send`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    #[default]
+    Cli,
+    Netlink,
+}
+
+#[derive(Debug, Default)]
+pub struct NftConcern {
+    pub backend: Backend,
+    pub nft: Nft,
+    /// What this process applied; `None` until the first apply.
+    mirror: Option<Ruleset>,
+    /// The table as `observe` read it (`nft -j list table`), until the next apply.
+    observed: Option<Observed>,
+}
+
+/// What `observe` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Observed {
+    Absent,
+    /// `nft -j list table ip vr` output.
+    Present(String),
+}
+
+/// The plan of one transition, printable as the nft commands it sends.
+#[derive(Debug, Default)]
+pub struct NftPlan(pub Inner);
+
+impl fmt::Display for NftPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PlanSummary for NftPlan {
+    fn changes(&self) -> usize {
+        self.0.changes()
+    }
+}
+
+/// What the rules need to know about the router, from the desired state.
+pub fn router_context(s: &DesiredState) -> RouterContext {
+    let mut ctx = RouterContext::default();
+    for i in &s.interfaces {
+        match i.role {
+            InterfaceRole::Public => ctx.public.push(PublicInterface {
+                device: i.device.clone(),
+                addresses: i.addresses.iter().map(|a| a.addr()).collect(),
+                mark: s.policy_mark(&i.device),
+            }),
+            InterfaceRole::Guest => ctx.guests.extend(i.addresses.iter().map(|a| GuestNetwork {
+                device: i.device.clone(),
+                cidr: a.trunc(),
+                router_ip: a.addr(),
+            })),
+            InterfaceRole::Control if ctx.control_device.is_none() => {
+                ctx.control_device = Some(i.device.clone());
+            }
+            InterfaceRole::PrivateGateway => ctx.routed.push(i.device.clone()),
+            InterfaceRole::Control => {}
+        }
+    }
+    ctx.vpn_peers = s
+        .vpn
+        .site_to_site
+        .iter()
+        .map(|c| VpnPeer {
+            local_public_ip: c.local_public_ip,
+            peer_gateway: c.peer_gateway,
+            local_cidrs: c.local_cidrs.clone(),
+            peer_cidrs: c.peer_cidrs.clone(),
+        })
+        .collect();
+    ctx.ospf = s.ospf.is_some();
+    ctx
+}
+
+/// The ruleset `s` asks for; `None` when there is nothing to enforce (no interfaces and no
+/// NAT, firewall, ACL or VPN), so an agent that was never configured leaves nftables alone.
+pub fn desired_ruleset(s: &DesiredState) -> Result<Option<Ruleset>, ConcernError> {
+    let idle = s.interfaces.is_empty()
+        && s.nat == Default::default()
+        && s.firewall == Default::default()
+        && s.acls.is_empty()
+        && s.vpn.site_to_site.is_empty();
+    if idle {
+        return Ok(None);
+    }
+    // The engine validates too; checking here keeps unvalidated text out of nft whatever the
+    // caller did.
+    let mut errs = Vec::new();
+    for (section, r) in [
+        ("nat", vr_nat::validate::validate_nat(&s.nat)),
+        ("firewall", vr_nat::validate::validate_firewall(&s.firewall)),
+        ("acls", vr_nat::validate::validate_acls(&s.acls)),
+    ] {
+        if let Err(e) = r {
+            errs.extend(e.into_iter().map(|e| format!("{section}.{e}")));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ConcernError::Failed(errs.join("; ")));
+    }
+    Ok(Some(build(
+        &router_context(s),
+        &s.nat,
+        &s.firewall,
+        &s.acls,
+    )))
+}
+
+fn cli_error(e: CliError) -> ConcernError {
+    match e {
+        CliError::Spawn { .. } => ConcernError::Unavailable(e.to_string()),
+        CliError::Refused { .. } => ConcernError::Failed(e.to_string()),
+    }
+}
+
+impl NftConcern {
+    /// The ruleset this process applied last, if any.
+    pub fn mirror(&self) -> Option<&Ruleset> {
+        self.mirror.as_ref()
+    }
+
+    /// Sends one plan through the selected backend.
+    async fn send(&self, plan: &Inner) -> Result<(), ConcernError> {
+        match self.backend {
+            Backend::Cli => {
+                let nft = self.nft.clone();
+                let plan = plan.clone();
+                tokio::task::spawn_blocking(move || nft.apply(&plan))
+                    .await
+                    .map_err(|e| ConcernError::Failed(format!("nft executor task: {e}")))?
+                    .map_err(cli_error)
+            }
+            // A full replace still goes through `nft -f` until the netlink encoder covers
+            // sets, chains and rules; element changes and removal (the hot path) go over
+            // netlink in one batch. The call is one sendmsg and its ACKs: short enough to
+            // run inline. An `nft` aimed at another namespace (tests) keeps the text path.
+            Backend::Netlink if matches!(plan, Inner::Replace(_)) || self.nft.netns.is_some() => {
+                let nft = self.nft.clone();
+                let plan = plan.clone();
+                tokio::task::spawn_blocking(move || nft.apply(&plan))
+                    .await
+                    .map_err(|e| ConcernError::Failed(format!("nft executor task: {e}")))?
+                    .map_err(cli_error)
+            }
+            Backend::Netlink => vr_nat::netlink::Executor::default()
+                .apply(plan, self.mirror.as_ref())
+                .map_err(|e| match e {
+                    vr_nat::netlink::NetlinkError::Io(_) => {
+                        ConcernError::Unavailable(e.to_string())
+                    }
+                    _ => ConcernError::Failed(e.to_string()),
+                }),
+        }
+    }
+}
+
+/// Sets, maps and chains of `want` that the `nft -j list table` output lacks.
+fn missing_objects(want: &Ruleset, json: &str) -> Vec<String> {
+    let listed: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let mut have = std::collections::BTreeSet::new();
+    for obj in listed["nftables"].as_array().into_iter().flatten() {
+        for kind in ["set", "map", "chain"] {
+            if let Some(name) = obj[kind]["name"].as_str() {
+                have.insert(name.to_string());
+            }
+        }
+    }
+    want.sets
+        .iter()
+        .map(|s| &s.name)
+        .chain(want.chains.iter().map(|c| &c.name))
+        .filter(|n| !have.contains(*n))
+        .cloned()
+        .collect()
+}
+
+impl Concern for NftConcern {
+    const NAME: &'static str = "nftables";
+    type Plan = NftPlan;
+
+    fn plan(
+        &self,
+        applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Result<NftPlan, ConcernError> {
+        let want = desired_ruleset(desired)?;
+        let have = match (&self.mirror, &self.observed, &want) {
+            (Some(m), ..) => Some(m.clone()),
+            // Observed at start: the kernel already holds exactly `want` (replay onto a
+            // matching system sends nothing).
+            (None, Some(Observed::Present(json)), Some(w)) if matches_listing(w, json) => {
+                Some(w.clone())
+            }
+            (None, Some(Observed::Absent), None) => None,
+            // Nothing known: replacing whole is always right (and keeps conntrack).
+            (None, _, Some(_)) => None,
+            // Nothing to enforce: remove whatever table `applied` or the kernel implies.
+            (None, observed, None) => desired_ruleset(applied).ok().flatten().or_else(|| {
+                matches!(observed, Some(Observed::Present(_))).then(|| {
+                    build(
+                        &RouterContext::default(),
+                        &Default::default(),
+                        &Default::default(),
+                        &[],
+                    )
+                })
+            }),
+        };
+        Ok(NftPlan(plan_opt(have.as_ref(), want.as_ref())))
+    }
+
+    async fn health(&mut self, desired: &DesiredState) -> Vec<Check> {
+        const NAME: &str = "nftables table ip vr";
+        let want = match desired_ruleset(desired) {
+            Ok(Some(w)) => w,
+            Ok(None) => return vec![Check::ok(NAME, "nothing to enforce")],
+            Err(e) => return vec![Check::fail(NAME, e.to_string())],
+        };
+        let nft = self.nft.clone();
+        let (family, table) = (want.family, want.table.clone());
+        let listed = tokio::task::spawn_blocking(move || nft.list_table_json(family, &table))
+            .await
+            .map_err(|e| CliError::Spawn {
+                program: "nft".into(),
+                reason: e.to_string(),
+            })
+            .and_then(|r| r);
+        vec![match listed {
+            Err(e) => Check::new(NAME, Verdict::Warn, format!("cannot read it: {e}")),
+            Ok(None) => Check::fail(NAME, "missing: NAT and firewall are not enforced"),
+            Ok(Some(json)) => {
+                let missing = missing_objects(&want, &json);
+                if missing.is_empty() {
+                    Check::ok(
+                        NAME,
+                        format!(
+                            "{} sets/maps and {} chains present",
+                            want.sets.len(),
+                            want.chains.len()
+                        ),
+                    )
+                } else {
+                    Check::fail(NAME, format!("missing: {}", missing.join(", ")))
+                }
+            }
+        }]
+    }
+
+    async fn execute(
+        &mut self,
+        plan: &NftPlan,
+        desired: &DesiredState,
+    ) -> Result<(), ConcernError> {
+        let want = desired_ruleset(desired)?;
+        if plan.0.changes() > 0 {
+            if let Err(e) = self.send(&plan.0).await {
+                // The kernel may hold either state now (a refused `nft -f` changes nothing,
+                // but an executor crash could): forget the mirror so the next plan replaces.
+                self.mirror = None;
+                return Err(e);
+            }
+        }
+        self.mirror = want;
+        self.observed = None;
+        Ok(())
+    }
+
+    async fn observe(&mut self) -> Result<(), ConcernError> {
+        let nft = self.nft.clone();
+        let listed = tokio::task::spawn_blocking(move || {
+            nft.list_table_json(vr_nat::ir::Family::Ip, vr_nat::build::TABLE)
+        })
+        .await
+        .map_err(|e| ConcernError::Failed(format!("nft reader task: {e}")))?;
+        // Whatever was read replaces the mirror: it describes the kernel now.
+        self.mirror = None;
+        self.observed = None;
+        match listed {
+            Ok(None) => self.observed = Some(Observed::Absent),
+            Ok(Some(json)) => self.observed = Some(Observed::Present(json)),
+            Err(e) => return Err(cli_error(e)),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(json: &str) -> DesiredState {
+        let mut s: DesiredState = serde_json::from_str(json).unwrap();
+        s.allocate_policy_indexes();
+        s
+    }
+
+    const BASE: &str = r#"{"interfaces":[
+        {"device":"eth0","role":"guest","addresses":["10.1.0.1/24"]},
+        {"device":"eth1","role":"control","addresses":["169.254.1.5/16"]},
+        {"device":"eth2","role":"public","addresses":["192.0.2.10/24"]}]"#;
+
+    #[test]
+    fn context_from_state() {
+        let s = state(&format!("{BASE}}}"));
+        let c = router_context(&s);
+        assert_eq!(c.public[0].mark, Some(102));
+        assert_eq!(c.guests[0].cidr.to_string(), "10.1.0.0/24");
+        assert_eq!(c.guests[0].router_ip.to_string(), "10.1.0.1");
+        assert_eq!(c.control_device.as_deref(), Some("eth1"));
+    }
+
+    #[test]
+    fn idle_state_plans_nothing() {
+        let c = NftConcern::default();
+        let empty = DesiredState::default();
+        assert_eq!(c.plan(&empty, &empty).unwrap().changes(), 0);
+        let s = state(&format!("{BASE}}}"));
+        let p = c.plan(&empty, &s).unwrap();
+        assert!(matches!(p.0, Inner::Replace(_)));
+        // Going back to nothing removes the table.
+        let back = c.plan(&s, &empty).unwrap();
+        assert!(matches!(back.0, Inner::Remove { .. }), "{back}");
+    }
+
+    #[test]
+    fn invalid_section_fails_to_plan() {
+        let s = state(&format!(
+            r#"{BASE},"nat":{{"static_nat":[
+                {{"public_ip":"192.0.2.11","private_ip":"10.1.0.5"}},
+                {{"public_ip":"192.0.2.11","private_ip":"10.1.0.6"}}]}}}}"#
+        ));
+        let e = NftConcern::default().plan(&s, &s).unwrap_err();
+        assert!(e.to_string().contains("nat.static_nat[1].public_ip"), "{e}");
+    }
+
+    #[test]
+    fn observed_table_steers_the_first_plan() {
+        let s = state(&format!("{BASE}}}"));
+        let empty = DesiredState::default();
+        let mut c = NftConcern {
+            observed: Some(Observed::Absent),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.plan(&s, &empty).unwrap().changes(),
+            0,
+            "no table, none wanted"
+        );
+        c.observed = Some(Observed::Present("{}".into()));
+        assert!(matches!(c.plan(&s, &s).unwrap().0, Inner::Replace(_)));
+        assert!(matches!(
+            c.plan(&empty, &empty).unwrap().0,
+            Inner::Remove { .. }
+        ));
+    }
+
+    #[test]
+    fn missing_objects_from_listing() {
+        let s = state(&format!("{BASE}}}"));
+        let want = desired_ruleset(&s).unwrap().unwrap();
+        let json = r#"{"nftables":[{"metainfo":{}},{"table":{"name":"vr"}},
+            {"set":{"name":"public_devs"}},{"map":{"name":"pf_addr"}},{"chain":{"name":"input"}}]}"#;
+        let missing = missing_objects(&want, json);
+        assert!(missing.contains(&"forward".to_string()), "{missing:?}");
+        assert!(!missing.contains(&"input".to_string()));
+        assert!(!missing.contains(&"pf_addr".to_string()));
+    }
+
+    #[tokio::test]
+    async fn mirror_makes_the_second_plan_empty() {
+        let mut c = NftConcern::default();
+        let s = state(&format!("{BASE}}}"));
+        // An empty plan sends nothing, so this needs no nft.
+        c.execute(&NftPlan::default(), &s).await.unwrap();
+        assert_eq!(c.plan(&s, &s).unwrap().changes(), 0);
+        let more = state(&format!(
+            r#"{BASE},"nat":{{"static_nat":[{{"public_ip":"192.0.2.11","private_ip":"10.1.0.5"}}]}}}}"#
+        ));
+        let p = c.plan(&s, &more).unwrap();
+        assert_eq!(p.changes(), 3, "{p}");
+        assert!(
+            p.to_string().contains("add element ip vr static_dnat"),
+            "{p}"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! Settings: command line > environment (`VR_AGENT_<NAME>`) > config file > defaults.
+//!
+//! clap resolves the first two (every global option has `env = "VR_AGENT_..."`); the config
+//! file fills what neither gave. An absent config file means defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CONFIG: &str = "/etc/vr-agent/config.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/vr-agent";
+pub const DEFAULT_SPOOL_DIR: &str = "/var/cache/vr-agent/spool";
+pub const DEFAULT_SOCKET: &str = "/run/vr-agent.sock";
+pub const DEFAULT_VICI_SOCKET: &str = "/var/run/charon.vici";
+pub const DEFAULT_FRR_CONFIG: &str = "/etc/frr/frr.conf";
+
+/// Errors of the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// cannot read config file {0}: {1}
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// config file {0} is invalid: {1}
+    #[error("config file {0} is invalid: {1}")]
+    Invalid(PathBuf, String),
+}
+
+/// The config file (`/etc/vr-agent/config.toml`). Every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConfigFile {
+    pub state_dir: Option<PathBuf>,
+    pub spool_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub vici_socket: Option<PathBuf>,
+    pub frr_vty_dir: Option<PathBuf>,
+    pub frr_config: Option<PathBuf>,
+    /// `netlink` (default) or `cli` (`nft -f -`, for debugging).
+    pub nft_backend: Option<String>,
+    /// `frr` (default) or `quagga`.
+    pub ospf_dialect: Option<String>,
+}
+
+impl ConfigFile {
+    /// Reads `path`; a missing file is the empty config unless `required`.
+    pub fn load(path: &Path, required: bool) -> Result<ConfigFile, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                toml::from_str(&text).map_err(|e| ConfigError::Invalid(path.into(), e.to_string()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(ConfigFile::default())
+            }
+            Err(e) => Err(ConfigError::Read(path.into(), e)),
+        }
+    }
+}
+
+/// Resolved settings the agent runs with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub spool_dir: PathBuf,
+    pub socket: PathBuf,
+    pub vici_socket: PathBuf,
+    pub frr_vty_dir: Option<PathBuf>,
+    pub frr_config: PathBuf,
+    pub nft_backend: String,
+    pub ospf_dialect: String,
+}
+
+/// What the command line and environment gave (None = not given).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub spool_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub vici_socket: Option<PathBuf>,
+    pub frr_vty_dir: Option<PathBuf>,
+    pub frr_config: Option<PathBuf>,
+    pub nft_backend: Option<String>,
+}
+
+impl Config {
+    pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
+        let (path, required) = match &o.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        let f = ConfigFile::load(&path, required)?;
+        let nft_backend = o
+            .nft_backend
+            .or(f.nft_backend)
+            .unwrap_or_else(|| "netlink".into());
+        if !matches!(nft_backend.as_str(), "netlink" | "cli") {
+            return Err(ConfigError::Invalid(
+                path,
+                format!("nft-backend {nft_backend:?}: expected netlink or cli"),
+            ));
+        }
+        let ospf_dialect = f.ospf_dialect.unwrap_or_else(|| "frr".into());
+        if !matches!(ospf_dialect.as_str(), "frr" | "quagga") {
+            return Err(ConfigError::Invalid(
+                path,
+                format!("ospf-dialect {ospf_dialect:?}: expected frr or quagga"),
+            ));
+        }
+        Ok(Config {
+            state_dir: o
+                .state_dir
+                .or(f.state_dir)
+                .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            spool_dir: o
+                .spool_dir
+                .or(f.spool_dir)
+                .unwrap_or_else(|| DEFAULT_SPOOL_DIR.into()),
+            socket: o
+                .socket
+                .or(f.socket)
+                .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            vici_socket: o
+                .vici_socket
+                .or(f.vici_socket)
+                .unwrap_or_else(|| DEFAULT_VICI_SOCKET.into()),
+            frr_vty_dir: o.frr_vty_dir.or(f.frr_vty_dir),
+            frr_config: o
+                .frr_config
+                .or(f.frr_config)
+                .unwrap_or_else(|| DEFAULT_FRR_CONFIG.into()),
+            nft_backend,
+            ospf_dialect,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_beats_file_beats_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "state-dir = \"/file/state\"\nspool-dir = \"/file/spool\"\n",
+        )
+        .unwrap();
+        let cfg = Config::resolve(Overrides {
+            config: Some(file),
+            state_dir: Some("/cli/state".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.state_dir, PathBuf::from("/cli/state"));
+        assert_eq!(cfg.spool_dir, PathBuf::from("/file/spool"));
+        assert_eq!(cfg.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn unknown_key_and_missing_named_file_are_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("c.toml");
+        std::fs::write(&file, "stat-dir = \"/x\"\n").unwrap();
+        assert!(Config::resolve(Overrides {
+            config: Some(file),
+            ..Default::default()
+        })
+        .is_err());
+        let missing = tmp.path().join("none.toml");
+        assert!(Config::resolve(Overrides {
+            config: Some(missing),
+            ..Default::default()
+        })
+        .is_err());
+    }
+}

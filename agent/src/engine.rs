@@ -1,0 +1,454 @@
+//! The agent engine: the committed state, the reconciler and the push pipeline
+//! validate -> merge -> write `state.next` -> execute -> commit.
+//!
+//! One `Engine` exists per process and is driven by one task at a time (the main loop of
+//! `vr-agent run`, or an in-process `vr-agent apply`), so pushes are strictly sequential.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::concern::{Outcome, Status};
+use crate::config::Config;
+use crate::push::{self, LocalNics, PushResult};
+use crate::reconcile::Reconciler;
+use crate::state::DesiredState;
+use crate::store::{Store, StoreError, StoreLock, Stored};
+
+/// How many push results `show pushes` keeps.
+const HISTORY: usize = 100;
+
+/// What the boot replay did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayReport {
+    pub generation: u64,
+    pub at: u64,
+    pub millis: u64,
+    pub ok: bool,
+    /// A `state.next` of an interrupted push was found and rolled back.
+    pub interrupted_push_rolled_back: bool,
+    pub outcomes: Vec<Outcome>,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    pub cfg: Config,
+    store: Store,
+    _lock: StoreLock,
+    pub reconciler: Reconciler,
+    pub stored: Stored,
+    pub history: VecDeque<PushResult>,
+    pub replay: Option<ReplayReport>,
+    pub started_at: u64,
+    /// Concerns whose backend was unavailable at the last apply: retried by `retry`.
+    pub pending_retry: Vec<&'static str>,
+}
+
+impl Engine {
+    /// Opens the state directory and takes its lock (`wait`: block until free).
+    pub fn open(cfg: Config, wait: bool) -> Result<Engine, StoreError> {
+        let store = Store::open(&cfg.state_dir)?;
+        let lock = store.lock(wait)?;
+        let stored = store.load()?;
+        let reconciler = Reconciler::new(&cfg);
+        Ok(Engine {
+            cfg,
+            store,
+            _lock: lock,
+            reconciler,
+            stored,
+            history: VecDeque::new(),
+            replay: None,
+            started_at: push::now_secs(),
+            pending_retry: Vec::new(),
+        })
+    }
+
+    /// Brings the system to the committed state. If a push was interrupted (`state.next`
+    /// exists), its changes are driven back first, so the result is the old state, whole.
+    pub async fn replay(&mut self) -> ReplayReport {
+        let start = Instant::now();
+        for (concern, e) in self.reconciler.observe().await {
+            tracing::warn!(concern, "cannot read current state: {e}");
+        }
+        let mut outcomes = Vec::new();
+        let mut ok = true;
+        let interrupted = self.store.has_next();
+        if interrupted {
+            match std::fs::read(self.store.next_path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Stored>(&b).ok())
+            {
+                Some(next) => {
+                    tracing::warn!(
+                        generation = next.generation,
+                        "rolling back an interrupted push"
+                    );
+                    let report = self
+                        .reconciler
+                        .execute(&next.state, &self.stored.state)
+                        .await;
+                    ok &= !report.failed;
+                    outcomes.extend(report.outcomes);
+                }
+                None => tracing::warn!("discarding an unreadable state.next"),
+            }
+            if let Err(e) = self.store.discard_next() {
+                tracing::error!("{e}");
+                ok = false;
+            }
+        }
+        let report = self
+            .reconciler
+            .execute(&DesiredState::default(), &self.stored.state)
+            .await;
+        ok &= !report.failed;
+        self.pending_retry = report.unavailable();
+        outcomes.extend(report.outcomes);
+        let r = ReplayReport {
+            generation: self.stored.generation,
+            at: push::now_secs(),
+            millis: start.elapsed().as_millis() as u64,
+            ok,
+            interrupted_push_rolled_back: interrupted,
+            outcomes,
+        };
+        tracing::info!(
+            generation = r.generation,
+            ok = r.ok,
+            millis = r.millis,
+            "replay done"
+        );
+        self.replay = Some(r.clone());
+        r
+    }
+
+    /// Applies one push. Never panics on input; the result says what happened.
+    pub async fn apply(
+        &mut self,
+        name: &str,
+        text: &str,
+        dry_run: bool,
+        nics: &LocalNics,
+    ) -> PushResult {
+        let start = Instant::now();
+        let mut result = PushResult {
+            name: name.to_string(),
+            ok: false,
+            format: None,
+            generation: self.stored.generation,
+            received_at: push::now_secs(),
+            millis: 0,
+            message: String::new(),
+            errors: Vec::new(),
+            outcomes: Vec::new(),
+            not_yet_applied: Vec::new(),
+            plan: None,
+        };
+        match push::prepare(&self.stored.state, text, nics) {
+            Err(invalid) => {
+                result.message = match invalid.0.len() {
+                    1 => format!("rejected: {invalid}"),
+                    n => format!("rejected: {n} invalid values"),
+                };
+                result.errors = invalid.0;
+                tracing::warn!(push = name, "{}", result.message);
+            }
+            Ok(prepared) => {
+                result.format = Some(prepared.format);
+                result.not_yet_applied = prepared.not_yet_applied.clone();
+                if dry_run {
+                    let plan = self.reconciler.plan(&self.stored.state, &prepared.state);
+                    result.ok = true;
+                    result.message =
+                        format!("dry run: {} change(s), nothing applied", plan.changes());
+                    result.plan = Some(plan.to_string());
+                } else {
+                    self.commit_push(&mut result, prepared.state).await;
+                }
+            }
+        }
+        for t in &result.not_yet_applied {
+            result.outcomes.push(Outcome {
+                concern: leak_name(t),
+                status: Status::NotYetApplied,
+                changes: 0,
+                millis: 0,
+            });
+        }
+        result.millis = start.elapsed().as_millis() as u64;
+        if !dry_run {
+            self.history.push_back(result.clone());
+            while self.history.len() > HISTORY {
+                self.history.pop_front();
+            }
+        }
+        result
+    }
+
+    async fn commit_push(&mut self, result: &mut PushResult, next_state: DesiredState) {
+        let next = Stored {
+            generation: self.stored.generation + 1,
+            committed_at: push::now_secs(),
+            state: next_state,
+        };
+        if let Err(e) = self.store.write_next(&next) {
+            result.message = format!("not applied: {e}");
+            return;
+        }
+        let report = self
+            .reconciler
+            .execute(&self.stored.state, &next.state)
+            .await;
+        result.outcomes = report.outcomes.clone();
+        if report.failed {
+            let _ = self.store.discard_next();
+            let failed: Vec<String> = report
+                .outcomes
+                .iter()
+                .filter_map(|o| match &o.status {
+                    Status::Failed(e) => Some(format!("{}: {e}", o.concern)),
+                    _ => None,
+                })
+                .collect();
+            result.message = format!("not applied, rolled back: {}", failed.join("; "));
+            tracing::error!(push = result.name, "{}", result.message);
+            return;
+        }
+        if let Err(e) = self.store.commit_next() {
+            result.message = format!("applied but not committed: {e}");
+            tracing::error!(push = result.name, "{}", result.message);
+            return;
+        }
+        self.stored = next;
+        self.pending_retry = report.unavailable();
+        result.ok = true;
+        result.generation = self.stored.generation;
+        let changed: usize = report.outcomes.iter().map(|o| o.changes).sum();
+        result.message = if self.pending_retry.is_empty() {
+            format!(
+                "applied generation {} ({changed} change(s))",
+                self.stored.generation
+            )
+        } else {
+            format!(
+                "applied generation {} ({changed} change(s)); retrying when available: {}",
+                self.stored.generation,
+                self.pending_retry.join(", ")
+            )
+        };
+        tracing::info!(push = result.name, "{}", result.message);
+    }
+
+    /// A push that could not even be read (oversized, not UTF-8): recorded like any other.
+    pub fn reject(&mut self, name: &str, why: &str) -> PushResult {
+        let r = PushResult {
+            name: name.to_string(),
+            ok: false,
+            format: None,
+            generation: self.stored.generation,
+            received_at: push::now_secs(),
+            millis: 0,
+            message: format!("rejected: {why}"),
+            errors: Vec::new(),
+            outcomes: Vec::new(),
+            not_yet_applied: Vec::new(),
+            plan: None,
+        };
+        tracing::warn!(push = name, "{}", r.message);
+        self.history.push_back(r.clone());
+        while self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
+        r
+    }
+
+    /// `vr-agent status` body.
+    pub fn status(&self) -> serde_json::Value {
+        let last = self.history.back().map(crate::redact::redacted);
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uptime_secs": push::now_secs().saturating_sub(self.started_at),
+            "generation": self.stored.generation,
+            "committed_at": self.stored.committed_at,
+            "replay": self.replay,
+            "last_push": last,
+            "pending_retry": self.pending_retry,
+            "concerns": self.last_outcomes(),
+        })
+    }
+
+    /// The latest outcome per concern (last push, or the replay if no push came since).
+    fn last_outcomes(&self) -> Vec<Outcome> {
+        let mut out: Vec<Outcome> = Vec::new();
+        let sources = self
+            .replay
+            .iter()
+            .map(|r| &r.outcomes)
+            .chain(self.history.iter().filter(|p| p.ok).map(|p| &p.outcomes));
+        for list in sources {
+            for o in list {
+                match out.iter_mut().find(|x| x.concern == o.concern) {
+                    Some(x) => *x = o.clone(),
+                    None => out.push(o.clone()),
+                }
+            }
+        }
+        for o in &mut out {
+            if self.pending_retry.contains(&o.concern) {
+                o.status = Status::Unavailable("retrying".into());
+            }
+        }
+        out
+    }
+
+    /// Retries the concerns whose backend was unavailable.
+    pub async fn retry(&mut self) {
+        if self.pending_retry.is_empty() {
+            return;
+        }
+        let names = std::mem::take(&mut self.pending_retry);
+        let outcomes = self
+            .reconciler
+            .retry(&names, &DesiredState::default(), &self.stored.state)
+            .await;
+        for o in outcomes {
+            match o.status {
+                Status::Unavailable(_) => self.pending_retry.push(o.concern),
+                Status::Applied | Status::Unchanged => {
+                    tracing::info!(concern = o.concern, "caught up after being unavailable")
+                }
+                ref s => tracing::warn!(concern = o.concern, "retry: {s:?}"),
+            }
+        }
+    }
+
+    /// What differs between the system and the committed state: (changes, plan text).
+    /// Each concern first refreshes its mirror from the system; planning from the committed
+    /// state to itself then shows only what the system lost or gained behind the agent's back.
+    pub async fn diff(&mut self) -> (usize, String) {
+        for (concern, e) in self.reconciler.observe().await {
+            tracing::warn!(concern, "cannot read current state: {e}");
+        }
+        let stored = self.stored.state.clone();
+        let plan = self.reconciler.plan(&stored, &stored);
+        (plan.changes(), plan.to_string())
+    }
+
+    /// `vr-agent check`: one line per health check.
+    pub async fn check(&mut self) -> Vec<crate::diag::check::Check> {
+        use crate::diag::check::{self, Check, Verdict};
+        let mut out = vec![Check::ok(
+            "agent running",
+            format!(
+                "pid {}, up {} s",
+                std::process::id(),
+                push::now_secs().saturating_sub(self.started_at)
+            ),
+        )];
+        out.push(match &self.replay {
+            Some(r) if r.ok => Check::ok(
+                "boot replay",
+                format!("generation {} in {} ms", r.generation, r.millis),
+            ),
+            Some(r) => Check::fail(
+                "boot replay",
+                format!(
+                    "generation {} failed: {:?}",
+                    r.generation,
+                    failed_concerns(&r.outcomes)
+                ),
+            ),
+            None => Check::fail("boot replay", "not done"),
+        });
+        out.push(match self.history.back() {
+            None => Check::ok("last push", "none since start"),
+            Some(p) if p.ok => Check::ok("last push", format!("{}: {}", p.name, p.message)),
+            Some(p) => Check::new(
+                "last push",
+                Verdict::Warn,
+                format!("{}: {}", p.name, p.message),
+            ),
+        });
+        for (concern, e) in self.reconciler.observe().await {
+            out.push(Check::fail(format!("{concern} reachable"), e));
+        }
+        let stored = self.stored.state.clone();
+        for (name, plan, changes) in self.reconciler.plan(&stored, &stored).parts {
+            out.push(match (plan, self.pending_retry.contains(&name)) {
+                (_, true) => {
+                    Check::fail(format!("{name} in sync"), "backend unavailable; retrying")
+                }
+                (Err(e), _) => Check::fail(format!("{name} in sync"), e),
+                (Ok(_), _) if changes == 0 => {
+                    Check::ok(format!("{name} in sync"), "matches the desired state")
+                }
+                (Ok(_), _) => Check::fail(
+                    format!("{name} in sync"),
+                    format!("drift: {changes} change(s); see `vr-agent diff`"),
+                ),
+            });
+        }
+        for extra in self.reconciler.health(&stored).await {
+            out.push(extra);
+        }
+        out.push(check::conntrack_usage());
+        out.push(check::disk_space(self.store.dir()));
+        out
+    }
+
+    /// Every secret of the committed state (for redacting free text such as daemon output).
+    pub fn secrets(&self) -> Vec<String> {
+        crate::diag::support::secrets_in(&serde_json::to_value(&self.stored).unwrap_or_default())
+    }
+
+    /// Re-applies the committed state to repair drift (`vr-agent reconcile`).
+    pub async fn reconcile(&mut self) -> Vec<Outcome> {
+        for (concern, e) in self.reconciler.observe().await {
+            tracing::warn!(concern, "cannot read current state: {e}");
+        }
+        let report = self
+            .reconciler
+            .execute(&DesiredState::default(), &self.stored.state)
+            .await;
+        self.pending_retry = report.unavailable();
+        report.outcomes
+    }
+}
+
+fn failed_concerns(outcomes: &[Outcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|o| match &o.status {
+            Status::Failed(e) | Status::Unavailable(e) => Some(format!("{}: {e}", o.concern)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Outcome names are `&'static str`; CloudStack type names come from a fixed set, so the
+/// handful of leaked strings is bounded.
+fn leak_name(name: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "dhcpentry",
+        "dhcpconfig",
+        "vmdata",
+        "vmpassword",
+        "ipaliases",
+        "loadbalancer",
+        "remoteaccessvpn",
+        "vpnuserlist",
+        "monitorservice",
+        "bgppeers",
+        "ipv6firewallrules",
+        "guestnetwork-ipv6",
+        "ospf",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == name)
+        .copied()
+        .unwrap_or("cloudstack")
+}

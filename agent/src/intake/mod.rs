@@ -1,0 +1,6 @@
+//! How pushes arrive: the spool directory (files dropped by the management server) and the
+//! local Unix socket (`vr-agent apply`, diagnostics).
+
+pub mod protocol;
+pub mod socket;
+pub mod spool;

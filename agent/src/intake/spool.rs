@@ -1,0 +1,213 @@
+//! The spool directory (`--spool-dir`): the management server drops a push as a file (written
+//! under a temp name, then renamed). The agent processes files in name order, one at a time,
+//! and moves each to `done/` or `failed/` with `<name>.result.json` beside it.
+//!
+//! Every notification just triggers a full scan of the directory: a scan is cheap, it makes
+//! the order independent of event order, and it covers inotify queue overflows (the rescan
+//! flag) and files that were there before the watch started.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use tokio::sync::mpsc;
+
+use crate::parse::MAX_PUSH_BYTES;
+use crate::push::PushResult;
+
+/// A file modified more recently than this may still be being written in place: wait.
+pub const SETTLE: Duration = Duration::from_millis(300);
+
+/// A file whose JSON ends early is given this long since its last change to be completed by a
+/// slow writer before it is rejected as truncated.
+pub const INCOMPLETE_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct Spool {
+    pub dir: PathBuf,
+}
+
+/// A file taken from the spool.
+#[derive(Debug)]
+pub struct Taken {
+    pub path: PathBuf,
+    pub name: String,
+    /// The text, or why it could not be read as a push.
+    pub text: Result<String, String>,
+}
+
+impl Spool {
+    pub fn new(dir: PathBuf) -> Spool {
+        Spool { dir }
+    }
+
+    /// Creates the spool, `done/` and `failed/` (also after someone deleted them).
+    pub fn ensure_dirs(&self) -> io::Result<()> {
+        std::fs::create_dir_all(self.dir.join("done"))?;
+        std::fs::create_dir_all(self.dir.join("failed"))
+    }
+
+    /// Files ready for processing, in name order, and whether some are still settling.
+    pub fn scan(&self) -> io::Result<(Vec<PathBuf>, bool)> {
+        let mut ready = Vec::new();
+        let mut settling = false;
+        let now = SystemTime::now();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if is_writer_temp(name) {
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(_) => continue, // renamed away meanwhile
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or(SETTLE);
+            if age < SETTLE {
+                settling = true;
+                continue;
+            }
+            ready.push(entry.path());
+        }
+        ready.sort();
+        Ok((ready, settling))
+    }
+
+    /// Reads a file, refusing oversized ones before reading them.
+    pub fn take(&self, path: &Path) -> Taken {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = (|| {
+            let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+            let len = f.metadata().map_err(|e| format!("cannot read: {e}"))?.len();
+            if len > MAX_PUSH_BYTES as u64 {
+                return Err(format!("(document): push of {len} bytes is larger than the {MAX_PUSH_BYTES}-byte limit"));
+            }
+            let mut bytes = Vec::with_capacity(len as usize);
+            f.take(MAX_PUSH_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read: {e}"))?;
+            String::from_utf8(bytes).map_err(|e| {
+                format!(
+                    "(document): not UTF-8 at byte {}",
+                    e.utf8_error().valid_up_to()
+                )
+            })
+        })();
+        Taken {
+            path: path.to_path_buf(),
+            name,
+            text,
+        }
+    }
+
+    /// Whether a taken file looks cut short (JSON ending early) and is young enough that its
+    /// writer may still be appending to it in place.
+    pub fn still_being_written(&self, taken: &Taken) -> bool {
+        let Ok(text) = &taken.text else { return false };
+        if !text.trim_start().starts_with('{') {
+            return false;
+        }
+        let truncated = matches!(
+            serde_json::from_str::<serde::de::IgnoredAny>(text),
+            Err(e) if e.is_eof()
+        );
+        let age = std::fs::metadata(&taken.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .unwrap_or(INCOMPLETE_GRACE);
+        truncated && age < INCOMPLETE_GRACE
+    }
+
+    /// Moves the file to `done/` or `failed/` and writes its result beside it.
+    pub fn finish(&self, taken: &Taken, result: &PushResult) -> io::Result<()> {
+        let sub = if result.ok { "done" } else { "failed" };
+        let dest_dir = self.dir.join(sub);
+        std::fs::create_dir_all(&dest_dir)?;
+        let mut json = serde_json::to_vec_pretty(result).map_err(io::Error::other)?;
+        json.push(b'\n');
+        crate::store::write_atomic(&dest_dir.join(format!("{}.result.json", taken.name)), &json)?;
+        std::fs::rename(&taken.path, dest_dir.join(&taken.name))
+    }
+}
+
+/// Writers' temporary names: dot-files and `*.tmp`.
+pub fn is_writer_temp(name: &str) -> bool {
+    name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".result.json")
+}
+
+/// Watches the spool directory; every debounced batch of events sends one wake-up.
+pub fn watch(
+    dir: &Path,
+    wake: mpsc::Sender<()>,
+) -> notify::Result<Debouncer<notify::RecommendedWatcher, RecommendedCache>> {
+    let mut debouncer = new_debouncer(
+        Duration::from_millis(50),
+        None,
+        move |res: DebounceEventResult| {
+            if let Err(errors) = &res {
+                tracing::warn!("spool watch: {errors:?}");
+            }
+            // Full scan on any event, error or rescan flag alike; a full channel means a scan is
+            // already queued.
+            let _ = wake.try_send(());
+        },
+    )?;
+    debouncer.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(debouncer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_orders_by_name_and_skips_temp_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::new(tmp.path().to_path_buf());
+        spool.ensure_dirs().unwrap();
+        for n in ["b.json", "a.json", ".c.json", "d.json.tmp"] {
+            std::fs::write(tmp.path().join(n), "{}").unwrap();
+        }
+        std::thread::sleep(SETTLE);
+        let (ready, settling) = spool.scan().unwrap();
+        let names: Vec<_> = ready
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["a.json", "b.json"]);
+        assert!(!settling);
+        std::fs::write(tmp.path().join("e.json"), "{").unwrap();
+        let (_, settling) = spool.scan().unwrap();
+        assert!(settling, "a file just written is left to settle");
+    }
+
+    #[test]
+    fn invalid_utf8_and_oversize_are_reported_not_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::new(tmp.path().to_path_buf());
+        let p = tmp.path().join("x.json");
+        std::fs::write(&p, b"{\"schema\":1,\xff}").unwrap();
+        assert!(spool
+            .take(&p)
+            .text
+            .unwrap_err()
+            .contains("not UTF-8 at byte 12"));
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(MAX_PUSH_BYTES as u64 + 1).unwrap();
+        assert!(spool.take(&p).text.unwrap_err().contains("limit"));
+    }
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    vr_agent::cli::main()
+}

@@ -1,0 +1,1 @@
+//! Links, addresses, routes and policy-routing rules over rtnetlink.

@@ -1,0 +1,223 @@
+//! From push text to the next desired state: recognise the format, parse strictly, merge,
+//! validate. Pure but for nothing: the caller passes the local NICs in.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::concern::Outcome;
+use crate::error::{FieldError, Invalid};
+use crate::parse::{parse_strict, MAX_PUSH_BYTES};
+use crate::state::{DesiredState, MacAddr, StateDocument, SCHEMA_VERSION};
+
+/// The router's NICs by MAC address (CloudStack finds a NIC by `vif_mac_address` first).
+pub type LocalNics = BTreeMap<MacAddr, String>;
+
+/// Which format a push was in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// `{"schema": 1, ...}`
+    Native,
+    /// One `"type"`-tagged CloudStack payload.
+    Cloudstack,
+    /// A CloudStack `VR-<uuid>.cfg` container of several payloads, applied as one unit.
+    CloudstackAggregate,
+}
+
+/// The outcome of the pure part of a push.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub format: Format,
+    pub state: DesiredState,
+    /// Concerns (CloudStack types) stored but not applied by this agent version.
+    pub not_yet_applied: Vec<String>,
+}
+
+/// Parses, merges and validates `text` on top of `current`. Nothing is applied.
+pub fn prepare(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<Prepared, Invalid> {
+    if text.len() > MAX_PUSH_BYTES {
+        return Err(FieldError::new(
+            "(document)",
+            format!("{} bytes", text.len()),
+            format!("push larger than the {MAX_PUSH_BYTES}-byte limit"),
+        )
+        .into());
+    }
+    let prepared = match detect(text) {
+        Detected::Aggregate => cloudstack_aggregate(current, text, nics)?,
+        Detected::CloudStack => cloudstack_payload(current, text, nics)?,
+        Detected::Native => {
+            let doc: StateDocument = parse_strict(text)?;
+            if doc.schema != SCHEMA_VERSION {
+                return Err(FieldError::new(
+                    "schema",
+                    doc.schema,
+                    format!("unsupported schema (this agent reads {SCHEMA_VERSION})"),
+                )
+                .into());
+            }
+            Prepared {
+                format: Format::Native,
+                state: current.merge_native(doc),
+                not_yet_applied: Vec::new(),
+            }
+        }
+    };
+    crate::validate::validate_state(&prepared.state)?;
+    Ok(prepared)
+}
+
+/// One CloudStack payload on top of `current`.
+fn cloudstack_payload(
+    current: &DesiredState,
+    text: &str,
+    nics: &LocalNics,
+) -> Result<Prepared, Invalid> {
+    let payload = crate::cloudstack::parse_payload(text)?;
+    let merged = crate::cloudstack::merge(current, &payload, nics)?;
+    Ok(Prepared {
+        format: Format::Cloudstack,
+        state: merged.state,
+        not_yet_applied: merged.not_yet_applied,
+    })
+}
+
+/// A `VR-<uuid>.cfg` container: every payload in order, as one unit that fails whole.
+fn cloudstack_aggregate(
+    current: &DesiredState,
+    text: &str,
+    nics: &LocalNics,
+) -> Result<Prepared, Invalid> {
+    let entries = crate::cloudstack::parse_aggregate(text)?;
+    let merged = crate::cloudstack::merge_aggregate(current, &entries, nics)?;
+    Ok(Prepared {
+        format: Format::CloudstackAggregate,
+        state: merged.state,
+        not_yet_applied: merged.not_yet_applied,
+    })
+}
+
+enum Detected {
+    Native,
+    CloudStack,
+    Aggregate,
+}
+
+/// A push is CloudStack when its top-level object has a `"type"`; an aggregate container
+/// starts with its header comment or a `<version>`/`<file>` tag. Never by file name.
+fn detect(text: &str) -> Detected {
+    let head = text.trim_start();
+    if head.starts_with("#Apache CloudStack")
+        || head.starts_with("<version>")
+        || head.starts_with("<file>")
+    {
+        return Detected::Aggregate;
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "type")]
+        kind: Option<serde::de::IgnoredAny>,
+    }
+    match serde_json::from_str::<Probe>(text) {
+        Ok(Probe { kind: Some(_) }) => Detected::CloudStack,
+        _ => Detected::Native,
+    }
+}
+
+/// What a push answers (also `<name>.result.json` in the spool).
+#[derive(Debug, Clone, Serialize)]
+pub struct PushResult {
+    /// File name (or `-` for standard input).
+    pub name: String,
+    /// True only if the push was valid and every concern applied (or is retried later).
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// The committed generation after this push (unchanged when it failed).
+    pub generation: u64,
+    /// Seconds since the epoch when the push was received.
+    pub received_at: u64,
+    pub millis: u64,
+    /// One-line summary.
+    pub message: String,
+    /// Invalid fields (the push was rejected whole).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<Outcome>,
+    /// Stored, but this agent version does not apply these yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_yet_applied: Vec<String>,
+    /// `--dry-run`: the plan, as the commands it stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Reads the local NICs' MAC addresses from sysfs.
+pub fn local_nics() -> LocalNics {
+    let mut out = LocalNics::new();
+    if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(mac) = std::fs::read_to_string(entry.path().join("address")) {
+                if let Ok(mac) = mac.trim().parse::<MacAddr>() {
+                    if mac.0 != [0; 6] {
+                        out.entry(mac).or_insert(name);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_push_merges_and_validates() {
+        let p = prepare(
+            &DesiredState::default(),
+            r#"{"schema":1,"routes":[{"destination":"10.9.0.0/16","gateway":"10.1.1.1"}]}"#,
+            &LocalNics::new(),
+        )
+        .unwrap();
+        assert_eq!(p.format, Format::Native);
+        assert_eq!(p.state.routes.len(), 1);
+    }
+
+    #[test]
+    fn wrong_schema_is_named() {
+        let err = prepare(
+            &DesiredState::default(),
+            r#"{"schema":2}"#,
+            &LocalNics::new(),
+        )
+        .unwrap_err();
+        assert_eq!(err.0[0].path, "schema");
+        assert_eq!(err.0[0].value, "2");
+    }
+
+    #[test]
+    fn detection_uses_type_not_name() {
+        assert!(matches!(
+            detect(r#"{"type":"ips","ip_address":[]}"#),
+            Detected::CloudStack
+        ));
+        assert!(matches!(detect(r#"{"schema":1}"#), Detected::Native));
+        assert!(matches!(
+            detect("#Apache CloudStack Virtual Router Config File\n"),
+            Detected::Aggregate
+        ));
+    }
+}

@@ -1,0 +1,268 @@
+//! Runs the concerns in their fixed order: links/addresses, routes, nftables, conntrack, VPN,
+//! OSPF. Each is planned just before it executes, so its plan sees what earlier concerns did.
+//!
+//! A `Failed` concern stops the run and the concerns already executed are driven back to the
+//! old state, so a refused push leaves the system as it was. An `Unavailable` concern (its
+//! daemon is down) does not fail the push: the state is committed and that concern is retried.
+
+use std::fmt;
+use std::time::Instant;
+
+use crate::concern::conntrack::ConntrackConcern;
+use crate::concern::links::LinksConcern;
+use crate::concern::nft::NftConcern;
+use crate::concern::ospf::OspfConcern;
+use crate::concern::routes::RoutesConcern;
+use crate::concern::vpn::VpnConcern;
+use crate::concern::{Concern, ConcernError, Outcome, PlanSummary, Status};
+use crate::config::Config;
+use crate::state::DesiredState;
+
+/// Every backend of the agent, in execution order.
+#[derive(Debug)]
+pub struct Reconciler {
+    pub links: LinksConcern,
+    pub routes: RoutesConcern,
+    pub nft: NftConcern,
+    pub conntrack: ConntrackConcern,
+    pub vpn: VpnConcern,
+    pub ospf: OspfConcern,
+}
+
+/// The plan of every concern for one transition (pure; `Display` is the operator's view).
+#[derive(Debug, Default)]
+pub struct FullPlan {
+    /// (concern, rendered plan or planning error, number of changes)
+    pub parts: Vec<(&'static str, Result<String, String>, usize)>,
+}
+
+impl FullPlan {
+    pub fn changes(&self) -> usize {
+        self.parts.iter().map(|p| p.2).sum()
+    }
+}
+
+impl fmt::Display for FullPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, plan, changes) in &self.parts {
+            match plan {
+                Ok(text) if *changes == 0 => writeln!(f, "# {name}: no change")?,
+                Ok(text) => {
+                    writeln!(f, "# {name}: {changes} change(s)")?;
+                    for line in text.lines() {
+                        writeln!(f, "{line}")?;
+                    }
+                }
+                Err(e) => writeln!(f, "# {name}: cannot plan: {e}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Result of executing all concerns.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+    /// A concern failed; the earlier ones were rolled back.
+    pub failed: bool,
+}
+
+impl Report {
+    /// Concerns whose backend was unavailable (to retry).
+    pub fn unavailable(&self) -> Vec<&'static str> {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o.status, Status::Unavailable(_)))
+            .map(|o| o.concern)
+            .collect()
+    }
+}
+
+fn plan_part<C: Concern>(
+    c: &C,
+    applied: &DesiredState,
+    desired: &DesiredState,
+) -> (&'static str, Result<String, String>, usize) {
+    match c.plan(applied, desired) {
+        Ok(p) => (C::NAME, Ok(p.to_string()), p.changes()),
+        Err(e) => (C::NAME, Err(e.to_string()), 0),
+    }
+}
+
+/// Plans and executes one concern, recording its outcome. Returns false if it failed.
+async fn run<C: Concern>(
+    c: &mut C,
+    applied: &DesiredState,
+    desired: &DesiredState,
+    out: &mut Vec<Outcome>,
+) -> bool {
+    let start = Instant::now();
+    let (status, changes) = match c.plan(applied, desired) {
+        Err(e) => (status_of(e), 0),
+        Ok(plan) if plan.is_empty() => (Status::Unchanged, 0),
+        Ok(plan) => {
+            let n = plan.changes();
+            tracing::info!(concern = C::NAME, changes = n, "applying:\n{plan}");
+            match c.execute(&plan, desired).await {
+                Ok(()) => (Status::Applied, n),
+                Err(e) => (status_of(e), 0),
+            }
+        }
+    };
+    let ok = !matches!(status, Status::Failed(_));
+    if let Status::Failed(e) | Status::Unavailable(e) = &status {
+        tracing::warn!(concern = C::NAME, "{e}");
+    }
+    out.push(Outcome {
+        concern: C::NAME,
+        status,
+        changes,
+        millis: start.elapsed().as_millis() as u64,
+    });
+    ok
+}
+
+fn status_of(e: ConcernError) -> Status {
+    match e {
+        ConcernError::Unavailable(r) => Status::Unavailable(r),
+        ConcernError::Failed(r) => Status::Failed(r),
+    }
+}
+
+/// Expands `$body` once per concern field, in execution order.
+macro_rules! each_concern {
+    ($self:ident, $c:ident => $body:expr) => {{
+        {
+            let $c = &mut $self.links;
+            $body
+        }
+        {
+            let $c = &mut $self.routes;
+            $body
+        }
+        {
+            let $c = &mut $self.nft;
+            $body
+        }
+        {
+            let $c = &mut $self.conntrack;
+            $body
+        }
+        {
+            let $c = &mut $self.vpn;
+            $body
+        }
+        {
+            let $c = &mut $self.ospf;
+            $body
+        }
+    }};
+}
+
+impl Reconciler {
+    // Concerns not built yet are unit structs.
+    #[allow(clippy::default_constructed_unit_structs)]
+    pub fn new(cfg: &Config) -> Reconciler {
+        Reconciler {
+            links: LinksConcern::default(),
+            routes: RoutesConcern::default(),
+            nft: {
+                let mut nft = NftConcern::default();
+                nft.backend = if cfg.nft_backend == "cli" {
+                    crate::concern::nft::Backend::Cli
+                } else {
+                    crate::concern::nft::Backend::Netlink
+                };
+                nft
+            },
+            conntrack: ConntrackConcern::default(),
+            vpn: VpnConcern::new(cfg.vici_socket.clone()),
+            ospf: OspfConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
+        }
+    }
+
+    /// Pure: what every concern would do to go from `applied` to `desired`.
+    pub fn plan(&mut self, applied: &DesiredState, desired: &DesiredState) -> FullPlan {
+        let mut plan = FullPlan::default();
+        each_concern!(self, c => plan.parts.push(plan_part(&*c, applied, desired)));
+        plan
+    }
+
+    /// Refreshes every concern's mirror from the system. Returns (concern, error) for failures.
+    pub async fn observe(&mut self) -> Vec<(&'static str, String)> {
+        let mut errors = Vec::new();
+        each_concern!(self, c => {
+            if let Err(e) = observe_one(c).await {
+                errors.push(e);
+            }
+        });
+        errors
+    }
+
+    /// Drives every concern from `applied` to `desired`; on a failure, drives the concerns
+    /// already run back to `applied`.
+    pub async fn execute(&mut self, applied: &DesiredState, desired: &DesiredState) -> Report {
+        let mut report = Report::default();
+        let mut failed = false;
+        each_concern!(self, c => {
+            if failed {
+                report.outcomes.push(Outcome { concern: name_of(&*c), status: Status::Skipped, changes: 0, millis: 0 });
+            } else if !run(c, applied, desired, &mut report.outcomes).await {
+                failed = true;
+            }
+        });
+        if failed {
+            report.failed = true;
+            let mut undo = Vec::new();
+            let executed: Vec<&'static str> = report
+                .outcomes
+                .iter()
+                .filter(|o| matches!(o.status, Status::Applied))
+                .map(|o| o.concern)
+                .collect();
+            each_concern!(self, c => {
+                if executed.contains(&name_of(&*c)) {
+                    run(c, desired, applied, &mut undo).await;
+                }
+            });
+            for u in undo {
+                if !matches!(u.status, Status::Applied | Status::Unchanged) {
+                    tracing::error!(concern = u.concern, "rollback incomplete: {:?}", u.status);
+                }
+            }
+        }
+        report
+    }
+
+    /// Every concern's own health checks.
+    pub async fn health(&mut self, desired: &DesiredState) -> Vec<crate::diag::check::Check> {
+        let mut out = Vec::new();
+        each_concern!(self, c => out.extend(c.health(desired).await));
+        out
+    }
+
+    /// Re-runs only the named concerns (e.g. those whose daemon was unavailable).
+    pub async fn retry(
+        &mut self,
+        names: &[&'static str],
+        applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        each_concern!(self, c => {
+            if names.contains(&name_of(&*c)) {
+                run(c, applied, desired, &mut out).await;
+            }
+        });
+        out
+    }
+}
+
+fn name_of<C: Concern>(_: &C) -> &'static str {
+    C::NAME
+}
+
+async fn observe_one<C: Concern>(c: &mut C) -> Result<(), (&'static str, String)> {
+    c.observe().await.map_err(|e| (C::NAME, e.to_string()))
+}

@@ -1,0 +1,335 @@
+//! The native state document (what a push carries) and the desired state (what is stored and
+//! applied). A push carries any subset of sections; each section present replaces the previous
+//! one whole ([`DesiredState::merge_native`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use vr_nat::{FirewallSection, NatSection, TierAcl};
+use vr_ospf::OspfSection;
+use vr_vpn::VpnSection;
+
+/// The only schema version this agent reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A native push: `{"schema": 1, ...sections}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "vr-agent native state document")]
+pub struct StateDocument {
+    /// Must be 1.
+    pub schema: u32,
+    /// The router's NICs with the addresses the agent owns on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<Vec<Interface>>,
+    /// Static routes (main table unless `table` says otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<Route>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<FirewallSection>,
+    /// VPC network ACLs, one entry per tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acls: Option<Vec<TierAcl>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<VpnSection>,
+    /// `null` removes OSPF; absent leaves it as it is.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ospf: Option<Option<OspfSection>>,
+}
+
+/// Distinguishes an absent key (`None`, via `default`) from an explicit `null` (`Some(None)`).
+fn present_or_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The role of a NIC, as CloudStack assigns them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum InterfaceRole {
+    /// Link-local control network (CloudStack SSH on 3922 comes in here).
+    Control,
+    /// A public network (source NAT, port forwards, static NAT, VPN).
+    Public,
+    /// A guest network or VPC tier the router is the gateway of.
+    Guest,
+    /// A VPC private gateway.
+    PrivateGateway,
+}
+
+/// One NIC of the router.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// Kernel name, e.g. `eth2`. When `mac` is given and a local NIC has it, that NIC wins.
+    pub device: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    pub role: InterfaceRole,
+    /// Addresses with prefix length, e.g. `192.0.2.10/24`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub addresses: Vec<Ipv4Net>,
+    /// Next hop of this network (public: the default route goes through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+/// `ip route replace DESTINATION via GATEWAY [dev DEVICE] [table TABLE]`
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    #[schemars(with = "String")]
+    pub destination: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// An Ethernet address, `aa:bb:cc:dd:ee:ff` (lowercase when printed).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in &mut out {
+            let p = parts
+                .next()
+                .ok_or_else(|| format!("invalid MAC address {s:?}"))?;
+            if p.len() != 2 {
+                return Err(format!("invalid MAC address {s:?}"));
+            }
+            *byte = u8::from_str_radix(p, 16).map_err(|_| format!("invalid MAC address {s:?}"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("invalid MAC address {s:?}"));
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for MacAddr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MacAddr".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
+        })
+    }
+}
+
+/// What the agent keeps applied: every section, plus CloudStack context that has no native
+/// section yet. Stored in `state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DesiredState {
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub nat: NatSection,
+    #[serde(default)]
+    pub firewall: FirewallSection,
+    #[serde(default)]
+    pub acls: Vec<TierAcl>,
+    #[serde(default)]
+    pub vpn: VpnSection,
+    #[serde(default)]
+    pub ospf: Option<OspfSection>,
+    #[serde(default)]
+    pub cloudstack: CloudStackContext,
+    /// Policy-routing index per public device: connmark/fwmark `100 + index` and routing table
+    /// `100 + index` (CloudStack: eth2 -> 0x66). Allocated once and never reused, so conntrack
+    /// entries marked before a restart keep routing the same way after it.
+    #[serde(default)]
+    pub policy_index: BTreeMap<String, u32>,
+}
+
+/// CloudStack data with no native section: the boot `cmdline`, and payloads of types whose
+/// feature has not landed yet (validated and kept, "accepted, not yet applied").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloudStackContext {
+    /// `cmdline` key/values as pushed (all strings).
+    #[serde(default)]
+    pub cmdline: BTreeMap<String, String>,
+    /// Later-wave payloads by type, then by the payload's identity within the type.
+    #[serde(default)]
+    pub pending: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+impl DesiredState {
+    /// Each section present in `doc` replaces the current one whole.
+    pub fn merge_native(&self, doc: StateDocument) -> DesiredState {
+        let mut next = self.clone();
+        if let Some(v) = doc.interfaces {
+            next.interfaces = v;
+        }
+        if let Some(v) = doc.routes {
+            next.routes = v;
+        }
+        if let Some(v) = doc.nat {
+            next.nat = v;
+        }
+        if let Some(v) = doc.firewall {
+            next.firewall = v;
+        }
+        if let Some(v) = doc.acls {
+            next.acls = v;
+        }
+        if let Some(v) = doc.vpn {
+            next.vpn = v;
+        }
+        if let Some(v) = doc.ospf {
+            next.ospf = v;
+        }
+        next.allocate_policy_indexes();
+        next
+    }
+
+    /// Gives every public device an index: `ethN` gets N (CloudStack's numbering), any other
+    /// name the lowest index above 200 not yet used. Existing allocations are never changed.
+    pub fn allocate_policy_indexes(&mut self) {
+        let publics: Vec<String> = self
+            .interfaces
+            .iter()
+            .filter(|i| i.role == InterfaceRole::Public)
+            .map(|i| i.device.clone())
+            .collect();
+        for dev in publics {
+            if self.policy_index.contains_key(&dev) {
+                continue;
+            }
+            let used: std::collections::BTreeSet<u32> =
+                self.policy_index.values().copied().collect();
+            let wanted = dev
+                .strip_prefix("eth")
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|n| *n < 100 && !used.contains(n));
+            let idx = wanted.unwrap_or_else(|| (200..).find(|n| !used.contains(n)).unwrap_or(200));
+            self.policy_index.insert(dev, idx);
+        }
+    }
+
+    /// The mark and table number of a public device (`100 + index`).
+    pub fn policy_mark(&self, device: &str) -> Option<u32> {
+        self.policy_index.get(device).map(|i| 100 + i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_section_keeps_null_ospf_removes() {
+        let doc: StateDocument = serde_json::from_str(r#"{"schema":1,"ospf":null}"#).unwrap();
+        assert_eq!(doc.ospf, Some(None));
+        let doc: StateDocument = serde_json::from_str(r#"{"schema":1}"#).unwrap();
+        assert_eq!(doc.ospf, None);
+    }
+
+    #[test]
+    fn section_replaces_whole() {
+        let base = DesiredState {
+            routes: vec![Route {
+                destination: "10.9.0.0/16".parse().unwrap(),
+                gateway: "10.1.1.254".parse().unwrap(),
+                device: None,
+            }],
+            ..Default::default()
+        };
+        let doc: StateDocument = serde_json::from_str(r#"{"schema":1,"routes":[]}"#).unwrap();
+        assert!(base.merge_native(doc).routes.is_empty());
+        let doc: StateDocument = serde_json::from_str(r#"{"schema":1,"interfaces":[]}"#).unwrap();
+        assert_eq!(base.merge_native(doc).routes.len(), 1);
+    }
+
+    #[test]
+    fn policy_indexes_are_stable() {
+        let doc: StateDocument = serde_json::from_str(
+            r#"{"schema":1,"interfaces":[{"device":"eth2","role":"public"},{"device":"wan0","role":"public"}]}"#,
+        )
+        .unwrap();
+        let s1 = DesiredState::default().merge_native(doc);
+        assert_eq!(s1.policy_mark("eth2"), Some(102));
+        assert_eq!(s1.policy_mark("wan0"), Some(300));
+        let doc: StateDocument = serde_json::from_str(
+            r#"{"schema":1,"interfaces":[{"device":"wan0","role":"public"}]}"#,
+        )
+        .unwrap();
+        let s2 = s1.merge_native(doc);
+        assert_eq!(s2.policy_mark("wan0"), Some(300));
+        assert_eq!(s2.policy_mark("eth2"), Some(102), "kept: never reused");
+    }
+
+    #[test]
+    fn mac_parses_strictly() {
+        assert_eq!(
+            "02:00:0A:01:01:01".parse::<MacAddr>().unwrap().to_string(),
+            "02:00:0a:01:01:01"
+        );
+        for bad in [
+            "02:00:0a:01:01",
+            "02:00:0a:01:01:01:01",
+            "zz:00:0a:01:01:01",
+            "2:0:a:1:1:1",
+        ] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+    }
+}
