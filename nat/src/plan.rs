@@ -1,0 +1,260 @@
+//! Pure: what to send so the kernel holds `desired`, given the mirror of what was applied.
+//!
+//! Only elements differ -> element deletes and adds (one change = one element op, deletes
+//! first so a changed mapping never overlaps its old self in an interval set). Anything
+//! structural differs, or nothing is known to be applied -> the atomic full replace of
+//! [`crate::render::full`]. Equal -> nothing.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::ir::{Element, Family, Ruleset};
+use crate::render;
+
+/// One element change in one named set or map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementOp {
+    pub set: String,
+    pub add: bool,
+    pub element: Element,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NftPlan {
+    /// The kernel already holds the desired table.
+    #[default]
+    Empty,
+    /// Replace the whole table atomically.
+    Replace(Box<Ruleset>),
+    /// Element changes only (the structure is unchanged).
+    Elements {
+        family: Family,
+        table: String,
+        ops: Vec<ElementOp>,
+    },
+    /// Remove the agent's table (nothing left to enforce).
+    Remove { family: Family, table: String },
+}
+
+impl NftPlan {
+    /// Number of elementary changes: element ops, or 1 for a replace or removal.
+    pub fn changes(&self) -> usize {
+        match self {
+            NftPlan::Empty => 0,
+            NftPlan::Replace(_) | NftPlan::Remove { .. } => 1,
+            NftPlan::Elements { ops, .. } => ops.len(),
+        }
+    }
+}
+
+fn same_structure(a: &Ruleset, b: &Ruleset) -> bool {
+    a.family == b.family
+        && a.table == b.table
+        && a.chains == b.chains
+        && a.sets.len() == b.sets.len()
+        && a.sets.iter().zip(&b.sets).all(|(x, y)| x.same_shape(y))
+}
+
+/// See the module comment.
+pub fn plan(applied: Option<&Ruleset>, desired: &Ruleset) -> NftPlan {
+    let Some(applied) = applied else {
+        return NftPlan::Replace(Box::new(desired.clone()));
+    };
+    if applied == desired {
+        return NftPlan::Empty;
+    }
+    if !same_structure(applied, desired) {
+        return NftPlan::Replace(Box::new(desired.clone()));
+    }
+    let mut deletes = Vec::new();
+    let mut adds = Vec::new();
+    for (old, new) in applied.sets.iter().zip(&desired.sets) {
+        let o: BTreeSet<&Element> = old.elements.iter().collect();
+        let n: BTreeSet<&Element> = new.elements.iter().collect();
+        for e in o.difference(&n) {
+            deletes.push(ElementOp {
+                set: old.name.clone(),
+                add: false,
+                element: (*e).clone(),
+            });
+        }
+        for e in n.difference(&o) {
+            adds.push(ElementOp {
+                set: new.name.clone(),
+                add: true,
+                element: (*e).clone(),
+            });
+        }
+    }
+    deletes.extend(adds);
+    NftPlan::Elements {
+        family: desired.family,
+        table: desired.table.clone(),
+        ops: deletes,
+    }
+}
+
+/// Like [`plan`], where `desired == None` means the agent's table should not exist.
+pub fn plan_opt(applied: Option<&Ruleset>, desired: Option<&Ruleset>) -> NftPlan {
+    match (applied, desired) {
+        (_, Some(d)) => plan(applied, d),
+        (Some(a), None) => NftPlan::Remove {
+            family: a.family,
+            table: a.table.clone(),
+        },
+        (None, None) => NftPlan::Empty,
+    }
+}
+
+/// The plan as the text `nft -f` runs.
+impl fmt::Display for NftPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NftPlan::Empty => Ok(()),
+            NftPlan::Replace(rs) => f.write_str(&render::full(rs)),
+            NftPlan::Remove { family, table } => f.write_str(&render::remove(*family, table)),
+            NftPlan::Elements { family, table, ops } => {
+                let fam = render::family(*family);
+                for op in ops {
+                    if op.add {
+                        let e = render::element(&op.element);
+                        writeln!(f, "add element {fam} {table} {} {{ {e} }}", op.set)?;
+                    } else {
+                        // A delete names the key only.
+                        let key = Element {
+                            key: op.element.key.clone(),
+                            data: None,
+                        };
+                        let e = render::element(&key);
+                        writeln!(f, "delete element {fam} {table} {} {{ {e} }}", op.set)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::{build, GuestNetwork, PublicInterface, RouterContext};
+    use crate::model::*;
+
+    fn ctx() -> RouterContext {
+        RouterContext {
+            public: vec![PublicInterface {
+                device: "eth2".into(),
+                addresses: vec!["192.0.2.10".parse().unwrap()],
+                mark: Some(102),
+            }],
+            guests: vec![GuestNetwork {
+                device: "eth0".into(),
+                cidr: "10.1.0.0/24".parse().unwrap(),
+                router_ip: "10.1.0.1".parse().unwrap(),
+            }],
+            control_device: Some("eth1".into()),
+            routed: Vec::new(),
+            vpn_peers: vec![],
+            ospf: false,
+        }
+    }
+
+    fn rs(nat: &str, fw: &str) -> Ruleset {
+        let nat: NatSection = serde_json::from_str(nat).unwrap();
+        let fw: FirewallSection = serde_json::from_str(fw).unwrap();
+        build(&ctx(), &nat, &fw, &[])
+    }
+
+    fn pf(port: u16, target: &str) -> String {
+        format!(
+            r#"{{"public_ip":"192.0.2.10","protocol":"tcp","public_ports":{port},
+                "private_ip":"{target}","private_ports":{port}}}"#
+        )
+    }
+
+    #[test]
+    fn nothing_applied_is_a_full_replace() {
+        let d = rs("{}", "{}");
+        let p = plan(None, &d);
+        assert!(matches!(p, NftPlan::Replace(_)));
+        assert_eq!(p.changes(), 1);
+        let text = p.to_string();
+        assert!(text.starts_with("table ip vr {}\ndelete table ip vr\ntable ip vr {\n"));
+    }
+
+    #[test]
+    fn equal_is_empty() {
+        let d = rs(
+            &format!(r#"{{"port_forwards":[{}]}}"#, pf(80, "10.1.0.5")),
+            "{}",
+        );
+        let p = plan(Some(&d), &d.clone());
+        assert_eq!(p, NftPlan::Empty);
+        assert_eq!(p.changes(), 0);
+        assert_eq!(p.to_string(), "");
+    }
+
+    #[test]
+    fn one_mapping_is_one_element_op() {
+        let a = rs(
+            &format!(r#"{{"port_forwards":[{}]}}"#, pf(80, "10.1.0.5")),
+            "{}",
+        );
+        let d = rs(
+            &format!(
+                r#"{{"port_forwards":[{},{}]}}"#,
+                pf(80, "10.1.0.5"),
+                pf(443, "10.1.0.5")
+            ),
+            "{}",
+        );
+        let p = plan(Some(&a), &d);
+        assert_eq!(p.changes(), 1);
+        assert_eq!(
+            p.to_string(),
+            "add element ip vr pf_addr { 192.0.2.10 . tcp . 443 . 0.0.0.0/0 : 10.1.0.5 }\n"
+        );
+        // Back again: a delete naming the key only.
+        let back = plan(Some(&d), &a);
+        assert_eq!(
+            back.to_string(),
+            "delete element ip vr pf_addr { 192.0.2.10 . tcp . 443 . 0.0.0.0/0 }\n"
+        );
+    }
+
+    #[test]
+    fn changed_target_deletes_then_adds() {
+        let a = rs(
+            &format!(r#"{{"port_forwards":[{}]}}"#, pf(80, "10.1.0.5")),
+            "{}",
+        );
+        let d = rs(
+            &format!(r#"{{"port_forwards":[{}]}}"#, pf(80, "10.1.0.6")),
+            "{}",
+        );
+        let p = plan(Some(&a), &d);
+        let lines: Vec<String> = p.to_string().lines().map(str::to_string).collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("delete element"));
+        assert!(lines[1].starts_with("add element") && lines[1].contains("10.1.0.6"));
+    }
+
+    #[test]
+    fn new_rule_is_structural() {
+        let a = rs("{}", "{}");
+        let d = rs(
+            "{}",
+            r#"{"ingress":[{"id":1,"public_ip":"192.0.2.10","protocol":"tcp","ports":22}]}"#,
+        );
+        assert!(matches!(plan(Some(&a), &d), NftPlan::Replace(_)));
+    }
+
+    #[test]
+    fn removal() {
+        let a = rs("{}", "{}");
+        assert_eq!(plan_opt(None, None), NftPlan::Empty);
+        let p = plan_opt(Some(&a), None);
+        assert_eq!(p.to_string(), "table ip vr {}\ndelete table ip vr\n");
+    }
+}
