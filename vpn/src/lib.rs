@@ -1,0 +1,17 @@
+//! vr-vpn: the site-to-site IPsec concern of vr-agent.
+//!
+//! model (the `vpn` section) -> validation (CloudStack policy strings included) -> strongSwan
+//! VICI messages (`load-shared`, `load-conn`, ...) -> a per-connection plan (unchanged
+//! connections are never touched) -> a thin `rsvici` client; SA status from `list-sas`.
+
+pub mod client;
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod secret;
+pub mod validate;
+pub mod vici;
+
+pub use model::*;
+pub use secret::Secret;
+pub use validate::{validate_vpn, FieldError};
