@@ -1,0 +1,69 @@
+//! Golden files for every rendered artefact: FRR `frr.conf` and the Quagga dialect
+//! (`zebra.conf` + `ospfd.conf`), for a full native section and for CloudStack's OSPF push.
+//! Regenerate with `UPDATE_GOLDEN=1 cargo test -p vr-ospf --test golden`.
+
+use std::path::PathBuf;
+
+use vr_ospf::cloudstack::{from_cloudstack, CloudStackOspf};
+use vr_ospf::render::{frr_conf, quagga_confs};
+use vr_ospf::OspfSection;
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
+    assert_eq!(actual, expected, "{name} differs from its golden file");
+}
+
+const FULL: &str = r#"{
+  "router_id": "192.0.2.10",
+  "areas": [ { "id": "0.0.0.0", "authentication": "md5" }, { "id": "0.0.0.1", "kind": "stub" }, { "id": "0.0.0.2", "kind": "nssa" } ],
+  "interfaces": [
+    { "device": "eth2", "cost": 10, "hello_interval": 1, "dead_interval": 4, "network_type": "point-to-point",
+      "authentication": { "type": "md5", "key_id": 1, "password": "golden-md5" } },
+    { "device": "eth3", "cost": 20, "retransmit_interval": 7, "transit_delay": 2, "authentication": { "type": "plaintext", "password": "pw8" } },
+    { "device": "eth0", "passive": true }
+  ],
+  "networks": [ { "prefix": "10.1.1.0/24", "area": "0.0.0.1" }, { "prefix": "10.1.2.0/24", "area": "0.0.0.2" }, { "prefix": "172.16.0.0/30", "area": "0.0.0.0" } ],
+  "redistribute": { "connected": true, "static": true },
+  "timers": { "spf": { "delay_ms": 0, "initial_hold_ms": 50, "max_hold_ms": 1000 }, "lsa_throttle_ms": 0, "lsa_min_arrival_ms": 0 }
+}"#;
+
+const CLOUDSTACK: &str = r#"{"type": "ospf", "delete_from_processed_cache": false, "enabled": true, "router_id": "192.0.2.10", "area": "0.0.0.0",
+  "hello_interval": 10, "dead_interval": 40, "retransmit_interval": 5, "transit_delay": 1, "authentication": "plaintext", "password": "zone-pw",
+  "super_cidrs": ["10.0.0.0/8"], "transit_interfaces": [{"device": "eth2", "cost": 10, "network_type": "broadcast"}],
+  "tier_cidrs": ["10.1.1.0/24", "10.1.2.0/24"], "redistribute_connected": true}"#;
+
+#[test]
+fn full_section_renders_for_frr_and_quagga() {
+    let s: OspfSection = serde_json::from_str(FULL).unwrap();
+    vr_ospf::validate_ospf(&s).unwrap();
+    golden("full.frr.conf", &frr_conf(Some(&s), "vr1"));
+    let (zebra, ospfd) = quagga_confs(Some(&s), "vr1");
+    golden("full.quagga.zebra.conf", &zebra);
+    golden("full.quagga.ospfd.conf", &ospfd);
+}
+
+#[test]
+fn cloudstack_push_renders_for_frr_and_quagga() {
+    let p: CloudStackOspf = serde_json::from_str(CLOUDSTACK).unwrap();
+    let s = from_cloudstack(&p, &|_| vec!["192.0.2.10/24".parse().unwrap()])
+        .unwrap()
+        .unwrap();
+    golden("cloudstack.frr.conf", &frr_conf(Some(&s), "r-7-VM"));
+    golden(
+        "cloudstack.quagga.ospfd.conf",
+        &quagga_confs(Some(&s), "r-7-VM").1,
+    );
+}
+
+#[test]
+fn no_ospf_renders_an_empty_router() {
+    golden("none.frr.conf", &frr_conf(None, "vr1"));
+}
