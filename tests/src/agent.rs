@@ -1,0 +1,201 @@
+//! The `vr-agent` binary run by a test: private state, spool and socket paths in a temp dir,
+//! optionally inside a namespace (always, when the state touches the kernel).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::{agent_binary, wait_for};
+
+#[derive(Debug)]
+pub struct AgentProc {
+    pub dir: TempDir,
+    pub state_dir: PathBuf,
+    pub spool_dir: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    /// Namespace the agent runs in (None = the test's own).
+    pub netns: Option<String>,
+    /// Extra environment for `run` (e.g. `VR_AGENT_TEST_HOOK`).
+    pub env: Vec<(String, String)>,
+    /// Extra global options (e.g. `--vici-socket`).
+    pub extra_args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl AgentProc {
+    /// Paths only; nothing runs until [`start`](Self::start).
+    pub fn new(netns: Option<&str>) -> AgentProc {
+        let dir = tempfile::Builder::new()
+            .prefix("vr-agent-test")
+            .tempdir()
+            .expect("tempdir");
+        let p = dir.path().to_path_buf();
+        AgentProc {
+            state_dir: p.join("state"),
+            spool_dir: p.join("spool"),
+            socket: p.join("agent.sock"),
+            log: p.join("agent.log"),
+            dir,
+            netns: netns.map(str::to_string),
+            env: Vec::new(),
+            extra_args: Vec::new(),
+            child: None,
+        }
+    }
+
+    fn global_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "--state-dir".to_string(),
+            self.state_dir.display().to_string(),
+            "--spool-dir".into(),
+            self.spool_dir.display().to_string(),
+            "--socket".into(),
+            self.socket.display().to_string(),
+            "--config".into(),
+            self.dir.path().join("config.toml").display().to_string(),
+        ];
+        v.extend(self.extra_args.iter().cloned());
+        v
+    }
+
+    /// A `vr-agent` command with this agent's paths, inside its namespace.
+    pub fn command(&self) -> Command {
+        let config = self.dir.path().join("config.toml");
+        if !config.exists() {
+            std::fs::write(&config, "# test config: defaults\n").expect("config");
+        }
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(agent_binary());
+                c
+            }
+            None => Command::new(agent_binary()),
+        };
+        c.args(self.global_args());
+        c
+    }
+
+    /// Starts `vr-agent run` and waits until its socket answers.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "agent already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        let mut cmd = self.command();
+        cmd.arg("run")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        cmd.env("RUST_LOG", "info");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn vr-agent run"));
+        let ok = wait_for(Duration::from_secs(20), || {
+            let out = self.cli(&["status", "--json"]);
+            out.status.success() || self.exited()
+        });
+        assert!(
+            ok && !self.exited(),
+            "agent did not become ready; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+    }
+
+    /// Runs `vr-agent ARGS...` against this agent.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run vr-agent")
+    }
+
+    /// `vr-agent apply --json FILES...`: (exit code, parsed results).
+    pub fn apply(&self, files: &[&Path]) -> (i32, serde_json::Value) {
+        let mut args = vec!["apply".to_string(), "--json".to_string()];
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.cli(&args);
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            serde_json::json!({"stdout": String::from_utf8_lossy(&out.stdout), "stderr": String::from_utf8_lossy(&out.stderr)})
+        });
+        (out.status.code().unwrap_or(-1), v)
+    }
+
+    /// Writes `text` to a file in the test dir and applies it.
+    pub fn apply_text(&self, name: &str, text: &str) -> (i32, serde_json::Value) {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write push");
+        self.apply(&[&p])
+    }
+
+    /// Drops a push into the spool the way a management server does: temp name, then rename.
+    pub fn spool_push(&self, name: &str, text: &str) {
+        std::fs::create_dir_all(&self.spool_dir).expect("spool dir");
+        let tmp = self.spool_dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).expect("write spool temp");
+        std::fs::rename(&tmp, self.spool_dir.join(name)).expect("rename into spool");
+    }
+
+    /// The result file of a processed spool push, once it exists: (ok, result).
+    pub fn spool_result(&self, name: &str, timeout: Duration) -> Option<(bool, serde_json::Value)> {
+        let mut found = None;
+        wait_for(timeout, || {
+            for (sub, ok) in [("done", true), ("failed", false)] {
+                let p = self.spool_dir.join(sub).join(format!("{name}.result.json"));
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    if let Ok(v) = serde_json::from_str(&text) {
+                        found = Some((ok, v));
+                        return true;
+                    }
+                }
+            }
+            false
+        });
+        found
+    }
+
+    /// SIGKILL, no cleanup (the crash the store must survive).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on the PID of our own child, which has not been reaped yet.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let _ = c.wait();
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn state_json(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.state_dir.join("state.json")).ok()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

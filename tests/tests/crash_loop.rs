@@ -1,0 +1,145 @@
+//! Issue 9 crash loop: a changing push is applied while the agent is SIGKILLed at a random
+//! instant; after every restart the kernel holds exactly the previous or the new desired state
+//! (by the agent's own `diff` and by `nft list table`), and `state.json` parses and names the
+//! same one. 500 runs (`VR_CRASH_RUNS=N` to change).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use vr_tests::{require_program, require_root, AgentProc, Netns};
+
+/// State k: a router with k-dependent port forwards, so consecutive states differ in elements
+/// and every third one in structure (a static NAT appears).
+fn state(k: u32) -> String {
+    let forwards: Vec<String> = (0..(3 + k % 5))
+        .map(|i| {
+            format!(
+                r#"{{"public_ip":"192.0.2.11","protocol":"tcp","public_ports":{},"private_ip":"10.1.1.{}","private_ports":80}}"#,
+                1000 + k * 10 + i,
+                10 + i
+            )
+        })
+        .collect();
+    let static_nat = if k.is_multiple_of(3) {
+        r#"{"public_ip":"192.0.2.12","private_ip":"10.1.1.20","device":"eth2"}"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"schema":1,
+        "interfaces":[{{"device":"eth0","role":"guest","addresses":["10.1.1.1/24"]}},
+                      {{"device":"eth2","role":"public","addresses":["192.0.2.10/24","192.0.2.11/24","192.0.2.12/24"]}}],
+        "nat":{{"source_nat":[{{"device":"eth2","public_ip":"192.0.2.10","source_cidrs":["10.1.1.0/24"]}}],
+               "static_nat":[{static_nat}],"port_forwards":[{}]}},
+        "firewall":{{"ingress":[{{"id":1,"public_ip":"192.0.2.11","protocol":"tcp","ports":"1000-9999","source_cidrs":["198.51.100.{k}/32"]}}]}}}}"#,
+        forwards.join(",")
+    )
+}
+
+fn router(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    for (a, b) in [("eth0", "eth0p"), ("eth2", "eth2p")] {
+        ns.ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        ns.ip(&["link", "set", a, "up"]);
+        ns.ip(&["link", "set", b, "up"]);
+    }
+    ns
+}
+
+/// `nft -s list ruleset` (stateless: no counter values) in the namespace.
+fn ruleset(ns: &Netns) -> String {
+    ns.exec_ok("nft", &["-s", "list", "ruleset"])
+}
+
+#[test]
+fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
+    if !require_root("sigkill_at_random_instants_never_leaves_a_mixed_state")
+        || !require_program(
+            "sigkill_at_random_instants_never_leaves_a_mixed_state",
+            "/usr/sbin/nft",
+        )
+    {
+        return;
+    }
+    let runs: u32 = std::env::var("VR_CRASH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let states = 6u32;
+
+    // Reference listings: each state applied alone in a namespace of its own.
+    let mut expected: BTreeMap<u32, String> = BTreeMap::new();
+    for k in 0..states {
+        let ns = router("vrref");
+        let agent = AgentProc::new(Some(&ns.name));
+        let (code, r) = agent.apply_text("s.json", &state(k));
+        assert_eq!(code, 0, "reference state {k}: {r}");
+        expected.insert(k, ruleset(&ns));
+    }
+
+    let ns = router("vrcrash");
+    let mut agent = AgentProc::new(Some(&ns.name));
+    agent.start();
+    let (code, r) = agent.apply_text("s0.json", &state(0));
+    assert_eq!(code, 0, "{r}");
+    let mut current = 0u32;
+    let mut mixed = Vec::new();
+    let (mut landed_new, mut kept_old) = (0u32, 0u32);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let t0 = Instant::now();
+    for run in 0..runs {
+        let next = (current + 1 + run % (states - 1)) % states;
+        let file = agent.dir.path().join(format!("s{next}.json"));
+        std::fs::write(&file, state(next)).unwrap();
+        let mut client = agent
+            .command()
+            .arg("apply")
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // xorshift: a kill instant between 0 and 40 ms after the push was sent.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_micros(seed % 40_000));
+        agent.kill9();
+        let _ = client.wait();
+        agent.start();
+
+        let stored: serde_json::Value =
+            serde_json::from_slice(&agent.state_json().expect("state.json exists"))
+                .unwrap_or_else(|e| panic!("run {run}: state.json does not parse: {e}"));
+        let listing = ruleset(&ns);
+        let which = expected
+            .iter()
+            .find(|(_, l)| **l == listing)
+            .map(|(k, _)| *k);
+        let diff = agent.cli(&["diff"]);
+        // State k is recognised by its first forward's public port (1000 + 10k).
+        let stored_is =
+            |k: u32| stored["state"]["nat"]["port_forwards"][0]["public_ports"] == 1000 + k * 10;
+        match which {
+            Some(k) if (k == current || k == next) && stored_is(k) && diff.status.success() => {
+                if k == next {
+                    landed_new += 1;
+                } else {
+                    kept_old += 1;
+                }
+                current = k;
+            }
+            _ => mixed.push(format!(
+                "run {run}: {current} -> {next}: kernel matches {which:?}, state.json is {:?}, diff exit {:?}",
+                (0..states).find(|k| stored_is(*k)),
+                diff.status.code()
+            )),
+        }
+    }
+    println!(
+        "crash loop: {runs} runs, {} mixed states ({landed_new} ended in the new state, {kept_old} in the old; {:.1} s)",
+        mixed.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(mixed.is_empty(), "mixed states:\n{}", mixed.join("\n"));
+}
