@@ -10,7 +10,7 @@ pub mod diag;
 pub mod engine;
 pub mod error;
 pub mod intake;
-pub mod netlink;
+pub mod net;
 pub mod parse;
 pub mod push;
 pub mod reconcile;

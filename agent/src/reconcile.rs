@@ -9,10 +9,9 @@ use std::fmt;
 use std::time::Instant;
 
 use crate::concern::conntrack::ConntrackConcern;
-use crate::concern::links::LinksConcern;
+use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::ospf::OspfConcern;
-use crate::concern::routes::RoutesConcern;
 use crate::concern::vpn::VpnConcern;
 use crate::concern::{Concern, ConcernError, Outcome, PlanSummary, Status};
 use crate::config::Config;
@@ -98,7 +97,11 @@ async fn run<C: Concern>(
     out: &mut Vec<Outcome>,
 ) -> bool {
     let start = Instant::now();
-    let (status, changes) = match c.plan(applied, desired) {
+    let planned = match c.refresh().await {
+        Ok(()) => c.plan(applied, desired),
+        Err(e) => Err(e),
+    };
+    let (status, changes) = match planned {
         Err(e) => (status_of(e), 0),
         Ok(plan) if plan.is_empty() => (Status::Unchanged, 0),
         Ok(plan) => {

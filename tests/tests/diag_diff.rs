@@ -1,6 +1,6 @@
-//! Issue 7: `diff` notices drift made by hand — a rule deleted with `nft`, a connection
-//! unloaded with `swanctl` — and `reconcile` repairs it, after which `diff` exits 0. (Drift of
-//! addresses joins when the links concern lands.)
+//! Issue 7: `diff` notices drift made by hand — a rule deleted with `nft`, an address removed
+//! with `ip`, a connection unloaded with `swanctl` — and `reconcile` repairs each, after which
+//! `diff` exits 0.
 
 use vr_tests::peers::{Charon, CHARON};
 use vr_tests::{require_program, require_root, veth, AgentProc, Netns};
@@ -77,6 +77,23 @@ fn diff_sees_hand_made_drift_and_reconcile_repairs_it() {
     assert!(vr
         .exec_ok("nft", &["list", "chain", "ip", "vr", "pre_nat"])
         .contains("dnat"));
+
+    // An address removed by hand.
+    vr.ip(&["addr", "del", "192.0.2.10/24", "dev", "eth2"]);
+    let (code, d) = diff(&agent);
+    assert_eq!(code, 1, "removed address not noticed: {d}");
+    assert!(
+        d["plan"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ip addr replace 192.0.2.10/24 brd + dev eth2"),
+        "{d}"
+    );
+    assert!(agent.cli(&["reconcile"]).status.success());
+    assert_eq!(diff(&agent).0, 0, "reconcile did not restore the address");
+    assert!(vr
+        .ip(&["-4", "addr", "show", "eth2"])
+        .contains("192.0.2.10/24"));
 
     // A connection unloaded by hand.
     // swanctl 5.9 has no --unload-conn: loading an empty connection set unloads the rest.

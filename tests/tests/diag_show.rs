@@ -77,9 +77,15 @@ fn show_views_hold_the_forward_and_its_flow() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["ifname"] == "eth2")
+        .find(|i| i["name"] == "eth2")
         .expect("eth2");
-    assert!(eth2.to_string().contains("192.0.2.11"), "{eth2}");
+    let a11 = eth2["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["address"] == "192.0.2.11/24")
+        .unwrap_or_else(|| panic!("no 192.0.2.11/24 on eth2: {eth2}"));
+    assert_eq!(a11["owner"], "agent", "{eth2}");
     let routes = json(&agent, &["show", "routes"]);
     assert!(
         routes["routes"].to_string().contains("192.0.2.0/24"),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use vr_tests::{require_root, AgentProc, Netns};
+use vr_tests::{require_root, wait_for, AgentProc, Netns};
 
 /// A router namespace with one veth pair inside it, so routes have a reachable gateway.
 fn router() -> Netns {
@@ -47,15 +47,19 @@ fn fifty_spool_pushes_are_processed_in_name_order() {
             .unwrap_or_else(|| panic!("{name} not processed; log:\n{}", agent.log_text()));
         assert!(ok, "{name} failed: {result}");
         assert_eq!(result["name"], name.as_str());
+        // The result is written first (a crash in between reprocesses the push rather than
+        // losing its result), then the push itself moves.
+        let moved = agent.spool_dir.join("done").join(&name);
         assert!(
-            agent.spool_dir.join("done").join(&name).exists(),
+            wait_for(Duration::from_secs(5), || moved.exists()),
             "{name} not moved to done/"
         );
         // Generations are handed out in processing order: the i-th name must be the i-th commit.
         assert_eq!(
             result["generation"],
             (i + 1) as u64,
-            "{name} processed out of order: {result}"
+            "{name} processed out of order: {result}; log:\n{}",
+            agent.log_text()
         );
     }
     let left: Vec<_> = std::fs::read_dir(&agent.spool_dir)

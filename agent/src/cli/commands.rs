@@ -74,10 +74,14 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
         ),
         Command::Show {
             what: Show::Interfaces,
-        } => print_view(crate::diag::show::ip_view("interfaces"), json),
-        Command::Show { what: Show::Routes } => {
-            print_view(crate::diag::show::ip_view("routes"), json)
-        }
+        } => print_view(
+            addressing_view(&cfg, crate::diag::addressing::interfaces).await,
+            json,
+        ),
+        Command::Show { what: Show::Routes } => print_view(
+            addressing_view(&cfg, crate::diag::addressing::routes).await,
+            json,
+        ),
         Command::Show {
             what:
                 Show::Conntrack {
@@ -200,6 +204,26 @@ fn print_vpn(b: &serde_json::Value) {
         if let Some(e) = c["last_error"].as_str() {
             println!("  last error: {e}");
         }
+    }
+}
+
+/// The kernel's addressing read over rtnetlink, marked against the committed state.
+async fn addressing_view(
+    cfg: &Config,
+    view: fn(&crate::state::DesiredState, &crate::net::Snapshot) -> (String, serde_json::Value),
+) -> (String, serde_json::Value) {
+    let stored = crate::store::Store::open(&cfg.state_dir).and_then(|s| s.load());
+    let sys = crate::net::exec::snapshot_now().await;
+    match (stored, sys) {
+        (Ok(stored), Ok(sys)) => view(&stored.state, &sys),
+        (Err(e), _) => (
+            format!("{e}\n"),
+            serde_json::json!({"error": e.to_string()}),
+        ),
+        (_, Err(e)) => (
+            format!("{e}\n"),
+            serde_json::json!({"error": e.to_string()}),
+        ),
     }
 }
 

@@ -1,49 +1,153 @@
-//! Concern `links`: addresses, links and MTUs through rtnetlink.
+//! Concerns `links` and `routes`: the router's addressing through rtnetlink ([`crate::net`]).
 //!
-//! Not built yet: plans nothing, so a push stores this section and reports it
-//! "accepted, not yet applied" when the section is non-empty.
+//! Both keep a [`Snapshot`] of the kernel, re-read just before each plan (a dump of links,
+//! addresses, routes and rules costs about a millisecond), so a plan is always a diff against
+//! what the kernel holds now: replaying a state the system already matches sends nothing.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use super::{Concern, ConcernError, PlanSummary};
+use crate::net::{self, NetOp, Snapshot, Wanted};
 use crate::state::DesiredState;
 
+/// A list of `ip` commands, plus the NICs the push names that this system lacks.
 #[derive(Debug, Default)]
-pub struct LinksConcern;
+pub struct NetPlan {
+    pub ops: Vec<NetOp>,
+    pub missing: BTreeSet<String>,
+}
 
-/// Nothing to do (the concern is not built yet).
-#[derive(Debug, Default)]
-pub struct LinksPlan;
-
-impl fmt::Display for LinksPlan {
-    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl fmt::Display for NetPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&net::render(&self.ops))?;
+        for m in &self.missing {
+            writeln!(f, "# waiting for NIC {m}")?;
+        }
         Ok(())
     }
 }
 
-impl PlanSummary for LinksPlan {
+impl PlanSummary for NetPlan {
     fn changes(&self) -> usize {
-        0
+        self.ops.len()
     }
 }
 
-impl Concern for LinksConcern {
+/// What differs between `links` and `routes`.
+trait Part {
+    const NAME: &'static str;
+    fn ops(old: &Wanted, new: &Wanted, sys: &Snapshot) -> Vec<NetOp>;
+    fn missing(w: &Wanted) -> &BTreeSet<String>;
+}
+
+/// One of the two addressing concerns.
+#[derive(Debug, Default)]
+pub struct NetConcern<P> {
+    /// What the kernel held at the last refresh; `None` until read once.
+    sys: Option<Snapshot>,
+    _part: std::marker::PhantomData<P>,
+}
+
+impl<P> NetConcern<P> {
+    /// The kernel as last read, for `show interfaces|routes`.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.sys.as_ref()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LinksPart;
+#[derive(Debug, Default)]
+pub struct RoutesPart;
+
+impl Part for LinksPart {
     const NAME: &'static str = "links";
-    type Plan = LinksPlan;
+    fn ops(old: &Wanted, new: &Wanted, sys: &Snapshot) -> Vec<NetOp> {
+        net::plan_links(old, new, sys)
+    }
+    fn missing(w: &Wanted) -> &BTreeSet<String> {
+        &w.missing_nics
+    }
+}
+
+impl Part for RoutesPart {
+    const NAME: &'static str = "routes";
+    fn ops(old: &Wanted, new: &Wanted, sys: &Snapshot) -> Vec<NetOp> {
+        net::plan_routes(old, new, sys)
+    }
+    fn missing(w: &Wanted) -> &BTreeSet<String> {
+        &w.missing_route_devices
+    }
+}
+
+/// `ip addr` / `ip link`: addresses, MTUs, links up, gratuitous ARP.
+pub type LinksConcern = NetConcern<LinksPart>;
+/// `ip route` / `ip rule`: static routes, the default route, policy routing.
+pub type RoutesConcern = NetConcern<RoutesPart>;
+
+fn unavailable(e: impl fmt::Display) -> ConcernError {
+    ConcernError::Unavailable(e.to_string())
+}
+
+impl<P: Part + Send + Sync> Concern for NetConcern<P> {
+    const NAME: &'static str = P::NAME;
+    type Plan = NetPlan;
 
     fn plan(
         &self,
-        _applied: &DesiredState,
-        _desired: &DesiredState,
-    ) -> Result<LinksPlan, ConcernError> {
-        Ok(LinksPlan)
+        applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Result<NetPlan, ConcernError> {
+        let sys = self
+            .sys
+            .as_ref()
+            .ok_or_else(|| unavailable("the kernel's addresses and routes were not read"))?;
+        let old = net::wanted(applied, sys);
+        let new = net::wanted(desired, sys);
+        let plan = NetPlan {
+            ops: P::ops(&old, &new, sys),
+            missing: P::missing(&new).clone(),
+        };
+        if plan.ops.is_empty() && !plan.missing.is_empty() {
+            return Err(waiting(&plan.missing));
+        }
+        Ok(plan)
     }
 
     async fn execute(
         &mut self,
-        _plan: &LinksPlan,
+        plan: &NetPlan,
         _desired: &DesiredState,
     ) -> Result<(), ConcernError> {
+        let sys = self.sys.clone().unwrap_or_default();
+        let h = net::observe::connect().map_err(unavailable)?;
+        let result = net::exec::apply(&h, &sys, &plan.ops).await;
+        // Whatever happened, the next plan starts from what the kernel holds.
+        self.sys = net::observe::snapshot(&h).await.ok();
+        result.map_err(|e| ConcernError::Failed(e.to_string()))?;
+        if !plan.missing.is_empty() {
+            return Err(waiting(&plan.missing));
+        }
         Ok(())
     }
+
+    async fn observe(&mut self) -> Result<(), ConcernError> {
+        let h = net::observe::connect().map_err(unavailable)?;
+        self.sys = Some(net::observe::snapshot(&h).await.map_err(unavailable)?);
+        Ok(())
+    }
+
+    async fn refresh(&mut self) -> Result<(), ConcernError> {
+        self.observe().await
+    }
+}
+
+/// NICs a push names that are not there (yet): the rest is applied, these are retried.
+fn waiting(missing: &BTreeSet<String>) -> ConcernError {
+    let names: Vec<&str> = missing.iter().map(String::as_str).collect();
+    ConcernError::Unavailable(format!(
+        "no NIC named {} on this system yet",
+        names.join(", ")
+    ))
 }

@@ -18,7 +18,6 @@ pub mod conntrack;
 pub mod links;
 pub mod nft;
 pub mod ospf;
-pub mod routes;
 pub mod vpn;
 
 /// Why a concern did not reach the desired state.
@@ -68,6 +67,12 @@ pub trait Concern {
     /// what the system lacks or holds beyond `desired` (drift), and `plan(applied, desired)`
     /// plans from what was observed rather than from `applied` where they differ.
     fn observe(&mut self) -> impl Future<Output = Result<(), ConcernError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Re-reads the part of the system the next plan depends on, just before planning, for
+    /// concerns whose mirror is cheap to read in full (rtnetlink dumps).
+    fn refresh(&mut self) -> impl Future<Output = Result<(), ConcernError>> + Send {
         async { Ok(()) }
     }
 

@@ -1,6 +1,7 @@
 //! Diagnostics an operator runs after SSHing into the router: health checks, network tools
 //! with validated arguments, and the tech-support bundle.
 
+pub mod addressing;
 pub mod check;
 pub mod show;
 pub mod support;

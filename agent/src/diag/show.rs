@@ -1,4 +1,4 @@
-//! `vr-agent show nat|firewall|acl|interfaces|routes|conntrack|vpn|ospf`: what the kernel and
+//! `vr-agent show nat|firewall|acl|conntrack|vpn|ospf`: what the kernel and
 //! the daemons hold now, read with their own tools (run without a shell), as text and as JSON.
 
 use std::process::Command;
@@ -116,33 +116,6 @@ fn chain_wanted(patterns: &[&str], name: &str) -> bool {
         Some(prefix) => name.starts_with(prefix),
         None => *p == name,
     })
-}
-
-/// interfaces / routes / rules as `ip -j` reports them.
-pub fn ip_view(what: &str) -> (String, Value) {
-    let (args_j, args_t): (&[&str], &[&str]) = match what {
-        "interfaces" => (&["-j", "addr", "show"], &["-br", "addr", "show"]),
-        _ => (
-            &["-j", "route", "show", "table", "all"],
-            &["route", "show", "table", "all"],
-        ),
-    };
-    let j = run("ip", args_j)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    let mut text = run("ip", args_t).unwrap_or_else(|e| e);
-    let mut body = json!({ what: j });
-    if what == "routes" {
-        let rules = run("ip", &["-j", "rule", "show"])
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null);
-        text.push_str("\n# policy rules\n");
-        text.push_str(&run("ip", &["rule", "show"]).unwrap_or_default());
-        body["rules"] = rules;
-    }
-    (text, body)
 }
 
 /// OSPF neighbors and routes from FRR (`vtysh ... json`), typed.

@@ -53,6 +53,7 @@ impl Spool {
     pub fn scan(&self) -> io::Result<(Vec<PathBuf>, bool)> {
         let mut ready = Vec::new();
         let mut settling = false;
+        let mut first_settling: Option<PathBuf> = None;
         let now = SystemTime::now();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
@@ -75,11 +76,21 @@ impl Spool {
                 .unwrap_or(SETTLE);
             if age < SETTLE {
                 settling = true;
+                let path = entry.path();
+                first_settling = Some(match first_settling {
+                    Some(f) if f < path => f,
+                    _ => path,
+                });
                 continue;
             }
             ready.push(entry.path());
         }
         ready.sort();
+        // Name order holds across settling files too: a ready file waits for a settling one
+        // whose name comes first.
+        if let Some(first) = first_settling {
+            ready.retain(|p| *p < first);
+        }
         Ok((ready, settling))
     }
 
@@ -193,6 +204,12 @@ mod tests {
         std::fs::write(tmp.path().join("e.json"), "{").unwrap();
         let (_, settling) = spool.scan().unwrap();
         assert!(settling, "a file just written is left to settle");
+        std::fs::write(tmp.path().join("0.json"), "{").unwrap();
+        let (ready, _) = spool.scan().unwrap();
+        assert!(
+            ready.is_empty(),
+            "a settling file named first holds back the later names: {ready:?}"
+        );
     }
 
     #[test]

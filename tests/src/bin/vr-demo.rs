@@ -56,20 +56,7 @@ fn main() -> ExitCode {
         sw.ip(&["link", "set", p, "master", "br0"]);
     }
     // Hosts and the peers the agent does not manage get their addresses here; vr1's and vr2's
-    // addresses come from their pushes.
-    // Boot-time addressing of the routers (what the system VM's cmdline gives them); the
-    // agent owns these addresses from its pushes on, and adds what the boot did not.
-    for (ns, addr, dev) in [
-        (&vr1, "10.1.1.1/24", "eth0"),
-        (&vr1, "192.0.2.10/24", "eth2"),
-        (&vr1, "192.0.2.11/24", "eth2"),
-        (&vr1, "192.0.2.12/24", "eth2"),
-        (&vr1, "172.16.0.1/30", "eth3"),
-        (&vr2, "10.2.0.1/24", "lan0"),
-        (&vr2, "192.0.2.20/24", "wan0"),
-    ] {
-        ns.ip(&["addr", "replace", addr, "dev", dev]);
-    }
+    // addresses, default routes and policy routing come from their pushes.
     h1.ip(&["addr", "add", "10.1.1.10/24", "dev", "eth0"]);
     h1.ip(&["addr", "add", "10.1.1.20/24", "dev", "eth0"]);
     h1.ip(&["route", "add", "default", "via", "10.1.1.1"]);

@@ -1,0 +1,167 @@
+//! Sends [`NetOp`]s over rtnetlink, one acknowledged request each, in plan order. Adds are
+//! `replace` and deletes of what is already gone succeed, so a plan interrupted half-way can
+//! simply be planned and sent again.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use rtnetlink::packet_route::route::{RouteProtocol, RouteScope};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleHeader, RuleMessage};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec, RouteMessageBuilder};
+
+use super::observe::NetError;
+use super::{NetOp, RuleKey, Snapshot};
+
+/// errno values that mean "already as wanted" for an idempotent add or delete.
+const EEXIST: i32 = libc::EEXIST;
+const GONE: [i32; 3] = [libc::ENOENT, libc::ESRCH, libc::EADDRNOTAVAIL];
+
+/// Sends `ops` in order, resolving device names through `sys`. Stops at the first refusal.
+/// Returns the number of requests that changed something.
+pub async fn apply(h: &Handle, sys: &Snapshot, ops: &[NetOp]) -> Result<usize, NetError> {
+    let mut sent = 0;
+    for op in ops {
+        let refused = |reason: String| NetError::Refused {
+            op: op.to_string(),
+            reason,
+        };
+        let index = |dev: &str| {
+            sys.link(dev)
+                .map(|l| l.index)
+                .ok_or_else(|| refused(format!("no NIC named {dev}")))
+        };
+        let result = match op {
+            NetOp::LinkUp { device } => {
+                let m = LinkUnspec::new_with_index(index(device)?).up().build();
+                h.link().set(m).execute().await
+            }
+            NetOp::LinkMtu { device, mtu } => {
+                let m = LinkUnspec::new_with_index(index(device)?).mtu(*mtu).build();
+                h.link().set(m).execute().await
+            }
+            NetOp::AddressAdd { device, address } => {
+                h.address()
+                    .add(
+                        index(device)?,
+                        IpAddr::V4(address.addr()),
+                        address.prefix_len(),
+                    )
+                    .replace()
+                    .execute()
+                    .await
+            }
+            NetOp::AddressDel { device, address } => {
+                // Without promotion the kernel deletes every secondary address of the subnet
+                // with its primary: one added by hand would go with the agent's.
+                promote_secondaries(device)
+                    .map_err(|e| refused(format!("promote_secondaries: {e}")))?;
+                let m = AddressMessageBuilder::<Ipv4Addr>::new()
+                    .index(index(device)?)
+                    .address(address.addr(), address.prefix_len())
+                    .build();
+                h.address().del(m).execute().await
+            }
+            NetOp::Announce { device, ip } => {
+                let l = sys
+                    .link(device)
+                    .ok_or_else(|| refused(format!("no NIC named {device}")))?;
+                let mac = l.mac.map(|m| m.0).unwrap_or_default();
+                super::garp::announce(l.index, mac, *ip)
+                    .map_err(|e| refused(format!("gratuitous ARP: {e}")))?;
+                sent += 1;
+                continue;
+            }
+            NetOp::RouteReplace {
+                table,
+                destination,
+                route,
+            } => {
+                let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(destination.addr(), destination.prefix_len())
+                    .table_id(*table)
+                    .protocol(RouteProtocol::Static);
+                b = match route.gateway {
+                    Some(gw) => b.gateway(gw).scope(RouteScope::Universe),
+                    None => b.scope(RouteScope::Link),
+                };
+                if let Some(d) = &route.device {
+                    b = b.output_interface(index(d)?);
+                }
+                h.route().add(b.build()).replace().execute().await
+            }
+            NetOp::RouteDel { table, destination } => {
+                let m = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(destination.addr(), destination.prefix_len())
+                    .table_id(*table)
+                    // As `ip route del`: any scope, any protocol (the kernel matches both).
+                    .scope(RouteScope::NoWhere)
+                    .protocol(RouteProtocol::Unspec)
+                    .build();
+                h.route().del(m).execute().await
+            }
+            NetOp::RuleAdd(k) => {
+                h.rule()
+                    .add()
+                    .v4()
+                    .priority(k.priority)
+                    .fw_mark(k.fwmark)
+                    .table_id(k.table)
+                    .action(RuleAction::ToTable)
+                    .execute()
+                    .await
+            }
+            NetOp::RuleDel(k) => h.rule().del(rule_message(k)).execute().await,
+        };
+        match result {
+            Ok(()) => sent += 1,
+            Err(rtnetlink::Error::NetlinkError(e)) => {
+                let errno = -e.raw_code();
+                let adding = matches!(op, NetOp::RuleAdd(_));
+                let deleting = matches!(
+                    op,
+                    NetOp::AddressDel { .. } | NetOp::RouteDel { .. } | NetOp::RuleDel(_)
+                );
+                if !(adding && errno == EEXIST || deleting && GONE.contains(&errno)) {
+                    return Err(refused(
+                        std::io::Error::from_raw_os_error(errno).to_string(),
+                    ));
+                }
+            }
+            Err(e) => return Err(refused(e.to_string())),
+        }
+    }
+    Ok(sent)
+}
+
+/// `sysctl -w net.ipv4.conf.DEV.promote_secondaries=1` (in the caller's network namespace).
+fn promote_secondaries(device: &str) -> std::io::Result<()> {
+    std::fs::write(
+        format!("/proc/sys/net/ipv4/conf/{device}/promote_secondaries"),
+        "1",
+    )
+}
+
+/// `ip rule del priority P fwmark M lookup T` as a message.
+fn rule_message(k: &RuleKey) -> RuleMessage {
+    let mut m = RuleMessage::default();
+    m.header = RuleHeader {
+        family: AddressFamily::Inet,
+        action: RuleAction::ToTable,
+        table: u8::try_from(k.table).unwrap_or(0),
+        ..Default::default()
+    };
+    m.attributes = vec![
+        RuleAttribute::Priority(k.priority),
+        RuleAttribute::FwMark(k.fwmark),
+        RuleAttribute::Table(k.table),
+    ];
+    m
+}
+
+/// Reads the system, for callers that hold no handle.
+pub async fn snapshot_now() -> Result<Snapshot, NetError> {
+    let h = super::observe::connect()?;
+    let s = super::observe::snapshot(&h).await;
+    drop(h);
+    s
+}

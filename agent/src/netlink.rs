@@ -1,1 +1,0 @@
-//! Links, addresses, routes and policy-routing rules over rtnetlink.
