@@ -174,7 +174,7 @@ impl Engine {
                 concern: leak_name(t),
                 status: Status::NotYetApplied,
                 changes: 0,
-                millis: 0,
+                millis: 0.0,
             });
         }
         result.millis = start.elapsed().as_millis() as u64;

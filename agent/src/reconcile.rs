@@ -121,7 +121,7 @@ async fn run<C: Concern>(
         concern: C::NAME,
         status,
         changes,
-        millis: start.elapsed().as_millis() as u64,
+        millis: (start.elapsed().as_secs_f64() * 1e6).round() / 1e3,
     });
     ok
 }
@@ -210,7 +210,7 @@ impl Reconciler {
         let mut failed = false;
         each_concern!(self, c => {
             if failed {
-                report.outcomes.push(Outcome { concern: name_of(&*c), status: Status::Skipped, changes: 0, millis: 0 });
+                report.outcomes.push(Outcome { concern: name_of(&*c), status: Status::Skipped, changes: 0, millis: 0.0 });
             } else if !run(c, applied, desired, &mut report.outcomes).await {
                 failed = true;
             }

@@ -213,13 +213,13 @@ mod tests {
         assert_eq!(p.changes(), 1);
         assert_eq!(
             p.to_string(),
-            "add element ip vr pf_addr { 192.0.2.10 . tcp . 443 . 0.0.0.0/0 : 10.1.0.5 }\n"
+            "add element ip vr pf_exact { 192.0.2.10 . tcp . 443 : 10.1.0.5 . 443 }\n"
         );
         // Back again: a delete naming the key only.
         let back = plan(Some(&d), &a);
         assert_eq!(
             back.to_string(),
-            "delete element ip vr pf_addr { 192.0.2.10 . tcp . 443 . 0.0.0.0/0 }\n"
+            "delete element ip vr pf_exact { 192.0.2.10 . tcp . 443 }\n"
         );
     }
 

@@ -93,10 +93,10 @@ fn fields(fs: &[Field]) -> String {
     fs.iter().map(|f| field(*f)).collect::<Vec<_>>().join(" . ")
 }
 
-/// Comments are built from safe words, but never let one close its quotes.
-fn comment(c: &str) -> String {
-    let clean: String = c
-        .chars()
+/// Comments are built from safe words, but never let one close its quotes: the text a
+/// comment carries (also what the netlink executor stores as the rule's userdata).
+pub fn comment_text(c: &str) -> String {
+    c.chars()
         .map(|ch| {
             if ch.is_ascii_alphanumeric() || " ._:/-,'()".contains(ch) {
                 ch
@@ -104,8 +104,11 @@ fn comment(c: &str) -> String {
                 '_'
             }
         })
-        .collect();
-    format!("comment \"{clean}\"")
+        .collect()
+}
+
+fn comment(c: &str) -> String {
+    format!("comment \"{}\"", comment_text(c))
 }
 
 fn render_match(m: &Match) -> String {

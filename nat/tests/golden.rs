@@ -413,3 +413,67 @@ fn listings_match_their_ruleset() {
     let json = nft.list_table_json(Family::Ip, "vr").unwrap().unwrap();
     assert!(!matches_listing(&want, &json), "extra rule not seen");
 }
+
+/// Runs the netlink executor from a thread moved into namespace `ns`.
+fn netlink_in(ns: &str, plan: vr_nat::plan::NftPlan) -> Result<(), vr_nat::netlink::NetlinkError> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(&path).expect("open netns");
+        // SAFETY: moves only this short-lived thread into the namespace.
+        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {path}");
+        vr_nat::netlink::Executor::default().apply(&plan, None)
+    })
+    .join()
+    .expect("netlink thread")
+}
+
+/// Issue 3 acceptance: for every golden ruleset, the table sent as one netlink batch and the
+/// same ruleset loaded as text with `nft -f` list identically with `nft list table`.
+#[test]
+fn every_golden_through_netlink_lists_like_nft_f() {
+    if let Err(why) = can_load() {
+        assert!(!ci(), "CI=true but cannot load rulesets: {why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let text_ns = Netns::new("eqtext");
+    let nl_ns = Netns::new("eqnl");
+    let mut differ = Vec::new();
+    for (name, c, nat, fw, acls) in cases() {
+        let nat_s: NatSection = serde_json::from_str(nat).unwrap();
+        let fw_s: FirewallSection = serde_json::from_str(fw).unwrap();
+        let acls_s: Vec<TierAcl> = serde_json::from_str(acls).unwrap();
+        let rs = build(&c, &nat_s, &fw_s, &acls_s);
+        let out = text_ns.nft(&["-f", "-"], Some(&render::full(&rs)));
+        assert!(
+            out.status.success(),
+            "{name}: nft -f: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Twice: the second batch replaces the table the first one made.
+        for round in 0..2 {
+            if let Err(e) = netlink_in(
+                &nl_ns.0,
+                vr_nat::plan::NftPlan::Replace(Box::new(rs.clone())),
+            ) {
+                panic!("{name} (netlink round {round}): {e}");
+            }
+        }
+        let list = |ns: &Netns| {
+            let o = ns.nft(&["list", "table", "ip", "vr"], None);
+            assert!(o.status.success(), "{name}: list in {}", ns.0);
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let (want, got) = (list(&text_ns), list(&nl_ns));
+        if want != got {
+            eprintln!("--- {name}: nft -f lists\n{want}\n--- netlink lists\n{got}");
+            differ.push(name);
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "netlink and nft -f differ for {differ:?}"
+    );
+}

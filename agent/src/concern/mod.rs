@@ -105,11 +105,13 @@ pub enum Status {
 }
 
 /// Per-concern line of a push result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
     pub concern: &'static str,
     #[serde(flatten)]
     pub status: Status,
     pub changes: usize,
-    pub millis: u64,
+    /// Wall time of plan and execute, to the microsecond (a one-element change takes well
+    /// under a millisecond).
+    pub millis: f64,
 }

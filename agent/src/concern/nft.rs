@@ -156,11 +156,9 @@ impl NftConcern {
                     .map_err(|e| ConcernError::Failed(format!("nft executor task: {e}")))?
                     .map_err(cli_error)
             }
-            // A full replace still goes through `nft -f` until the netlink encoder covers
-            // sets, chains and rules; element changes and removal (the hot path) go over
-            // netlink in one batch. The call is one sendmsg and its ACKs: short enough to
-            // run inline. An `nft` aimed at another namespace (tests) keeps the text path.
-            Backend::Netlink if matches!(plan, Inner::Replace(_)) || self.nft.netns.is_some() => {
+            // Every plan is one netlink batch: one sendmsg and its ACKs, short enough to run
+            // inline. An `nft` aimed at another namespace (tests) keeps the text path.
+            Backend::Netlink if self.nft.netns.is_some() => {
                 let nft = self.nft.clone();
                 let plan = plan.clone();
                 tokio::task::spawn_blocking(move || nft.apply(&plan))

@@ -13,6 +13,7 @@ pub fn nft_objects(view: &str) -> (&'static [&'static str], &'static [&'static s
     match view {
         "nat" => (
             &[
+                "pf_exact",
                 "pf_port",
                 "pf_addr",
                 "static_dnat",

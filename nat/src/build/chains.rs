@@ -16,13 +16,25 @@ fn dnat_rules() -> Vec<Rule> {
             vec![
                 Statement::Counter,
                 Statement::Dnat(NatTarget::Map {
+                    key: vec![Field::IpDaddr, Field::MetaL4proto, Field::ThDport],
+                    map: "pf_exact".into(),
+                    with_port: true,
+                }),
+            ],
+        )
+        .comment("port forwards open to all, one hash lookup"),
+        Rule::new(
+            vec![tcp_udp()],
+            vec![
+                Statement::Counter,
+                Statement::Dnat(NatTarget::Map {
                     key: pf_key.clone(),
                     map: "pf_port".into(),
                     with_port: true,
                 }),
             ],
         )
-        .comment("port forwards, shifted ports"),
+        .comment("port forwards, shifted ports, by source"),
         Rule::new(
             vec![tcp_udp()],
             vec![
@@ -34,7 +46,7 @@ fn dnat_rules() -> Vec<Rule> {
                 }),
             ],
         )
-        .comment("port forwards, same ports"),
+        .comment("port forwards, port ranges and by source"),
         Rule::new(
             vec![],
             vec![

@@ -356,10 +356,29 @@ pub fn build(
         };
         grouped.entry(k).or_default().extend(srcs);
     }
+    let mut pf_exact = Vec::new();
     let mut pf_addr = Vec::new();
     let mut pf_port = Vec::new();
     for ((pub_ip, proto, pub_ports, priv_ip, priv_ports), srcs) in grouped {
-        for src in normalize(&srcs) {
+        let srcs = normalize(&srcs);
+        // Open to every source, one port at a time: an exact key in a hash map, so the
+        // lookup costs the same at 10 forwards and at 10,000. (Validation guarantees one
+        // target per public ip, protocol and port, so no other element can compete.)
+        if srcs == [any_net()] && (pub_ports.len() == 1 || pub_ports.start != priv_ports.start) {
+            for k in 0..pub_ports.len() {
+                let k = k as u16;
+                pf_exact.push(el_map(
+                    vec![
+                        Value::Addr(pub_ip),
+                        Value::Proto(proto),
+                        Value::Port(pub_ports.start + k),
+                    ],
+                    vec![Value::Addr(priv_ip), Value::Port(priv_ports.start + k)],
+                ));
+            }
+            continue;
+        }
+        for src in srcs {
             if pub_ports.start == priv_ports.start {
                 pf_addr.push(el_map(
                     vec![
@@ -386,6 +405,13 @@ pub fn build(
             }
         }
     }
+    sets.push(map(
+        "pf_exact",
+        &[Ipv4Addr, InetProto, InetService],
+        SetData::Values(vec![Ipv4Addr, InetService]),
+        false,
+        pf_exact,
+    ));
     let pf_key = [Ipv4Addr, InetProto, InetService, Ipv4Addr];
     sets.push(map(
         "pf_port",

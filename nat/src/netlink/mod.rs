@@ -1,21 +1,24 @@
 //! Netlink executor: an [`NftPlan`] as ONE nftnl batch sent with ONE `sendmsg`, every
 //! message acknowledged and checked; an error names the object whose message failed.
 //!
-//! Covered so far: element changes (the one-mapping hot path) and table removal. A full
-//! replace (sets with concatenated key types, chains and rule bytecode) is not encoded
-//! yet: [`NetlinkError::Unsupported`] tells the caller to use the `nft -f` path for it.
-//! Raw libnftnl calls live in [`raw`] only.
+//! Every plan kind is encoded: element changes (the one-mapping hot path), table removal,
+//! and the full replace (table, chains, sets with their elements, rules with their
+//! anonymous sets), built from [`program`]'s plain-data view of the IR. Raw libnftnl calls
+//! live in [`raw`] only.
 
+pub mod program;
 mod raw;
 mod socket;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use crate::ir::{Element, ElementData, Family, Ruleset, Set, Value, Verdict};
+use crate::ir::{
+    BaseChain, ChainType, Element, ElementData, Family, Hook, Policy, Ruleset, Set, Value, Verdict,
+};
 use crate::plan::NftPlan;
 use crate::render;
-use raw::{Batch, RawData, RawElem};
+use raw::{BaseSpec, Batch, ChainSpec, ElemTarget, RawData, RawElem};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetlinkError {
@@ -25,9 +28,6 @@ pub enum NetlinkError {
     /// The kernel refused one message of the batch (nothing was applied).
     #[error("kernel refused {object}: {reason}")]
     Refused { object: String, reason: String },
-    /// This plan kind is not encoded by the netlink executor.
-    #[error("the netlink executor cannot send a {0} yet")]
-    Unsupported(&'static str),
 }
 
 fn family_code(f: Family) -> u16 {
@@ -181,7 +181,7 @@ impl Executor {
         let mut objects: Vec<(u32, String)> = Vec::new();
         match plan {
             NftPlan::Empty => return Ok(()),
-            NftPlan::Replace(_) => return Err(NetlinkError::Unsupported("full replace")),
+            NftPlan::Replace(rs) => replace(&mut batch, &mut objects, rs)?,
             NftPlan::Remove { family, table } => {
                 let fam = family_code(*family);
                 let what = format!("table {} {table}", render::family(*family));
@@ -205,7 +205,12 @@ impl Executor {
                     } else {
                         (libc::NFT_MSG_DELSETELEM, 0, "delete")
                     };
-                    let s = batch.elements(ty as u16, fam, flags as u16, table, &op.set, &els);
+                    let target = ElemTarget {
+                        table,
+                        set: &op.set,
+                        set_id: None,
+                    };
+                    let s = batch.elements((ty as u16, fam, flags as u16), target, &els);
                     let shown = if op.add {
                         render::element(&op.element)
                     } else {
@@ -228,6 +233,148 @@ impl Executor {
         batch.end();
         send(&batch, &objects)
     }
+}
+
+/// Elements per NEWSETELEM message: keeps every message well inside a batch page.
+const ELEMENTS_PER_MESSAGE: usize = 256;
+
+fn add_elements(
+    batch: &mut Batch,
+    objects: &mut Vec<(u32, String)>,
+    fam: u16,
+    table: &str,
+    set: &Set,
+    set_id: Option<u32>,
+) {
+    let els: Vec<RawElem> = set
+        .elements
+        .iter()
+        .flat_map(|e| raw_elements(set.interval, e, true))
+        .collect();
+    for chunk in els.chunks(ELEMENTS_PER_MESSAGE) {
+        let target = ElemTarget {
+            table,
+            set: &set.name,
+            set_id,
+        };
+        let s = batch.elements(
+            (
+                libc::NFT_MSG_NEWSETELEM as u16,
+                fam,
+                libc::NLM_F_CREATE as u16,
+            ),
+            target,
+            chunk,
+        );
+        objects.push((s, format!("add elements to set {}", set.name)));
+    }
+}
+
+fn chain_spec(name: &str, base: Option<BaseChain>, comment: Option<&str>) -> ChainSpec {
+    let mut udata = Vec::new();
+    if let Some(c) = comment {
+        let text = render::comment_text(c);
+        // NFTNL_UDATA_CHAIN_COMMENT, NUL-terminated.
+        udata.extend([0, (text.len() + 1) as u8]);
+        udata.extend(text.as_bytes());
+        udata.push(0);
+    }
+    ChainSpec {
+        name: name.to_string(),
+        base: base.map(|b| BaseSpec {
+            kind: match b.kind {
+                ChainType::Filter => "filter",
+                ChainType::Nat => "nat",
+                ChainType::Route => "route",
+            },
+            hook: match b.hook {
+                Hook::Prerouting => libc::NF_INET_PRE_ROUTING,
+                Hook::Input => libc::NF_INET_LOCAL_IN,
+                Hook::Forward => libc::NF_INET_FORWARD,
+                Hook::Output => libc::NF_INET_LOCAL_OUT,
+                Hook::Postrouting => libc::NF_INET_POST_ROUTING,
+            } as u32,
+            priority: b.priority,
+            policy: match b.policy {
+                Policy::Accept => libc::NF_ACCEPT,
+                Policy::Drop => libc::NF_DROP,
+            } as u32,
+        }),
+        udata,
+    }
+}
+
+/// The table replaced whole, in nft's order: make sure it exists, delete it, recreate it,
+/// its chains (so verdict-map elements can jump to them), its sets and their elements,
+/// then the rules, each after the anonymous sets it uses.
+fn replace(
+    batch: &mut Batch,
+    objects: &mut Vec<(u32, String)>,
+    rs: &Ruleset,
+) -> Result<(), NetlinkError> {
+    let fam = family_code(rs.family);
+    let what = format!("table {} {}", render::family(rs.family), rs.table);
+    let s = batch.table(
+        libc::NFT_MSG_NEWTABLE as u16,
+        fam,
+        &rs.table,
+        libc::NLM_F_CREATE as u16,
+    );
+    objects.push((s, format!("add {what}")));
+    let s = batch.table(libc::NFT_MSG_DELTABLE as u16, fam, &rs.table, 0);
+    objects.push((s, format!("delete {what}")));
+    let s = batch.table(
+        libc::NFT_MSG_NEWTABLE as u16,
+        fam,
+        &rs.table,
+        libc::NLM_F_CREATE as u16,
+    );
+    objects.push((s, format!("add {what}")));
+    for c in &rs.chains {
+        let s = batch.chain(
+            fam,
+            &rs.table,
+            &chain_spec(&c.name, c.base, c.comment.as_deref()),
+        );
+        objects.push((s, format!("add chain {}", c.name)));
+    }
+    let mut next_id = 1;
+    for set in &rs.sets {
+        let s = batch.set(
+            fam,
+            &rs.table,
+            &set.name,
+            next_id,
+            &program::set_spec(set, false),
+            None,
+        );
+        objects.push((s, format!("add set {}", set.name)));
+        next_id += 1;
+        if !set.elements.is_empty() {
+            add_elements(batch, objects, fam, &rs.table, set, None);
+        }
+    }
+    for c in &rs.chains {
+        for r in &c.rules {
+            let p = program::program(r, &mut next_id).map_err(|reason| NetlinkError::Refused {
+                object: format!("rule in chain {}: {}", c.name, render::rule(r)),
+                reason,
+            })?;
+            for a in &p.anon {
+                let spec = program::set_spec(&a.set, true);
+                let n = a.set.elements.len() as u32;
+                let s = batch.set(fam, &rs.table, &a.set.name, a.id, &spec, Some(n));
+                objects.push((s, format!("add anonymous set of rule {}", render::rule(r))));
+                add_elements(batch, objects, fam, &rs.table, &a.set, Some(a.id));
+            }
+            let s = batch.rule(fam, &rs.table, &c.name, &p);
+            objects.push((
+                s,
+                format!("add rule to chain {}: {}", c.name, render::rule(r)),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Sequence numbers start from the clock so answers to an earlier, abandoned batch on a
