@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod netns;
 pub mod peers;
+pub mod summary;
 pub mod traffic;
 
 pub use agent::AgentProc;

@@ -171,6 +171,14 @@ fn revoking_half_the_forwards_cuts_exactly_their_flows() {
     let lost: Vec<u32> = (0..n)
         .filter(|i| i % 2 == 0 && !replay[*i as usize])
         .collect();
+    vr_tests::summary::record(vr_tests::summary::Row {
+        check: "conntrack".into(),
+        runs: u64::from(n),
+        unit: "flows".into(),
+        failures: (wrongly_lost.len() + wrongly_kept.len() + lost.len()) as u64,
+        flows_lost_wrongly: Some((wrongly_lost.len() + lost.len()) as u64),
+        ..Default::default()
+    });
     assert!(lost.is_empty(), "flows lost across a restart: {lost:?}");
     println!("conntrack: {n} flows, {} revoked and cut, {} kept alive across revoke and restart, 0 lost wrongly", n / 2, n - n / 2);
 }

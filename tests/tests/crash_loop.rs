@@ -141,5 +141,13 @@ fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
         mixed.len(),
         t0.elapsed().as_secs_f64()
     );
+    vr_tests::summary::record(vr_tests::summary::Row {
+        check: "crash loop".into(),
+        runs: runs as u64,
+        unit: "SIGKILLs".into(),
+        failures: mixed.len() as u64,
+        mixed_states: Some(mixed.len() as u64),
+        ..Default::default()
+    });
     assert!(mixed.is_empty(), "mixed states:\n{}", mixed.join("\n"));
 }

@@ -174,6 +174,14 @@ fn every_hostile_push_is_rejected_and_changes_nothing() {
         wrong.len(),
         peak / 1024
     );
+    vr_tests::summary::record(vr_tests::summary::Row {
+        check: "hostile corpus".into(),
+        runs: cases.len() as u64,
+        unit: "pushes".into(),
+        failures: wrong.len() as u64,
+        rss_end_kib: Some(peak),
+        ..Default::default()
+    });
     assert!(
         wrong.is_empty(),
         "{} hostile pushes mishandled:\n{}",

@@ -87,6 +87,15 @@ fn rss_and_fds_stay_flat_over_thousands_of_pushes() {
     // After warm-up (the first sample), growth must stay within 8 MiB and fds must not grow.
     let (_, rss_warm, fds_warm) = rows[0];
     let (_, rss_end, fds_end) = *rows.last().unwrap();
+    vr_tests::summary::record(vr_tests::summary::Row {
+        check: "soak".into(),
+        runs: u64::from(total),
+        unit: "pushes".into(),
+        failures: 0,
+        rss_start_kib: Some(rss_warm),
+        rss_end_kib: Some(rss_end),
+        ..Default::default()
+    });
     assert!(
         rss_end <= rss_warm + 8 * 1024,
         "RSS grew from {rss_warm} KiB to {rss_end} KiB"

@@ -45,8 +45,14 @@ impl Spool {
 
     /// Creates the spool, `done/` and `failed/` (also after someone deleted them).
     pub fn ensure_dirs(&self) -> io::Result<()> {
-        std::fs::create_dir_all(self.dir.join("done"))?;
-        std::fs::create_dir_all(self.dir.join("failed"))
+        use std::os::unix::fs::PermissionsExt;
+        // Processed pushes keep their secrets (PSKs): only root reads what lands here.
+        for sub in ["done", "failed"] {
+            let d = self.dir.join(sub);
+            std::fs::create_dir_all(&d)?;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
     }
 
     /// Files ready for processing, in name order, and whether some are still settling.
@@ -147,10 +153,14 @@ impl Spool {
     pub fn finish(&self, taken: &Taken, result: &PushResult) -> io::Result<()> {
         let sub = if result.ok { "done" } else { "failed" };
         let dest_dir = self.dir.join(sub);
-        std::fs::create_dir_all(&dest_dir)?;
+        self.ensure_dirs()?;
         let mut json = serde_json::to_vec_pretty(result).map_err(io::Error::other)?;
         json.push(b'\n');
         crate::store::write_atomic(&dest_dir.join(format!("{}.result.json", taken.name)), &json)?;
+        // The push may carry PSKs and was written with its writer's umask: root only, before
+        // it moves (a missing file is the rename's error to report).
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&taken.path, std::fs::Permissions::from_mode(0o600));
         std::fs::rename(&taken.path, dest_dir.join(&taken.name))
     }
 }
