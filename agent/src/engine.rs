@@ -87,7 +87,7 @@ impl Engine {
                     );
                     let report = self
                         .reconciler
-                        .execute(&next.state, &self.stored.state)
+                        .converge_from(&next.state, &self.stored.state)
                         .await;
                     ok &= !report.failed;
                     outcomes.extend(report.outcomes);
@@ -99,10 +99,7 @@ impl Engine {
                 ok = false;
             }
         }
-        let report = self
-            .reconciler
-            .execute(&DesiredState::default(), &self.stored.state)
-            .await;
+        let report = self.reconciler.converge(&self.stored.state).await;
         ok &= !report.failed;
         self.pending_retry = report.unavailable();
         outcomes.extend(report.outcomes);
@@ -409,10 +406,7 @@ impl Engine {
         for (concern, e) in self.reconciler.observe().await {
             tracing::warn!(concern, "cannot read current state: {e}");
         }
-        let report = self
-            .reconciler
-            .execute(&DesiredState::default(), &self.stored.state)
-            .await;
+        let report = self.reconciler.converge(&self.stored.state).await;
         self.pending_retry = report.unavailable();
         report.outcomes
     }

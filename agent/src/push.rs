@@ -48,7 +48,14 @@ pub fn prepare(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<P
         Detected::Aggregate => cloudstack_aggregate(current, text, nics)?,
         Detected::CloudStack => cloudstack_payload(current, text, nics)?,
         Detected::Native => {
-            let doc: StateDocument = parse_strict(text)?;
+            let mut doc: StateDocument = parse_strict(text)?;
+            // A NIC named by MAC gets its kernel name now, once: addresses, routes and the
+            // nftables ruleset (which matches on names) then all mean the same NIC.
+            for i in doc.interfaces.iter_mut().flatten() {
+                if let Some(name) = i.mac.and_then(|m| nics.get(&m)) {
+                    i.device = name.clone();
+                }
+            }
             if doc.schema != SCHEMA_VERSION {
                 return Err(FieldError::new(
                     "schema",

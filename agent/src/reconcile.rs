@@ -203,9 +203,35 @@ impl Reconciler {
         errors
     }
 
-    /// Drives every concern from `applied` to `desired`; on a failure, drives the concerns
-    /// already run back to `applied`.
+    /// Drives every concern from `applied` to `desired`; on a failure, drives every concern
+    /// that sent changes (the failed one too: it may have stopped half-way) back to `applied`.
     pub async fn execute(&mut self, applied: &DesiredState, desired: &DesiredState) -> Report {
+        self.execute_with(applied, desired, true).await
+    }
+
+    /// Brings the system to `desired` from whatever it holds, without a rollback: for the
+    /// boot replay and `reconcile`, where there is no older state to go back to (driving
+    /// "back" to an empty state would take the router down).
+    pub async fn converge(&mut self, desired: &DesiredState) -> Report {
+        self.converge_from(&DesiredState::default(), desired).await
+    }
+
+    /// Like [`converge`](Self::converge), planning from `applied` (an interrupted push being
+    /// undone: there is nothing sensible to roll "back" to if that fails).
+    pub async fn converge_from(
+        &mut self,
+        applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Report {
+        self.execute_with(applied, desired, false).await
+    }
+
+    async fn execute_with(
+        &mut self,
+        applied: &DesiredState,
+        desired: &DesiredState,
+        rollback: bool,
+    ) -> Report {
         let mut report = Report::default();
         let mut failed = false;
         each_concern!(self, c => {
@@ -215,13 +241,18 @@ impl Reconciler {
                 failed = true;
             }
         });
-        if failed {
-            report.failed = true;
+        report.failed = failed;
+        if failed && rollback {
             let mut undo = Vec::new();
             let executed: Vec<&'static str> = report
                 .outcomes
                 .iter()
-                .filter(|o| matches!(o.status, Status::Applied))
+                .filter(|o| {
+                    matches!(
+                        o.status,
+                        Status::Applied | Status::Failed(_) | Status::Unavailable(_)
+                    )
+                })
                 .map(|o| o.concern)
                 .collect();
             each_concern!(self, c => {

@@ -186,8 +186,19 @@ fn push_owns_exactly_its_addresses_routes_and_rules() {
     t.vr.ip(&["addr", "add", "198.51.100.77/24", "dev", "eth2"]);
     t.vr.ip(&["link", "set", "eth2", "up"]);
     t.vr.ip(&["route", "add", "10.77.0.0/16", "via", "198.51.100.253"]);
+    // A default of someone else's at another metric: the agent's default must never take it.
+    t.vr.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "198.51.100.253",
+        "metric",
+        "100",
+    ]);
     let hand_addr = "eth2 198.51.100.77/24";
     let hand_route = "10.77.0.0/16 via 198.51.100.253 dev eth2 table main";
+    let hand_default = "default via 198.51.100.253 dev eth2 table main";
 
     let mut agent = AgentProc::new(Some(&t.vr.name));
     agent.start();
@@ -205,6 +216,7 @@ fn push_owns_exactly_its_addresses_routes_and_rules() {
     let full_routes = set(&[
         "default via 198.51.100.254 dev eth2 table main",
         hand_route,
+        hand_default,
         "10.50.0.0/16 via 10.1.0.10 dev eth0 table main",
         "10.60.0.0/16 via 198.51.100.254 dev eth2 table main",
         "default via 198.51.100.254 dev eth2 table 102",
@@ -233,7 +245,9 @@ fn push_owns_exactly_its_addresses_routes_and_rules() {
         "no neighbour entry for 198.51.100.1 from the gratuitous ARP"
     );
 
-    // The same push again, then a SIGKILL and a replay: no netlink change at all.
+    // The same push again, then a SIGKILL and a replay: no netlink change at all. One known
+    // change at the end proves the monitor was watching.
+    let vr_name = t.vr.name.clone();
     let events = monitored(&mut t.vr, || {
         let again = agent.apply_text("push.json", PUSH);
         ok(&again);
@@ -241,8 +255,37 @@ fn push_owns_exactly_its_addresses_routes_and_rules() {
         assert_eq!(changes(&again.1, "routes"), 0);
         agent.kill9();
         agent.start();
+        let st = std::process::Command::new("ip")
+            .args([
+                "-n",
+                &vr_name,
+                "addr",
+                "add",
+                "10.255.255.1/32",
+                "dev",
+                "lo",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
     });
-    assert_eq!(events.trim(), "", "replay changed the kernel:\n{events}");
+    assert!(
+        events.contains("10.255.255.1"),
+        "the monitor saw nothing: {events:?}"
+    );
+    let foreign: Vec<&str> = events
+        .lines()
+        .filter(|l| !l.contains("10.255.255.1") && !l.trim().starts_with("valid_lft"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "replay changed the kernel:\n{}",
+        foreign.join("\n")
+    );
+    t.vr.ip(&["addr", "del", "10.255.255.1/32", "dev", "lo"]);
+    // Added by hand after the push, on a NIC whose primary address is the agent's: when the
+    // agent's address goes, this one must be promoted, not deleted with it.
+    t.vr.ip(&["addr", "add", "203.0.113.99/24", "dev", "eth3"]);
 
     // Revoke one address and one route: exactly those go.
     ok(&agent.apply_text("revoke.json", &revoked()));
@@ -253,6 +296,7 @@ fn push_owns_exactly_its_addresses_routes_and_rules() {
             hand_addr,
             "eth2 198.51.100.1/24",
             "eth3 203.0.113.1/24",
+            "eth3 203.0.113.99/24",
         ])
     );
     let mut expected = full_routes.clone();
@@ -264,8 +308,8 @@ fn push_owns_exactly_its_addresses_routes_and_rules() {
         "empty.json",
         r#"{"schema":1,"interfaces":[],"routes":[],"nat":{},"firewall":{}}"#,
     ));
-    assert_eq!(addresses(&t.vr), set(&[hand_addr]));
-    assert_eq!(routes(&t.vr), set(&[hand_route]));
+    assert_eq!(addresses(&t.vr), set(&[hand_addr, "eth3 203.0.113.99/24"]));
+    assert_eq!(routes(&t.vr), set(&[hand_route, hand_default]));
     assert!(rules(&t.vr).is_empty());
     drop(t.h1);
 }

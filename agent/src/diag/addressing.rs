@@ -27,7 +27,7 @@ pub fn interfaces(state: &DesiredState, sys: &Snapshot) -> (String, Value) {
         let mut addrs = Vec::new();
         for (_, a) in sys.addresses.iter().filter(|(i, _)| *i == l.index) {
             let o = owner(want.addresses.contains_key(&(l.name.clone(), *a)));
-            text.push_str(&format!("    {a:<20} {o}\n"));
+            text.push_str(&format!("    {:<20} {o}\n", a.to_string()));
             addrs.push(json!({"address": a.to_string(), "owner": o}));
         }
         links.push(json!({
@@ -56,12 +56,13 @@ pub fn routes(state: &DesiredState, sys: &Snapshot) -> (String, Value) {
     let mut text = String::new();
     let mut routes = Vec::new();
     for r in &sys.routes {
-        let owned = want.routes.get(&(r.table, r.destination)).is_some_and(|w| {
-            w.gateway == r.gateway
-                && w.device
-                    .as_ref()
-                    .is_none_or(|d| Some(d) == name_of(r.oif).as_ref())
-        });
+        let owned = r.metric == 0
+            && want.routes.get(&(r.table, r.destination)).is_some_and(|w| {
+                w.gateway == r.gateway
+                    && w.device
+                        .as_ref()
+                        .is_none_or(|d| Some(d) == name_of(r.oif).as_ref())
+            });
         let dev = name_of(r.oif).unwrap_or_default();
         let via = r.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
         let table = if r.table == MAIN_TABLE {
@@ -130,12 +131,14 @@ mod tests {
                     destination: "0.0.0.0/0".parse().unwrap(),
                     gateway: Some("198.51.100.254".parse().unwrap()),
                     oif: Some(2),
+                    metric: 0,
                 },
                 SysRoute {
                     table: MAIN_TABLE,
                     destination: "10.77.0.0/16".parse().unwrap(),
                     gateway: Some("198.51.100.253".parse().unwrap()),
                     oif: Some(2),
+                    metric: 0,
                 },
             ],
             rules: Default::default(),

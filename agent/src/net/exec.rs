@@ -66,9 +66,12 @@ pub async fn apply(h: &Handle, sys: &Snapshot, ops: &[NetOp]) -> Result<usize, N
                     .link(device)
                     .ok_or_else(|| refused(format!("no NIC named {device}")))?;
                 let mac = l.mac.map(|m| m.0).unwrap_or_default();
-                super::garp::announce(l.index, mac, *ip)
-                    .map_err(|e| refused(format!("gratuitous ARP: {e}")))?;
-                sent += 1;
+                // The address is in place either way; a lost announcement only delays
+                // upstream caches until their next ARP, so it must not fail the push.
+                match super::garp::announce(l.index, mac, *ip) {
+                    Ok(()) => sent += 1,
+                    Err(e) => tracing::warn!("{op}: gratuitous ARP not sent: {e}"),
+                }
                 continue;
             }
             NetOp::RouteReplace {
@@ -89,15 +92,25 @@ pub async fn apply(h: &Handle, sys: &Snapshot, ops: &[NetOp]) -> Result<usize, N
                 }
                 h.route().add(b.build()).replace().execute().await
             }
-            NetOp::RouteDel { table, destination } => {
-                let m = RouteMessageBuilder::<Ipv4Addr>::new()
+            NetOp::RouteDel {
+                table,
+                destination,
+                route,
+            } => {
+                // Any scope (as `ip route del`), but only a static route with this next hop:
+                // a same-destination route someone else added is not the agent's.
+                let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
                     .destination_prefix(destination.addr(), destination.prefix_len())
                     .table_id(*table)
-                    // As `ip route del`: any scope, any protocol (the kernel matches both).
                     .scope(RouteScope::NoWhere)
-                    .protocol(RouteProtocol::Unspec)
-                    .build();
-                h.route().del(m).execute().await
+                    .protocol(RouteProtocol::Static);
+                if let Some(gw) = route.gateway {
+                    b = b.gateway(gw);
+                }
+                if let Some(i) = route.device.as_deref().and_then(|d| sys.link(d)) {
+                    b = b.output_interface(i.index);
+                }
+                h.route().del(b.build()).execute().await
             }
             NetOp::RuleAdd(k) => {
                 h.rule()
@@ -135,10 +148,11 @@ pub async fn apply(h: &Handle, sys: &Snapshot, ops: &[NetOp]) -> Result<usize, N
 
 /// `sysctl -w net.ipv4.conf.DEV.promote_secondaries=1` (in the caller's network namespace).
 fn promote_secondaries(device: &str) -> std::io::Result<()> {
-    std::fs::write(
-        format!("/proc/sys/net/ipv4/conf/{device}/promote_secondaries"),
-        "1",
-    )
+    let path = format!("/proc/sys/net/ipv4/conf/{device}/promote_secondaries");
+    if std::fs::read_to_string(&path)?.trim() == "1" {
+        return Ok(());
+    }
+    std::fs::write(path, "1")
 }
 
 /// `ip rule del priority P fwmark M lookup T` as a message.

@@ -40,6 +40,8 @@ pub struct SysRoute {
     pub destination: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
     pub oif: Option<u32>,
+    /// `metric`; the agent's routes have 0, so a hand-made `metric 100` twin is never its.
+    pub metric: u32,
 }
 
 /// A policy rule (`ip -j rule`): `priority P: from all fwmark M lookup T`.
@@ -74,10 +76,11 @@ impl Snapshot {
             .is_some_and(|i| self.addresses.contains(&(i, net)))
     }
 
+    /// The metric-0 route to `dst` in `table`: the one an agent route would be or replace.
     fn route(&self, table: u32, dst: Ipv4Net) -> Option<&SysRoute> {
         self.routes
             .iter()
-            .find(|r| r.table == table && r.destination == dst)
+            .find(|r| r.table == table && r.destination == dst && r.metric == 0)
     }
 
     /// The NIC a pushed interface means: the one with its MAC, else the one with its name.
@@ -209,8 +212,13 @@ pub enum NetOp {
         destination: Ipv4Net,
         route: WantRoute,
     },
-    /// `ip route del DST table T`
-    RouteDel { table: u32, destination: Ipv4Net },
+    /// `ip route del DST [via GW] [dev DEV] proto static table T`: only the agent's own
+    /// route matches (same next hop, protocol static, metric 0).
+    RouteDel {
+        table: u32,
+        destination: Ipv4Net,
+        route: WantRoute,
+    },
     /// `ip rule add priority P fwmark M lookup T`
     RuleAdd(RuleKey),
     /// `ip rule del priority P fwmark M lookup T`
@@ -243,13 +251,19 @@ impl fmt::Display for NetOp {
                 }
                 write!(f, "{}", table_text(*table))
             }
-            NetOp::RouteDel { table, destination } => {
-                write!(
-                    f,
-                    "ip route del {}{}",
-                    dst_text(*destination),
-                    table_text(*table)
-                )
+            NetOp::RouteDel {
+                table,
+                destination,
+                route,
+            } => {
+                write!(f, "ip route del {}", dst_text(*destination))?;
+                if let Some(gw) = route.gateway {
+                    write!(f, " via {gw}")?;
+                }
+                if let Some(d) = &route.device {
+                    write!(f, " dev {d}")?;
+                }
+                write!(f, " proto static{}", table_text(*table))
             }
             NetOp::RuleAdd(r) => write!(
                 f,
@@ -281,8 +295,9 @@ fn table_text(t: u32) -> String {
     }
 }
 
-/// Link and address changes (concern `links`), in the order they must run: links up, old
-/// addresses off, new ones on, then the announcements.
+/// Link and address changes (concern `links`), in the order they must run: links up, new
+/// addresses on, old ones off (a renumbered NIC is never without an address, which would
+/// make the kernel flush its routes), then the announcements.
 pub fn plan_links(old: &Wanted, new: &Wanted, sys: &Snapshot) -> Vec<NetOp> {
     let mut ops = Vec::new();
     for (dev, mtu) in &new.links {
@@ -296,14 +311,6 @@ pub fn plan_links(old: &Wanted, new: &Wanted, sys: &Snapshot) -> Vec<NetOp> {
         if !l.up {
             ops.push(NetOp::LinkUp {
                 device: dev.clone(),
-            });
-        }
-    }
-    for (dev, address) in old.addresses.keys() {
-        if !new.addresses.contains_key(&(dev.clone(), *address)) && sys.has_address(dev, *address) {
-            ops.push(NetOp::AddressDel {
-                device: dev.clone(),
-                address: *address,
             });
         }
     }
@@ -322,6 +329,14 @@ pub fn plan_links(old: &Wanted, new: &Wanted, sys: &Snapshot) -> Vec<NetOp> {
             }
         }
     }
+    for (dev, address) in old.addresses.keys() {
+        if !new.addresses.contains_key(&(dev.clone(), *address)) && sys.has_address(dev, *address) {
+            ops.push(NetOp::AddressDel {
+                device: dev.clone(),
+                address: *address,
+            });
+        }
+    }
     ops.extend(announce);
     ops
 }
@@ -335,11 +350,15 @@ pub fn plan_routes(old: &Wanted, new: &Wanted, sys: &Snapshot) -> Vec<NetOp> {
             ops.push(NetOp::RuleDel(*r));
         }
     }
-    for (table, dst) in old.routes.keys() {
-        if !new.routes.contains_key(&(*table, *dst)) && sys.route(*table, *dst).is_some() {
+    for ((table, dst), was) in &old.routes {
+        let ours = sys
+            .route(*table, *dst)
+            .is_some_and(|r| r.gateway == was.gateway);
+        if !new.routes.contains_key(&(*table, *dst)) && ours {
             ops.push(NetOp::RouteDel {
                 table: *table,
                 destination: *dst,
+                route: was.clone(),
             });
         }
     }

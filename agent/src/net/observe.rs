@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
-use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleFlags};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
@@ -107,15 +107,23 @@ pub async fn snapshot(h: &Handle) -> Result<Snapshot, NetError> {
             fwmark: 0,
             table: u32::from(m.header.table),
         };
-        let mut plain = m.header.src_len == 0 && m.header.dst_len == 0;
+        // Only a rule that is exactly `priority P fwmark M lookup T` can be the agent's.
+        let mut plain = m.header.src_len == 0
+            && m.header.dst_len == 0
+            && m.header.tos == 0
+            && !m.header.flags.contains(RuleFlags::Invert);
         for a in &m.attributes {
             match a {
                 RuleAttribute::Priority(p) => k.priority = *p,
                 RuleAttribute::FwMark(v) => k.fwmark = *v,
                 RuleAttribute::Table(t) => k.table = *t,
                 RuleAttribute::FwMask(mask) if *mask != u32::MAX => plain = false,
-                RuleAttribute::Iifname(_) | RuleAttribute::Oifname(_) => plain = false,
-                _ => {}
+                // Suppressors at -1 ("not set") are what the kernel reports for every rule.
+                RuleAttribute::SuppressPrefixLen(u32::MAX)
+                | RuleAttribute::SuppressIfGroup(u32::MAX)
+                | RuleAttribute::FwMask(_)
+                | RuleAttribute::Protocol(_) => {}
+                _ => plain = false,
             }
         }
         // Only `fwmark M lookup T` rules can be the agent's; others are never compared.
@@ -139,6 +147,7 @@ fn route(m: &RouteMessage) -> Option<SysRoute> {
         destination: Ipv4Net::default(),
         gateway: None,
         oif: None,
+        metric: 0,
     };
     for a in &m.attributes {
         match a {
@@ -146,6 +155,7 @@ fn route(m: &RouteMessage) -> Option<SysRoute> {
             RouteAttribute::Gateway(RouteAddress::Inet(v)) => r.gateway = Some(*v),
             RouteAttribute::Oif(i) => r.oif = Some(*i),
             RouteAttribute::Table(t) => r.table = *t,
+            RouteAttribute::Priority(p) => r.metric = *p,
             _ => {}
         }
     }

@@ -99,6 +99,7 @@ fn after(sys: &Snapshot, new: &Wanted) -> Snapshot {
             destination: *dst,
             gateway: r.gateway,
             oif: r.device.as_deref().and_then(|d| s.index(d)),
+            metric: 0,
         });
     }
     s.rules.extend(new.rules.iter().copied());
@@ -148,8 +149,8 @@ fn revoking_removes_exactly_what_the_old_state_implied() {
         lines(&plan_routes(&old, &new, &sys1)),
         [
             "ip rule del priority 103 fwmark 0x67 lookup 103",
-            "ip route del default table 103",
-            "ip route del 203.0.113.0/24 table 103",
+            "ip route del default via 203.0.113.254 dev eth3 proto static table 103",
+            "ip route del 203.0.113.0/24 dev eth3 proto static table 103",
         ]
     );
 }
@@ -187,6 +188,59 @@ fn changed_gateway_is_a_replace_and_mtu_is_set() {
         [
             "ip route replace default via 203.0.113.253 dev eth3 table 103",
             "ip route replace default via 203.0.113.253 dev eth3",
+        ]
+    );
+}
+
+#[test]
+fn a_hand_made_twin_with_another_metric_is_never_the_agents() {
+    let s = state(
+        vec![public("eth2", "198.51.100.1/24", "198.51.100.254")],
+        vec![],
+    );
+    let sys0 = sys();
+    let mut sys1 = after(&sys0, &wanted(&s, &sys0));
+    // Someone's own default at metric 100, and the agent's one gone (flushed, say).
+    sys1.routes
+        .retain(|r| !(r.table == MAIN_TABLE && r.destination == Ipv4Net::default()));
+    sys1.routes.push(SysRoute {
+        table: MAIN_TABLE,
+        destination: Ipv4Net::default(),
+        gateway: Some("198.51.100.253".parse().unwrap()),
+        oif: Some(2),
+        metric: 100,
+    });
+    let w = wanted(&s, &sys1);
+    // The agent restores its own default and leaves the twin alone...
+    assert_eq!(
+        lines(&plan_routes(&w, &w, &sys1)),
+        ["ip route replace default via 198.51.100.254 dev eth2"]
+    );
+    // ...and revoking its default does not delete the twin.
+    let none = wanted(&DesiredState::default(), &sys1);
+    assert!(!lines(&plan_routes(&w, &none, &sys1))
+        .iter()
+        .any(|l| l.starts_with("ip route del default") && !l.contains(" table ")));
+}
+
+#[test]
+fn new_addresses_go_on_before_old_ones_come_off() {
+    let a = state(
+        vec![public("eth3", "203.0.113.1/24", "203.0.113.254")],
+        vec![],
+    );
+    let b = state(
+        vec![public("eth3", "203.0.113.2/24", "203.0.113.254")],
+        vec![],
+    );
+    let sys0 = sys();
+    let sys1 = after(&sys0, &wanted(&a, &sys0));
+    assert_eq!(
+        lines(&plan_links(&wanted(&a, &sys1), &wanted(&b, &sys1), &sys1)),
+        [
+            "ip addr replace 203.0.113.2/24 brd + dev eth3",
+            "ip addr del 203.0.113.1/24 dev eth3",
+            "arping -U -c 1 -I eth3 203.0.113.2",
         ]
     );
 }
