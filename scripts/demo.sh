@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # The demo router: vr-agent in throwaway network namespaces with real traffic through NAT, an
 # IPsec tunnel and OSPF. Installs what is missing first; removes everything it created.
+#
+#   bash scripts/demo.sh            # the namespace demo (about 5 s once built)
+#   bash scripts/demo.sh --image    # also build the system-VM image and boot it twice under
+#                                   # qemu: a push from a seed disk, then its replay after reboot
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --workspace --bins
-exec target/debug/vr-demo "$@"
+image=false
+args=()
+for a in "$@"; do
+  if [ "$a" = "--image" ]; then image=true; else args+=("$a"); fi
+done
+target/debug/vr-demo "${args[@]}"
+if $image; then
+  bash image/build.sh
+  bash image/boot-test.sh
+fi

@@ -106,7 +106,18 @@ async fn run<C: Concern>(
         Ok(plan) if plan.is_empty() => (Status::Unchanged, 0),
         Ok(plan) => {
             let n = plan.changes();
-            tracing::info!(concern = C::NAME, changes = n, "applying:\n{plan}");
+            // A full replace at 10,000 mappings is a megabyte of text: log short plans whole,
+            // long ones at debug level only (never rendered unless that level is on).
+            if plan.lines_hint() <= 64 {
+                tracing::info!(concern = C::NAME, changes = n, "applying:\n{plan}");
+            } else {
+                tracing::info!(
+                    concern = C::NAME,
+                    changes = n,
+                    "applying (plan at debug level)"
+                );
+                tracing::debug!(concern = C::NAME, "plan:\n{plan}");
+            }
             match c.execute(&plan, desired).await {
                 Ok(()) => (Status::Applied, n),
                 Err(e) => (status_of(e), 0),

@@ -52,7 +52,7 @@ pub struct StaticNat {
 }
 
 /// One port forward. Identity: `public_ip` + `protocol` + `public_ports`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortForward {
     pub public_ip: Ipv4Addr,

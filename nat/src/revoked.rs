@@ -2,9 +2,10 @@
 //! exactly the flows created through them (a revoked mapping must stop carrying traffic;
 //! conntrack would otherwise keep NATing established flows without any rule).
 
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use crate::model::{L4Protocol, NatSection, PortRange};
+use crate::model::{L4Protocol, NatSection, PortForward, PortRange};
 
 /// A mapping present before and gone (or changed) after.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,10 +27,17 @@ pub enum Revoked {
 /// Mappings of `old` that `new` removes or changes (any change of target or allowed sources
 /// counts: flows admitted under the old terms must not outlive them).
 pub fn revoked(old: &NatSection, new: &NatSection) -> Vec<Revoked> {
+    // Hash lookups: a transition between two 10,000-forward states stays linear.
+    let kept: HashSet<&PortForward> = new.port_forwards.iter().collect();
+    let kept_static: HashSet<(Ipv4Addr, Ipv4Addr)> = new
+        .static_nat
+        .iter()
+        .map(|n| (n.public_ip, n.private_ip))
+        .collect();
     let mut out: Vec<Revoked> = old
         .port_forwards
         .iter()
-        .filter(|f| !new.port_forwards.contains(f))
+        .filter(|f| !kept.contains(f))
         .map(|f| Revoked::PortForward {
             public_ip: f.public_ip,
             protocol: f.protocol,
@@ -39,11 +47,7 @@ pub fn revoked(old: &NatSection, new: &NatSection) -> Vec<Revoked> {
     out.extend(
         old.static_nat
             .iter()
-            .filter(|s| {
-                !new.static_nat
-                    .iter()
-                    .any(|n| n.public_ip == s.public_ip && n.private_ip == s.private_ip)
-            })
+            .filter(|s| !kept_static.contains(&(s.public_ip, s.private_ip)))
             .map(|s| Revoked::StaticNat {
                 public_ip: s.public_ip,
                 private_ip: s.private_ip,

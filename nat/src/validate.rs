@@ -52,12 +52,12 @@ pub fn valid_device(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-'))
 }
 
-fn check_device(path: String, name: &str, out: &mut Vec<FieldError>) {
+fn check_device(path: impl FnOnce() -> String, name: &str, out: &mut Vec<FieldError>) {
     if name.is_empty() {
-        out.push(err(path, "\"\"", "empty device name"));
+        out.push(err(path(), "\"\"", "empty device name"));
     } else if !valid_device(name) {
         out.push(err(
-            path,
+            path(),
             format!("{name:?}"),
             "invalid device name (expected ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$)",
         ));
@@ -65,13 +65,13 @@ fn check_device(path: String, name: &str, out: &mut Vec<FieldError>) {
 }
 
 /// Port 0 and inverted ranges. Returns whether the range is usable.
-fn check_range(path: String, r: &PortRange, out: &mut Vec<FieldError>) -> bool {
+fn check_range(path: impl FnOnce() -> String, r: &PortRange, out: &mut Vec<FieldError>) -> bool {
     if r.start == 0 || r.end == 0 {
-        out.push(err(path, r, "port 0 is not a valid port"));
+        out.push(err(path(), r, "port 0 is not a valid port"));
         false
     } else if r.start > r.end {
         out.push(err(
-            path,
+            path(),
             format!("{}-{}", r.start, r.end),
             "inverted range (start > end)",
         ));
@@ -97,7 +97,7 @@ fn check_rule_shape(
                 &format!("ports are only valid for tcp and udp, not {protocol}"),
             ));
         } else {
-            check_range(format!("{base}.ports"), p, out);
+            check_range(|| format!("{base}.ports"), p, out);
         }
     }
     for (name, v) in [("icmp_type", icmp_type), ("icmp_code", icmp_code)] {
@@ -132,16 +132,19 @@ fn conflicting(a: &PortForward, b: &PortForward) -> bool {
             && a.private_ports == b.private_ports)
 }
 
+/// Accepted forwards of one public ip and protocol by first port (with their index).
+type ByFirstPort<'a> = BTreeMap<u16, Vec<(usize, &'a PortForward)>>;
+
 /// Checks the `nat` section.
 pub fn validate_nat(nat: &NatSection) -> Result<(), Vec<FieldError>> {
     let mut out = Vec::new();
     for (i, s) in nat.source_nat.iter().enumerate() {
-        check_device(format!("source_nat[{i}].device"), &s.device, &mut out);
+        check_device(|| format!("source_nat[{i}].device"), &s.device, &mut out);
     }
     let mut seen: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
     for (i, s) in nat.static_nat.iter().enumerate() {
         if let Some(d) = &s.device {
-            check_device(format!("static_nat[{i}].device"), d, &mut out);
+            check_device(|| format!("static_nat[{i}].device"), d, &mut out);
         }
         if let Some(first) = seen.insert(s.public_ip, i) {
             out.push(err(
@@ -153,20 +156,33 @@ pub fn validate_nat(nat: &NatSection) -> Result<(), Vec<FieldError>> {
         }
     }
     let mut shifted: u32 = 0;
-    let mut usable: Vec<(usize, &PortForward)> = Vec::new();
+    // Accepted forwards per (public ip, protocol), by first port. Accepted ranges never
+    // overlap unless identical (same start), so sorted by start they are sorted by end too:
+    // the ones a new range can touch are found by walking back from its last port, in
+    // O(log n) plus the overlaps, instead of comparing with every accepted forward.
+    let mut usable: BTreeMap<(Ipv4Addr, u8), ByFirstPort<'_>> = BTreeMap::new();
     for (i, f) in nat.port_forwards.iter().enumerate() {
-        let base = format!("port_forwards[{i}]");
+        // Paths are formatted only for errors: validating 10,000 forwards allocates nothing.
+        let base = || format!("port_forwards[{i}]");
         if let Some(d) = &f.device {
-            check_device(format!("{base}.device"), d, &mut out);
+            check_device(|| format!("{}.device", base()), d, &mut out);
         }
-        let a = check_range(format!("{base}.public_ports"), &f.public_ports, &mut out);
-        let b = check_range(format!("{base}.private_ports"), &f.private_ports, &mut out);
+        let a = check_range(
+            || format!("{}.public_ports", base()),
+            &f.public_ports,
+            &mut out,
+        );
+        let b = check_range(
+            || format!("{}.private_ports", base()),
+            &f.private_ports,
+            &mut out,
+        );
         if !(a && b) {
             continue;
         }
         if f.public_ports.len() != f.private_ports.len() {
             out.push(err(
-                format!("{base}.private_ports"),
+                format!("{}.private_ports", base()),
                 f.private_ports,
                 &format!(
                     "length {} differs from public_ports {} (length {})",
@@ -180,18 +196,30 @@ pub fn validate_nat(nat: &NatSection) -> Result<(), Vec<FieldError>> {
         if f.public_ports.start != f.private_ports.start {
             shifted += f.public_ports.len();
         }
-        let clash = usable.iter().find(|(_, g)| {
-            g.public_ip == f.public_ip && g.protocol == f.protocol && conflicting(f, g)
-        });
+        let group = usable
+            .entry((f.public_ip, f.protocol.number()))
+            .or_default();
+        // The earliest accepted forward this one conflicts with (as in index order).
+        let clash = group
+            .range(..=f.public_ports.end)
+            .rev()
+            .take_while(|(_, v)| {
+                v.iter()
+                    .any(|(_, g)| g.public_ports.end >= f.public_ports.start)
+            })
+            .flat_map(|(_, v)| v.iter())
+            .filter(|(_, g)| conflicting(f, g))
+            .map(|(j, _)| *j)
+            .min();
         // A rejected entry is not compared with later ones: one mistake, one error.
-        if let Some((j, _)) = clash {
+        if let Some(j) = clash {
             out.push(err(
-                format!("{base}.public_ports"),
+                format!("{}.public_ports", base()),
                 format!("{} {} {}", f.public_ip, f.protocol.name(), f.public_ports),
                 &format!("overlaps port_forwards[{j}] with a different target"),
             ));
         } else {
-            usable.push((i, f));
+            group.entry(f.public_ports.start).or_default().push((i, f));
         }
     }
     if shifted > MAX_SHIFTED_PORTS {
@@ -249,7 +277,7 @@ pub fn validate_acls(acls: &[TierAcl]) -> Result<(), Vec<FieldError>> {
     let mut out = Vec::new();
     let mut seen = BTreeMap::new();
     for (i, t) in acls.iter().enumerate() {
-        check_device(format!("[{i}].device"), &t.device, &mut out);
+        check_device(|| format!("[{i}].device"), &t.device, &mut out);
         if let Some(first) = seen.insert(t.device.clone(), i) {
             out.push(err(
                 format!("[{i}].device"),

@@ -39,6 +39,10 @@ pub trait PlanSummary: fmt::Display {
     fn is_empty(&self) -> bool {
         self.changes() == 0
     }
+    /// Roughly how many lines the plan prints (what logging it whole would cost).
+    fn lines_hint(&self) -> usize {
+        self.changes()
+    }
 }
 
 /// One backend of the agent.

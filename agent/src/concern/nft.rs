@@ -8,6 +8,7 @@
 //! otherwise.
 
 use std::fmt;
+use std::sync::Arc;
 
 use vr_nat::cli::{CliError, Nft};
 use vr_nat::observe::matches_listing;
@@ -31,8 +32,9 @@ pub enum Backend {
 pub struct NftConcern {
     pub backend: Backend,
     pub nft: Nft,
-    /// What this process applied; `None` until the first apply.
-    mirror: Option<Ruleset>,
+    /// What this process applied; `None` until the first apply. Shared with the plan that
+    /// produced it, so a one-mapping apply at 10,000 mappings copies nothing.
+    mirror: Option<Arc<Ruleset>>,
     /// The table as `observe` read it (`nft -j list table`), until the next apply.
     observed: Option<Observed>,
 }
@@ -45,9 +47,10 @@ enum Observed {
     Present(String),
 }
 
-/// The plan of one transition, printable as the nft commands it sends.
+/// The plan of one transition, printable as the nft commands it sends, with the ruleset it
+/// leads to (the mirror once it is applied).
 #[derive(Debug, Default)]
-pub struct NftPlan(pub Inner);
+pub struct NftPlan(pub Inner, Option<Arc<Ruleset>>);
 
 impl fmt::Display for NftPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -58,6 +61,12 @@ impl fmt::Display for NftPlan {
 impl PlanSummary for NftPlan {
     fn changes(&self) -> usize {
         self.0.changes()
+    }
+    fn lines_hint(&self) -> usize {
+        match &self.0 {
+            Inner::Replace(rs) => rs.sets.iter().map(|s| s.elements.len() + 4).sum::<usize>() + 64,
+            other => other.changes(),
+        }
     }
 }
 
@@ -142,7 +151,7 @@ fn cli_error(e: CliError) -> ConcernError {
 impl NftConcern {
     /// The ruleset this process applied last, if any.
     pub fn mirror(&self) -> Option<&Ruleset> {
-        self.mirror.as_ref()
+        self.mirror.as_deref()
     }
 
     /// Sends one plan through the selected backend.
@@ -167,7 +176,7 @@ impl NftConcern {
                     .map_err(cli_error)
             }
             Backend::Netlink => vr_nat::netlink::Executor::default()
-                .apply(plan, self.mirror.as_ref())
+                .apply(plan, self.mirror.as_deref())
                 .map_err(|e| match e {
                     vr_nat::netlink::NetlinkError::Io(_) => {
                         ConcernError::Unavailable(e.to_string())
@@ -207,30 +216,35 @@ impl Concern for NftConcern {
         applied: &DesiredState,
         desired: &DesiredState,
     ) -> Result<NftPlan, ConcernError> {
-        let want = desired_ruleset(desired)?;
-        let have = match (&self.mirror, &self.observed, &want) {
-            (Some(m), ..) => Some(m.clone()),
+        let want = desired_ruleset(desired)?.map(Arc::new);
+        let have: Option<Arc<Ruleset>> = match (&self.mirror, &self.observed, &want) {
+            (Some(m), ..) => Some(Arc::clone(m)),
             // Observed at start: the kernel already holds exactly `want` (replay onto a
             // matching system sends nothing).
             (None, Some(Observed::Present(json)), Some(w)) if matches_listing(w, json) => {
-                Some(w.clone())
+                Some(Arc::clone(w))
             }
             (None, Some(Observed::Absent), None) => None,
             // Nothing known: replacing whole is always right (and keeps conntrack).
             (None, _, Some(_)) => None,
             // Nothing to enforce: remove whatever table `applied` or the kernel implies.
-            (None, observed, None) => desired_ruleset(applied).ok().flatten().or_else(|| {
-                matches!(observed, Some(Observed::Present(_))).then(|| {
-                    build(
-                        &RouterContext::default(),
-                        &Default::default(),
-                        &Default::default(),
-                        &[],
-                    )
+            (None, observed, None) => desired_ruleset(applied)
+                .ok()
+                .flatten()
+                .or_else(|| {
+                    matches!(observed, Some(Observed::Present(_))).then(|| {
+                        build(
+                            &RouterContext::default(),
+                            &Default::default(),
+                            &Default::default(),
+                            &[],
+                        )
+                    })
                 })
-            }),
+                .map(Arc::new),
         };
-        Ok(NftPlan(plan_opt(have.as_ref(), want.as_ref())))
+        let inner = plan_opt(have.as_deref(), want.as_deref());
+        Ok(NftPlan(inner, want))
     }
 
     async fn health(&mut self, desired: &DesiredState) -> Vec<Check> {
@@ -273,18 +287,20 @@ impl Concern for NftConcern {
     async fn execute(
         &mut self,
         plan: &NftPlan,
-        desired: &DesiredState,
+        _desired: &DesiredState,
     ) -> Result<(), ConcernError> {
-        let want = desired_ruleset(desired)?;
         if plan.0.changes() > 0 {
-            if let Err(e) = self.send(&plan.0).await {
+            let t = std::time::Instant::now();
+            let sent = self.send(&plan.0).await;
+            tracing::debug!(micros = t.elapsed().as_micros() as u64, "ruleset sent");
+            if let Err(e) = sent {
                 // The kernel may hold either state now (a refused `nft -f` changes nothing,
                 // but an executor crash could): forget the mirror so the next plan replaces.
                 self.mirror = None;
                 return Err(e);
             }
         }
-        self.mirror = want;
+        self.mirror = plan.1.clone();
         self.observed = None;
         Ok(())
     }
@@ -394,8 +410,9 @@ mod tests {
     async fn mirror_makes_the_second_plan_empty() {
         let mut c = NftConcern::default();
         let s = state(&format!("{BASE}}}"));
-        // An empty plan sends nothing, so this needs no nft.
-        c.execute(&NftPlan::default(), &s).await.unwrap();
+        // A plan to `s` with nothing to send (as if the kernel held it): needs no nft.
+        let to_s = NftPlan(Inner::Empty, desired_ruleset(&s).unwrap().map(Arc::new));
+        c.execute(&to_s, &s).await.unwrap();
         assert_eq!(c.plan(&s, &s).unwrap().changes(), 0);
         let more = state(&format!(
             r#"{BASE},"nat":{{"static_nat":[{{"public_ip":"192.0.2.11","private_ip":"10.1.0.5"}}]}}}}"#

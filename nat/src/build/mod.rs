@@ -84,16 +84,18 @@ const GUEST_SERVICES: [(u8, u16); 6] = [
 
 /// CIDRs that nest or are disjoint: drop every one inside another, so an interval set never
 /// gets overlapping elements (the kernel refuses them).
+///
+/// Sorted by first address, a container comes before what it holds, and kept CIDRs are
+/// disjoint: only the last one kept can contain the next, so one pass after the sort does.
 pub fn normalize(cidrs: &[Ipv4Net]) -> Vec<Ipv4Net> {
     let mut all: Vec<Ipv4Net> = cidrs.iter().map(|c| c.trunc()).collect();
-    all.sort_by_key(|c| (c.prefix_len(), c.network()));
-    let mut kept: Vec<Ipv4Net> = Vec::new();
+    all.sort_by_key(|c| (c.network(), c.prefix_len()));
+    let mut kept: Vec<Ipv4Net> = Vec::with_capacity(all.len());
     for c in all {
-        if !kept.iter().any(|k| k.contains(&c)) {
+        if !kept.last().is_some_and(|k| k.contains(&c)) {
             kept.push(c);
         }
     }
-    kept.sort();
     kept
 }
 
