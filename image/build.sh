@@ -36,15 +36,19 @@ packages=(
 )
 inc=$(IFS=,; echo "${packages[*]}")
 echo "build: debootstrapping bookworm into $root"
+# mmdebstrap's progress goes to a log beside the image; the package checks print their steps.
 mmdebstrap --variant=minbase --include="$inc" \
-  --customize-hook="copy-in $deb /tmp" \
-  --customize-hook='chroot "$1" sh -c "dpkg -i /tmp/vr-agent_*.deb && rm /tmp/vr-agent_*.deb"' \
+  --customize-hook="copy-in $deb image/package-lifecycle.sh /tmp" \
+  --customize-hook='chroot "$1" sh /tmp/package-lifecycle.sh /tmp/'"$(basename "$deb")" \
+  --customize-hook='rm "$1"/tmp/vr-agent_*.deb "$1"/tmp/package-lifecycle.sh' \
   --customize-hook='cp -a image/overlay/. "$1"/' \
   --customize-hook='chroot "$1" systemctl enable vr-agent.service vr-agent-seed.service vr-agent-console.service vr-ssh-keygen.service' \
   --customize-hook='echo vr-router > "$1/etc/hostname"' \
   --customize-hook='chroot "$1" passwd -d root' \
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
-  bookworm "$root" http://deb.debian.org/debian >/dev/null
+  bookworm "$root" http://deb.debian.org/debian > "$out/mmdebstrap.log" 2>&1 \
+  || { tail -40 "$out/mmdebstrap.log" >&2; echo "build: mmdebstrap failed (log: $out/mmdebstrap.log)" >&2; exit 1; }
+grep '^package-lifecycle' "$out/mmdebstrap.log"
 
 cp -L "$root/vmlinuz" "$out/vmlinuz"
 cp -L "$root/initrd.img" "$out/initrd.img"

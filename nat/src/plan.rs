@@ -135,6 +135,26 @@ impl fmt::Display for NftPlan {
     }
 }
 
+/// Applies element operations to a ruleset in place (the mirror after an element-only
+/// plan): elements stay sorted, so the result equals what a full build would produce.
+/// Returns false if an operation does not fit (unknown set, adding a present element or
+/// deleting an absent one): the mirror no longer describes the kernel and must be dropped.
+pub fn apply_ops(rs: &mut Ruleset, ops: &[ElementOp]) -> bool {
+    for op in ops {
+        let Some(set) = rs.sets.iter_mut().find(|s| s.name == op.set) else {
+            return false;
+        };
+        match (set.elements.binary_search(&op.element), op.add) {
+            (Err(at), true) => set.elements.insert(at, op.element.clone()),
+            (Ok(at), false) => {
+                set.elements.remove(at);
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,40 @@ pub struct NftConcern {
     mirror: Option<Arc<Ruleset>>,
     /// The table as `observe` read it (`nft -j list table`), until the next apply.
     observed: Option<Observed>,
+    /// The model the mirror was built from, for planning a change of a few port forwards
+    /// as element operations without rebuilding 10,000 elements.
+    model: Option<NftModel>,
+}
+
+/// The inputs of `build` that produced the mirror.
+#[derive(Debug, Clone, PartialEq)]
+struct NftModel {
+    ctx: RouterContext,
+    nat: vr_nat::NatSection,
+    firewall: vr_nat::FirewallSection,
+    acls: Vec<vr_nat::TierAcl>,
+}
+
+impl NftModel {
+    fn of(s: &DesiredState) -> NftModel {
+        NftModel {
+            ctx: router_context(s),
+            nat: s.nat.clone(),
+            firewall: s.firewall.clone(),
+            acls: s.acls.clone(),
+        }
+    }
+}
+
+/// What the mirror becomes once a plan is applied.
+#[derive(Debug, Default)]
+pub enum Target {
+    /// This ruleset (or none: the table is gone).
+    #[default]
+    Unknown,
+    Whole(Option<Arc<Ruleset>>),
+    /// The mirror with the plan's element operations applied.
+    Patch,
 }
 
 /// What `observe` found.
@@ -50,7 +84,7 @@ enum Observed {
 /// The plan of one transition, printable as the nft commands it sends, with the ruleset it
 /// leads to (the mirror once it is applied).
 #[derive(Debug, Default)]
-pub struct NftPlan(pub Inner, Option<Arc<Ruleset>>);
+pub struct NftPlan(pub Inner, Target);
 
 impl fmt::Display for NftPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,13 +143,20 @@ pub fn router_context(s: &DesiredState) -> RouterContext {
 
 /// The ruleset `s` asks for; `None` when there is nothing to enforce (no interfaces and no
 /// NAT, firewall, ACL or VPN), so an agent that was never configured leaves nftables alone.
-pub fn desired_ruleset(s: &DesiredState) -> Result<Option<Ruleset>, ConcernError> {
-    let idle = s.interfaces.is_empty()
+/// Nothing to enforce: no interfaces and no NAT, firewall, ACL or VPN.
+fn idle(s: &DesiredState) -> bool {
+    s.interfaces.is_empty()
         && s.nat == Default::default()
         && s.firewall == Default::default()
         && s.acls.is_empty()
-        && s.vpn.site_to_site.is_empty();
-    if idle {
+        && s.vpn.site_to_site.is_empty()
+}
+
+/// Port forwards that may differ between two models and still be planned as elements.
+const DELTA_LIMIT: usize = 256;
+
+pub fn desired_ruleset(s: &DesiredState) -> Result<Option<Ruleset>, ConcernError> {
+    if idle(s) {
         return Ok(None);
     }
     // The engine validates too; checking here keeps unvalidated text out of nft whatever the
@@ -216,6 +257,36 @@ impl Concern for NftConcern {
         applied: &DesiredState,
         desired: &DesiredState,
     ) -> Result<NftPlan, ConcernError> {
+        // Fast path: the mirror's model differs from `desired` only in a few port forwards
+        // (the common push). Planned from those forwards' groups alone; `desired` was
+        // validated by the engine like every state it hands over.
+        if let (Some(_), Some(m)) = (&self.mirror, &self.model) {
+            let only_forwards = !idle(desired)
+                && m.nat.source_nat == desired.nat.source_nat
+                && m.nat.static_nat == desired.nat.static_nat
+                && m.firewall == desired.firewall
+                && m.acls == desired.acls
+                && m.ctx == router_context(desired);
+            if only_forwards {
+                let delta = vr_nat::build::forwards::delta(
+                    &m.nat.port_forwards,
+                    &desired.nat.port_forwards,
+                    DELTA_LIMIT,
+                );
+                if let Some(ops) = delta {
+                    let inner = if ops.is_empty() {
+                        Inner::Empty
+                    } else {
+                        Inner::Elements {
+                            family: vr_nat::ir::Family::Ip,
+                            table: vr_nat::build::TABLE.to_string(),
+                            ops,
+                        }
+                    };
+                    return Ok(NftPlan(inner, Target::Patch));
+                }
+            }
+        }
         let want = desired_ruleset(desired)?.map(Arc::new);
         let have: Option<Arc<Ruleset>> = match (&self.mirror, &self.observed, &want) {
             (Some(m), ..) => Some(Arc::clone(m)),
@@ -244,7 +315,7 @@ impl Concern for NftConcern {
                 .map(Arc::new),
         };
         let inner = plan_opt(have.as_deref(), want.as_deref());
-        Ok(NftPlan(inner, want))
+        Ok(NftPlan(inner, Target::Whole(want)))
     }
 
     async fn health(&mut self, desired: &DesiredState) -> Vec<Check> {
@@ -287,7 +358,7 @@ impl Concern for NftConcern {
     async fn execute(
         &mut self,
         plan: &NftPlan,
-        _desired: &DesiredState,
+        desired: &DesiredState,
     ) -> Result<(), ConcernError> {
         if plan.0.changes() > 0 {
             let t = std::time::Instant::now();
@@ -297,10 +368,37 @@ impl Concern for NftConcern {
                 // The kernel may hold either state now (a refused `nft -f` changes nothing,
                 // but an executor crash could): forget the mirror so the next plan replaces.
                 self.mirror = None;
+                self.model = None;
                 return Err(e);
             }
         }
-        self.mirror = plan.1.clone();
+        match &plan.1 {
+            Target::Whole(want) => {
+                self.model = want.as_ref().map(|_| NftModel::of(desired));
+                self.mirror = want.clone();
+            }
+            Target::Patch => {
+                let ops: &[vr_nat::plan::ElementOp] = match &plan.0 {
+                    Inner::Elements { ops, .. } => ops,
+                    _ => &[],
+                };
+                // Unique here (plans hold no reference to it), so this patches in place.
+                let patched = self
+                    .mirror
+                    .as_mut()
+                    .is_some_and(|m| vr_nat::plan::apply_ops(Arc::make_mut(m), ops));
+                if patched {
+                    self.model = Some(NftModel::of(desired));
+                } else {
+                    self.mirror = None;
+                    self.model = None;
+                }
+            }
+            Target::Unknown => {
+                self.mirror = None;
+                self.model = None;
+            }
+        }
         self.observed = None;
         Ok(())
     }
@@ -314,6 +412,7 @@ impl Concern for NftConcern {
         .map_err(|e| ConcernError::Failed(format!("nft reader task: {e}")))?;
         // Whatever was read replaces the mirror: it describes the kernel now.
         self.mirror = None;
+        self.model = None;
         self.observed = None;
         match listed {
             Ok(None) => self.observed = Some(Observed::Absent),
@@ -411,7 +510,10 @@ mod tests {
         let mut c = NftConcern::default();
         let s = state(&format!("{BASE}}}"));
         // A plan to `s` with nothing to send (as if the kernel held it): needs no nft.
-        let to_s = NftPlan(Inner::Empty, desired_ruleset(&s).unwrap().map(Arc::new));
+        let to_s = NftPlan(
+            Inner::Empty,
+            Target::Whole(desired_ruleset(&s).unwrap().map(Arc::new)),
+        );
         c.execute(&to_s, &s).await.unwrap();
         assert_eq!(c.plan(&s, &s).unwrap().changes(), 0);
         let more = state(&format!(
@@ -423,5 +525,48 @@ mod tests {
             p.to_string().contains("add element ip vr static_dnat"),
             "{p}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_new_forward_is_planned_as_one_element_matching_a_full_build() {
+        let mut c = NftConcern::default();
+        let fwd = |p: u16| {
+            format!(
+                r#"{{"public_ip":"192.0.2.10","protocol":"tcp","public_ports":{p},"private_ip":"10.1.0.5","private_ports":{p}}}"#
+            )
+        };
+        let with = |ports: &[u16]| {
+            let list: Vec<String> = ports.iter().map(|p| fwd(*p)).collect();
+            state(&format!(
+                r#"{BASE},"nat":{{"port_forwards":[{}]}}}}"#,
+                list.join(",")
+            ))
+        };
+        let s = with(&[80, 443, 8080]);
+        let to_s = NftPlan(
+            Inner::Empty,
+            Target::Whole(desired_ruleset(&s).unwrap().map(Arc::new)),
+        );
+        c.execute(&to_s, &s).await.unwrap();
+        let more = with(&[80, 443, 2222, 8080]);
+        let p = c.plan(&s, &more).unwrap();
+        assert!(matches!(p.1, Target::Patch), "{p}");
+        assert_eq!(
+            p.to_string(),
+            "add element ip vr pf_exact { 192.0.2.10 . tcp . 2222 : 10.1.0.5 . 2222 }\n"
+        );
+        let Inner::Elements { ops, .. } = &p.0 else {
+            panic!("{p}")
+        };
+        let mut patched = (**c.mirror.as_ref().unwrap()).clone();
+        assert!(vr_nat::plan::apply_ops(&mut patched, ops));
+        assert_eq!(patched, desired_ruleset(&more).unwrap().unwrap());
+        // A forward on a public IP with none yet changes the firewall's guards: rebuilt.
+        let other = state(&format!(
+            r#"{BASE},"nat":{{"port_forwards":[{},{}]}}}}"#,
+            fwd(80),
+            fwd(81).replace("192.0.2.10", "192.0.2.99")
+        ));
+        assert!(matches!(c.plan(&s, &other).unwrap().1, Target::Whole(_)));
     }
 }

@@ -17,14 +17,13 @@ type Addr = Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::ir::*;
-use crate::model::{
-    AclAction, FirewallSection, NatSection, PortForward, PortRange, RuleProtocol, TierAcl,
-};
+use crate::model::{AclAction, FirewallSection, NatSection, PortRange, RuleProtocol, TierAcl};
 
 /// The table the agent owns.
 pub const TABLE: &str = "vr";
 
 mod chains;
+pub mod forwards;
 use chains::base_chains;
 
 /// What the rules need to know about the router itself (the agent fills it from its state).
@@ -327,86 +326,12 @@ pub fn build(
     ));
     sets.push(set("vpn_traffic", &[Ipv4Addr, Ipv4Addr], true, vpn_traffic));
 
-    // Port forwards. A forward whose public and private ranges start at the same port keeps
-    // the port: one element in `pf_addr` (DNAT to the address only). A shifted range cannot
-    // be one element (nft 1.0.6 refuses a port range in concatenated map data: "Value must
-    // be a singleton"), so it expands to one `pf_port` element per port, bounded by
-    // validate::MAX_SHIFTED_PORTS.
-    let mut grouped: BTreeMap<(Addr, u8, PortRange, Addr, PortRange), Vec<Ipv4Net>> =
-        BTreeMap::new();
-    for f in &nat.port_forwards {
-        let PortForward {
-            public_ip,
-            protocol,
-            public_ports,
-            private_ip,
-            private_ports,
-            source_cidrs,
-            ..
-        } = f;
-        let k = (
-            *public_ip,
-            protocol.number(),
-            *public_ports,
-            *private_ip,
-            *private_ports,
-        );
-        let srcs = if source_cidrs.is_empty() {
-            vec![any_net()]
-        } else {
-            source_cidrs.clone()
-        };
-        grouped.entry(k).or_default().extend(srcs);
-    }
-    let mut pf_exact = Vec::new();
-    let mut pf_addr = Vec::new();
-    let mut pf_port = Vec::new();
-    for ((pub_ip, proto, pub_ports, priv_ip, priv_ports), srcs) in grouped {
-        let srcs = normalize(&srcs);
-        // Open to every source, one port at a time: an exact key in a hash map, so the
-        // lookup costs the same at 10 forwards and at 10,000. (Validation guarantees one
-        // target per public ip, protocol and port, so no other element can compete.)
-        if srcs == [any_net()] && (pub_ports.len() == 1 || pub_ports.start != priv_ports.start) {
-            for k in 0..pub_ports.len() {
-                let k = k as u16;
-                pf_exact.push(el_map(
-                    vec![
-                        Value::Addr(pub_ip),
-                        Value::Proto(proto),
-                        Value::Port(pub_ports.start + k),
-                    ],
-                    vec![Value::Addr(priv_ip), Value::Port(priv_ports.start + k)],
-                ));
-            }
-            continue;
-        }
-        for src in srcs {
-            if pub_ports.start == priv_ports.start {
-                pf_addr.push(el_map(
-                    vec![
-                        Value::Addr(pub_ip),
-                        Value::Proto(proto),
-                        ports(&pub_ports),
-                        Value::Net(src),
-                    ],
-                    vec![Value::Addr(priv_ip)],
-                ));
-            } else {
-                for k in 0..pub_ports.len() {
-                    let k = k as u16;
-                    pf_port.push(el_map(
-                        vec![
-                            Value::Addr(pub_ip),
-                            Value::Proto(proto),
-                            Value::Port(pub_ports.start + k),
-                            Value::Net(src),
-                        ],
-                        vec![Value::Addr(priv_ip), Value::Port(priv_ports.start + k)],
-                    ));
-                }
-            }
-        }
-    }
+    // Port forwards (see `forwards` for the three maps and why).
+    let forwards::ForwardElements {
+        exact: pf_exact,
+        port: pf_port,
+        addr: pf_addr,
+    } = forwards::all(&nat.port_forwards);
     sets.push(map(
         "pf_exact",
         &[Ipv4Addr, InetProto, InetService],
