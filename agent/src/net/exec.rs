@@ -79,38 +79,27 @@ pub async fn apply(h: &Handle, sys: &Snapshot, ops: &[NetOp]) -> Result<usize, N
                 destination,
                 route,
             } => {
-                let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(destination.addr(), destination.prefix_len())
-                    .table_id(*table)
-                    .protocol(RouteProtocol::Static);
-                b = match route.gateway {
-                    Some(gw) => b.gateway(gw).scope(RouteScope::Universe),
-                    None => b.scope(RouteScope::Link),
+                let scope = if route.gateway.is_some() {
+                    RouteScope::Universe
+                } else {
+                    RouteScope::Link
                 };
+                // An add must name a device that exists (a delete may find it gone).
                 if let Some(d) = &route.device {
-                    b = b.output_interface(index(d)?);
+                    index(d)?;
                 }
-                h.route().add(b.build()).replace().execute().await
+                let m = route_message(*table, *destination, route, sys, scope);
+                h.route().add(m).replace().execute().await
             }
+            // Any scope (as `ip route del`), but only a static route with this next hop: a
+            // same-destination route someone else added is not the agent's.
             NetOp::RouteDel {
                 table,
                 destination,
                 route,
             } => {
-                // Any scope (as `ip route del`), but only a static route with this next hop:
-                // a same-destination route someone else added is not the agent's.
-                let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(destination.addr(), destination.prefix_len())
-                    .table_id(*table)
-                    .scope(RouteScope::NoWhere)
-                    .protocol(RouteProtocol::Static);
-                if let Some(gw) = route.gateway {
-                    b = b.gateway(gw);
-                }
-                if let Some(i) = route.device.as_deref().and_then(|d| sys.link(d)) {
-                    b = b.output_interface(i.index);
-                }
-                h.route().del(b.build()).execute().await
+                let m = route_message(*table, *destination, route, sys, RouteScope::NoWhere);
+                h.route().del(m).execute().await
             }
             NetOp::RuleAdd(k) => {
                 h.rule()
@@ -153,6 +142,28 @@ fn promote_secondaries(device: &str) -> std::io::Result<()> {
         return Ok(());
     }
     std::fs::write(path, "1")
+}
+
+/// `ip route ... DST [via GW] [dev DEV] proto static table T` as a message.
+fn route_message(
+    table: u32,
+    dst: ipnet::Ipv4Net,
+    route: &super::WantRoute,
+    sys: &Snapshot,
+    scope: RouteScope,
+) -> rtnetlink::packet_route::route::RouteMessage {
+    let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(dst.addr(), dst.prefix_len())
+        .table_id(table)
+        .scope(scope)
+        .protocol(RouteProtocol::Static);
+    if let Some(gw) = route.gateway {
+        b = b.gateway(gw);
+    }
+    if let Some(l) = route.device.as_deref().and_then(|d| sys.link(d)) {
+        b = b.output_interface(l.index);
+    }
+    b.build()
 }
 
 /// `ip rule del priority P fwmark M lookup T` as a message.

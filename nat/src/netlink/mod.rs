@@ -314,22 +314,21 @@ fn replace(
 ) -> Result<(), NetlinkError> {
     let fam = family_code(rs.family);
     let what = format!("table {} {}", render::family(rs.family), rs.table);
-    let s = batch.table(
-        libc::NFT_MSG_NEWTABLE as u16,
-        fam,
-        &rs.table,
-        libc::NLM_F_CREATE as u16,
+    let mut table = |msg: u32, flags: u32, verb: &str| {
+        let s = batch.table(msg as u16, fam, &rs.table, flags as u16);
+        objects.push((s, format!("{verb} {what}")));
+    };
+    table(
+        libc::NFT_MSG_NEWTABLE as u32,
+        libc::NLM_F_CREATE as u32,
+        "add",
     );
-    objects.push((s, format!("add {what}")));
-    let s = batch.table(libc::NFT_MSG_DELTABLE as u16, fam, &rs.table, 0);
-    objects.push((s, format!("delete {what}")));
-    let s = batch.table(
-        libc::NFT_MSG_NEWTABLE as u16,
-        fam,
-        &rs.table,
-        libc::NLM_F_CREATE as u16,
+    table(libc::NFT_MSG_DELTABLE as u32, 0, "delete");
+    table(
+        libc::NFT_MSG_NEWTABLE as u32,
+        libc::NLM_F_CREATE as u32,
+        "add",
     );
-    objects.push((s, format!("add {what}")));
     for c in &rs.chains {
         let s = batch.chain(
             fam,
