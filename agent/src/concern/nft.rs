@@ -69,8 +69,12 @@ pub enum Target {
     #[default]
     Unknown,
     Whole(Option<Arc<Ruleset>>),
-    /// The mirror with the plan's element operations applied.
-    Patch,
+    /// The mirror with the plan's element operations applied, and the model's port forwards
+    /// with `replaced` swapped for `with`.
+    Patch {
+        replaced: std::ops::Range<usize>,
+        with: Vec<vr_nat::PortForward>,
+    },
 }
 
 /// What `observe` found.
@@ -273,7 +277,12 @@ impl Concern for NftConcern {
                     &desired.nat.port_forwards,
                     DELTA_LIMIT,
                 );
-                if let Some(ops) = delta {
+                if let Some(vr_nat::build::forwards::Delta {
+                    ops,
+                    replaced,
+                    with,
+                }) = delta
+                {
                     let inner = if ops.is_empty() {
                         Inner::Empty
                     } else {
@@ -283,7 +292,7 @@ impl Concern for NftConcern {
                             ops,
                         }
                     };
-                    return Ok(NftPlan(inner, Target::Patch));
+                    return Ok(NftPlan(inner, Target::Patch { replaced, with }));
                 }
             }
         }
@@ -377,7 +386,7 @@ impl Concern for NftConcern {
                 self.model = want.as_ref().map(|_| NftModel::of(desired));
                 self.mirror = want.clone();
             }
-            Target::Patch => {
+            Target::Patch { replaced, with } => {
                 let ops: &[vr_nat::plan::ElementOp] = match &plan.0 {
                     Inner::Elements { ops, .. } => ops,
                     _ => &[],
@@ -387,8 +396,12 @@ impl Concern for NftConcern {
                     .mirror
                     .as_mut()
                     .is_some_and(|m| vr_nat::plan::apply_ops(Arc::make_mut(m), ops));
-                if patched {
-                    self.model = Some(NftModel::of(desired));
+                let model = self.model.as_mut().filter(|_| patched);
+                if let Some(m) = model {
+                    // Everything else was equal when this was planned.
+                    m.nat
+                        .port_forwards
+                        .splice(replaced.clone(), with.iter().cloned());
                 } else {
                     self.mirror = None;
                     self.model = None;
@@ -550,7 +563,7 @@ mod tests {
         c.execute(&to_s, &s).await.unwrap();
         let more = with(&[80, 443, 2222, 8080]);
         let p = c.plan(&s, &more).unwrap();
-        assert!(matches!(p.1, Target::Patch), "{p}");
+        assert!(matches!(p.1, Target::Patch { .. }), "{p}");
         assert_eq!(
             p.to_string(),
             "add element ip vr pf_exact { 192.0.2.10 . tcp . 2222 : 10.1.0.5 . 2222 }\n"

@@ -122,7 +122,7 @@ pub fn all(forwards: &[PortForward]) -> ForwardElements {
 /// Lists that differ by an insertion, a removal or an edit share a prefix and a suffix;
 /// only the window between them is hashed, then the groups it touches are rebuilt from a
 /// scan of both lists (comparisons only, no allocation).
-pub fn delta(old: &[PortForward], new: &[PortForward], limit: usize) -> Option<Vec<ElementOp>> {
+pub fn delta(old: &[PortForward], new: &[PortForward], limit: usize) -> Option<Delta> {
     let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
     let suffix = old[prefix..]
         .iter()
@@ -137,29 +137,54 @@ pub fn delta(old: &[PortForward], new: &[PortForward], limit: usize) -> Option<V
     if ow.len() + nw.len() > limit {
         return None;
     }
-    let touched: HashSet<GroupKey> = ow.iter().chain(nw).map(group_key).collect();
+    let delta = |ops| Delta {
+        ops,
+        replaced: prefix..old.len() - suffix,
+        with: nw.to_vec(),
+    };
+    let mut touched: Vec<GroupKey> = ow.iter().chain(nw).map(group_key).collect();
+    touched.sort();
+    touched.dedup();
     if touched.is_empty() {
-        return Some(Vec::new());
+        return Some(delta(Vec::new()));
     }
+    // Every forward of both lists is tested for membership: a handful of keys are compared
+    // directly (a hash would cost more than the comparisons), more go through a set.
+    let touched_set: HashSet<GroupKey> = if touched.len() > 8 {
+        touched.iter().copied().collect()
+    } else {
+        HashSet::new()
+    };
+    let is_touched = |k: &GroupKey| {
+        if touched_set.is_empty() {
+            touched.contains(k)
+        } else {
+            touched_set.contains(k)
+        }
+    };
+    // Outside the window both lists are the same forwards: scanned once, for the touched
+    // groups' other members and for the public IPs the window adds or drops.
+    let outside = || old[..prefix].iter().chain(&old[old.len() - suffix..]);
     // The ingress firewall guards every public IP that has a forward: a first forward on an
     // IP, or the last one leaving it, changes that structure, which only a rebuild plans.
+    let in_window = |w: &[PortForward], ip: Ipv4Addr| w.iter().any(|f| f.public_ip == ip);
     let ips: BTreeSet<Ipv4Addr> = ow.iter().chain(nw).map(|f| f.public_ip).collect();
-    let present = |list: &[PortForward]| -> BTreeSet<Ipv4Addr> {
-        list.iter()
-            .map(|f| f.public_ip)
-            .filter(|ip| ips.contains(ip))
-            .collect()
-    };
-    if present(old) != present(new) {
-        return None;
+    for ip in ips {
+        if in_window(ow, ip) != in_window(nw, ip) && !outside().any(|f| f.public_ip == ip) {
+            return None;
+        }
     }
-    let elements = |list: &[PortForward]| {
-        let mut grouped: std::collections::BTreeMap<GroupKey, Vec<Ipv4Net>> = Default::default();
-        for f in list {
-            let k = group_key(f);
-            if touched.contains(&k) {
-                grouped.entry(k).or_default().extend(sources(f));
-            }
+    let mut shared: std::collections::BTreeMap<GroupKey, Vec<Ipv4Net>> = Default::default();
+    for f in outside() {
+        let k = group_key(f);
+        if is_touched(&k) {
+            shared.entry(k).or_default().extend(sources(f));
+        }
+    }
+    let elements = |window: &[PortForward]| {
+        let mut grouped = shared.clone();
+        for f in window {
+            grouped.entry(group_key(f)).or_default().extend(sources(f));
         }
         let mut out = ForwardElements::default();
         for (k, srcs) in &grouped {
@@ -169,7 +194,7 @@ pub fn delta(old: &[PortForward], new: &[PortForward], limit: usize) -> Option<V
     };
     let mut ops = Vec::new();
     let mut adds = Vec::new();
-    for ((set, before), (_, after)) in elements(old).into_iter().zip(elements(new)) {
+    for ((set, before), (_, after)) in elements(ow).into_iter().zip(elements(nw)) {
         let before: BTreeSet<Element> = before.into_iter().collect();
         let after: BTreeSet<Element> = after.into_iter().collect();
         ops.extend(before.difference(&after).map(|e| ElementOp {
@@ -185,7 +210,17 @@ pub fn delta(old: &[PortForward], new: &[PortForward], limit: usize) -> Option<V
     }
     // Deletes first: a changed target is the old element out, then the new one in.
     ops.extend(adds);
-    Some(ops)
+    Some(delta(ops))
+}
+
+/// Element operations for a change of a few forwards, and the change itself:
+/// `old.splice(replaced, with)` is the new list (so a caller keeping `old` can update it
+/// without copying the other 10,000).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delta {
+    pub ops: Vec<ElementOp>,
+    pub replaced: std::ops::Range<usize>,
+    pub with: Vec<PortForward>,
 }
 
 #[cfg(test)]
@@ -207,7 +242,11 @@ mod tests {
 
     /// The maps after applying `ops` to those of `old` equal the maps of `new`.
     fn check(old: &[PortForward], new: &[PortForward]) {
-        let ops = delta(old, new, 64).expect("small change");
+        let d = delta(old, new, 64).expect("small change");
+        let mut spliced = old.to_vec();
+        spliced.splice(d.replaced.clone(), d.with.clone());
+        assert_eq!(spliced, new, "the splice rebuilds the new list");
+        let ops = d.ops;
         let mut sets: Vec<(&str, BTreeSet<Element>)> = all(old)
             .by_set()
             .into_iter()
@@ -254,7 +293,7 @@ mod tests {
         restricted[0] = fwd(1001, "10.1.0.5", &["198.51.100.0/24", "203.0.113.0/24"]);
         check(&base, &restricted);
         check(&restricted, &base);
-        assert_eq!(delta(&base, &base, 64), Some(Vec::new()));
+        assert_eq!(delta(&base, &base, 64).map(|d| d.ops), Some(Vec::new()));
     }
 
     #[test]
