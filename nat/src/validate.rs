@@ -132,8 +132,38 @@ fn conflicting(a: &PortForward, b: &PortForward) -> bool {
             && a.private_ports == b.private_ports)
 }
 
+/// Whether the forwards `forwards[window]` pass every check `validate_nat` makes of them,
+/// against the whole list: the incremental planner's guard, so a change of a few forwards
+/// among 10,000 is checked in proportion to the change (plus one pass of comparisons).
+/// `false` sends the caller to the full path, whose `validate_nat` names the error.
+pub fn forwards_valid(forwards: &[PortForward], window: std::ops::Range<usize>) -> bool {
+    let range_ok = |r: &PortRange| r.start != 0 && r.end != 0 && r.start <= r.end;
+    let shifted: u64 = forwards
+        .iter()
+        .filter(|f| f.public_ports.start != f.private_ports.start)
+        .map(|f| u64::from(f.public_ports.len()))
+        .sum();
+    if shifted > u64::from(MAX_SHIFTED_PORTS) {
+        return false;
+    }
+    forwards[window.clone()].iter().zip(window).all(|(f, i)| {
+        f.device.as_deref().is_none_or(valid_device)
+            && range_ok(&f.public_ports)
+            && range_ok(&f.private_ports)
+            && f.public_ports.len() == f.private_ports.len()
+            && !forwards.iter().enumerate().any(|(j, g)| {
+                j != i
+                    && g.public_ip == f.public_ip
+                    && g.protocol == f.protocol
+                    && conflicting(f, g)
+            })
+    })
+}
+
 /// Accepted forwards of one public ip and protocol by first port (with their index).
-type ByFirstPort<'a> = BTreeMap<u16, Vec<(usize, &'a PortForward)>>;
+/// Accepted forwards sharing a first port are identical copies (anything else would have
+/// clashed): the first one stands for all, and is the index a clash reports.
+type ByFirstPort<'a> = BTreeMap<u16, (usize, &'a PortForward)>;
 
 /// Checks the `nat` section.
 pub fn validate_nat(nat: &NatSection) -> Result<(), Vec<FieldError>> {
@@ -203,13 +233,9 @@ pub fn validate_nat(nat: &NatSection) -> Result<(), Vec<FieldError>> {
         let clash = group
             .range(..=f.public_ports.end)
             .rev()
-            .take_while(|(_, v)| {
-                v.iter()
-                    .any(|(_, g)| g.public_ports.end >= f.public_ports.start)
-            })
-            .flat_map(|(_, v)| v.iter())
-            .filter(|(_, g)| conflicting(f, g))
-            .map(|(j, _)| *j)
+            .take_while(|(_, (_, g))| g.public_ports.end >= f.public_ports.start)
+            .filter(|(_, (_, g))| conflicting(f, g))
+            .map(|(_, (j, _))| *j)
             .min();
         // A rejected entry is not compared with later ones: one mistake, one error.
         if let Some(j) = clash {
@@ -219,7 +245,7 @@ pub fn validate_nat(nat: &NatSection) -> Result<(), Vec<FieldError>> {
                 &format!("overlaps port_forwards[{j}] with a different target"),
             ));
         } else {
-            group.entry(f.public_ports.start).or_default().push((i, f));
+            group.entry(f.public_ports.start).or_insert((i, f));
         }
     }
     if shifted > MAX_SHIFTED_PORTS {
@@ -372,6 +398,30 @@ mod tests {
             pf("\"8000-8100\"", "10.1.0.5", "\"8000-8100\"")
         ));
         assert_eq!(validate_nat(&n), Ok(()));
+    }
+
+    #[test]
+    fn window_check_agrees_with_the_full_one() {
+        let ok = nat(&format!(
+            r#"{{"port_forwards":[{},{}]}}"#,
+            pf("\"8000-8100\"", "10.1.0.5", "\"8000-8100\""),
+            pf("8101", "10.1.0.6", "80")
+        ));
+        assert!(forwards_valid(&ok.port_forwards, 1..2));
+        let clash = nat(&format!(
+            r#"{{"port_forwards":[{},{}]}}"#,
+            pf("\"8000-8100\"", "10.1.0.5", "\"8000-8100\""),
+            pf("8050", "10.1.0.6", "80")
+        ));
+        assert!(!forwards_valid(&clash.port_forwards, 1..2));
+        // Checked against forwards on either side of the window.
+        assert!(!forwards_valid(&clash.port_forwards, 0..1));
+        let lengths = nat(&format!(
+            r#"{{"port_forwards":[{}]}}"#,
+            pf("\"65000-65010\"", "10.1.0.5", "\"65530-65535\"")
+        ));
+        assert!(!forwards_valid(&lengths.port_forwards, 0..1));
+        assert!(validate_nat(&lengths).is_err());
     }
 
     #[test]

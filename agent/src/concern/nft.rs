@@ -277,6 +277,16 @@ impl Concern for NftConcern {
                     &desired.nat.port_forwards,
                     DELTA_LIMIT,
                 );
+                // The engine validated `desired`, but a plan never trusts that: the changed
+                // forwards are checked against the whole list (invalid ones go the full way,
+                // where validation names them).
+                let delta = delta.filter(|d| {
+                    let start = d.replaced.start;
+                    vr_nat::validate::forwards_valid(
+                        &desired.nat.port_forwards,
+                        start..start + d.with.len(),
+                    )
+                });
                 if let Some(vr_nat::build::forwards::Delta {
                     ops,
                     replaced,
@@ -392,10 +402,11 @@ impl Concern for NftConcern {
                     _ => &[],
                 };
                 // Unique here (plans hold no reference to it), so this patches in place.
-                let patched = self
-                    .mirror
-                    .as_mut()
-                    .is_some_and(|m| vr_nat::plan::apply_ops(Arc::make_mut(m), ops));
+                let patched = ops.is_empty()
+                    || self
+                        .mirror
+                        .as_mut()
+                        .is_some_and(|m| vr_nat::plan::apply_ops(Arc::make_mut(m), ops));
                 let model = self.model.as_mut().filter(|_| patched);
                 if let Some(m) = model {
                     // Everything else was equal when this was planned.
