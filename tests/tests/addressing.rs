@@ -362,6 +362,24 @@ fn replies_leave_through_the_public_nic_the_connection_came_in_on() {
         tcp_probe(&t.client, "203.0.113.1", 8080, Duration::from_secs(2)).is_err(),
         "connection succeeded without policy routing: the topology does not test it"
     );
+    // `check` names the missing rule.
+    let out = agent.cli(&["check", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "routes and policy rules")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(line["verdict"], "fail", "{v}");
+    assert!(
+        line["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ip rule add priority 103"),
+        "{line}"
+    );
     // `reconcile` repairs the drift.
     let out = agent.cli(&["reconcile"]);
     assert!(

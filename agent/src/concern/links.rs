@@ -141,6 +141,34 @@ impl<P: Part + Send + Sync> Concern for NetConcern<P> {
     async fn refresh(&mut self) -> Result<(), ConcernError> {
         self.observe().await
     }
+
+    /// One line: the kernel holds what the state implies, or the first commands that would
+    /// repair it (`vr-agent reconcile` runs them).
+    async fn health(&mut self, desired: &DesiredState) -> Vec<crate::diag::check::Check> {
+        use crate::diag::check::Check;
+        let name = match P::NAME {
+            "links" => "addresses and links",
+            _ => "routes and policy rules",
+        };
+        if let Err(e) = self.observe().await {
+            return vec![Check::fail(name, e.to_string())];
+        }
+        match self.plan(desired, desired) {
+            Ok(p) if p.ops.is_empty() => vec![Check::ok(name, "as the state implies")],
+            Ok(p) => {
+                let first: Vec<String> = p.ops.iter().take(3).map(ToString::to_string).collect();
+                vec![Check::fail(
+                    name,
+                    format!("{} missing or stale: {}", p.ops.len(), first.join("; ")),
+                )]
+            }
+            Err(e) => vec![Check::new(
+                name,
+                crate::diag::check::Verdict::Warn,
+                e.to_string(),
+            )],
+        }
+    }
 }
 
 /// NICs a push names that are not there (yet): the rest is applied, these are retried.
