@@ -63,11 +63,9 @@ impl NftModel {
 }
 
 /// What the mirror becomes once a plan is applied.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub enum Target {
     /// This ruleset (or none: the table is gone).
-    #[default]
-    Unknown,
     Whole(Option<Arc<Ruleset>>),
     /// The mirror with the plan's element operations applied, and the model's port forwards
     /// with `replaced` swapped for `with`.
@@ -87,7 +85,7 @@ enum Observed {
 
 /// The plan of one transition, printable as the nft commands it sends, with the ruleset it
 /// leads to (the mirror once it is applied).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NftPlan(pub Inner, Target);
 
 impl fmt::Display for NftPlan {
@@ -417,10 +415,6 @@ impl Concern for NftConcern {
                     self.mirror = None;
                     self.model = None;
                 }
-            }
-            Target::Unknown => {
-                self.mirror = None;
-                self.model = None;
             }
         }
         self.observed = None;
