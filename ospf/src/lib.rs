@@ -8,10 +8,10 @@ pub mod apply;
 pub mod cloudstack;
 pub mod model;
 pub mod render;
-pub mod secret;
 pub mod status;
 pub mod validate;
 
 pub use model::*;
-pub use secret::Secret;
 pub use validate::{validate_ospf, FieldError};
+/// The PSK/password type, shared with the other crates that carry secrets.
+pub use vr_secret::Secret;

@@ -8,10 +8,10 @@ pub mod client;
 pub mod model;
 pub mod plan;
 pub mod policy;
-pub mod secret;
 pub mod validate;
 pub mod vici;
 
 pub use model::*;
-pub use secret::Secret;
 pub use validate::{validate_vpn, FieldError};
+/// The PSK/password type, shared with the other crates that carry secrets.
+pub use vr_secret::Secret;

@@ -1,4 +1,5 @@
-//! A string that never shows itself in `Debug` or `Display`.
+//! A string that never shows itself in `Debug` or `Display`: IPsec PSKs (`vr-vpn`) and OSPF
+//! passwords (`vr-ospf`). Its own crate because those two must not depend on each other.
 
 use std::fmt;
 
@@ -15,7 +16,7 @@ impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
-    /// The secret itself: only for the wire to charon, never for logs.
+    /// The secret itself: only for the daemon that needs it (charon, FRR), never for logs.
     pub fn expose(&self) -> &str {
         &self.0
     }
