@@ -156,6 +156,7 @@ impl Engine {
                 result.format = Some(prepared.format);
                 result.not_yet_applied = prepared.not_yet_applied.clone();
                 if dry_run {
+                    self.reconciler.refresh().await;
                     let plan = self.reconciler.plan(&self.stored.state, &prepared.state);
                     result.ok = true;
                     result.message =

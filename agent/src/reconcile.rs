@@ -203,6 +203,16 @@ impl Reconciler {
         plan
     }
 
+    /// Re-reads what the cheap-to-read concerns plan from (as `run` does before each plan),
+    /// so a dry run plans from the kernel as it is now. Failures surface in the plan.
+    pub async fn refresh(&mut self) {
+        each_concern!(self, c => {
+            if let Err(e) = c.refresh().await {
+                tracing::warn!(concern = name_of(&*c), "cannot read current state: {e}");
+            }
+        });
+    }
+
     /// Refreshes every concern's mirror from the system. Returns (concern, error) for failures.
     pub async fn observe(&mut self) -> Vec<(&'static str, String)> {
         let mut errors = Vec::new();

@@ -49,13 +49,6 @@ pub struct NetConcern<P> {
     _part: std::marker::PhantomData<P>,
 }
 
-impl<P> NetConcern<P> {
-    /// The kernel as last read, for `show interfaces|routes`.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.sys.as_ref()
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct LinksPart;
 #[derive(Debug, Default)]
@@ -120,12 +113,14 @@ impl<P: Part + Send + Sync> Concern for NetConcern<P> {
         plan: &NetPlan,
         _desired: &DesiredState,
     ) -> Result<(), ConcernError> {
-        let sys = self.sys.clone().unwrap_or_default();
+        // The snapshot the plan was made from names the devices; the next plan (or dry run)
+        // re-reads the kernel first, whatever this leaves behind.
+        let empty = Snapshot::default();
+        let sys = self.sys.as_ref().unwrap_or(&empty);
         let h = net::observe::connect().map_err(unavailable)?;
-        let result = net::exec::apply(&h, &sys, &plan.ops).await;
-        // Whatever happened, the next plan starts from what the kernel holds.
-        self.sys = net::observe::snapshot(&h).await.ok();
-        result.map_err(|e| ConcernError::Failed(e.to_string()))?;
+        net::exec::apply(&h, sys, &plan.ops)
+            .await
+            .map_err(|e| ConcernError::Failed(e.to_string()))?;
         if !plan.missing.is_empty() {
             return Err(waiting(&plan.missing));
         }
