@@ -158,27 +158,9 @@ pub fn apply_ops(rs: &mut Ruleset, ops: &[ElementOp]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::{build, GuestNetwork, PublicInterface, RouterContext};
+    use crate::build::build;
+    use crate::build::tests::ctx;
     use crate::model::*;
-
-    fn ctx() -> RouterContext {
-        RouterContext {
-            public: vec![PublicInterface {
-                device: "eth2".into(),
-                addresses: vec!["192.0.2.10".parse().unwrap()],
-                mark: Some(102),
-            }],
-            guests: vec![GuestNetwork {
-                device: "eth0".into(),
-                cidr: "10.1.0.0/24".parse().unwrap(),
-                router_ip: "10.1.0.1".parse().unwrap(),
-            }],
-            control_device: Some("eth1".into()),
-            routed: Vec::new(),
-            vpn_peers: vec![],
-            ospf: false,
-        }
-    }
 
     fn rs(nat: &str, fw: &str) -> Ruleset {
         let nat: NatSection = serde_json::from_str(nat).unwrap();

@@ -584,4 +584,4 @@ pub fn build(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,8 @@
 use super::*;
 use crate::model::*;
 
-fn ctx() -> RouterContext {
+/// The router most unit tests use (also the planner's tests).
+pub(crate) fn ctx() -> RouterContext {
     RouterContext {
         public: vec![PublicInterface {
             device: "eth2".into(),
