@@ -1,0 +1,271 @@
+//! The native `dhcp` section: which guest networks the router serves addresses and names on,
+//! and the static hosts it serves them to.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// DHCP and DNS for the guest networks (dnsmasq). No network: no dnsmasq.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpSection {
+    /// The guest networks served, one per guest NIC.
+    #[serde(default)]
+    pub networks: Vec<DhcpNetwork>,
+    /// Static leases; a host belongs to the network whose prefix holds its address.
+    #[serde(default)]
+    pub hosts: Vec<DhcpHost>,
+    /// Resolvers names outside the guest domains are forwarded to (the zone's DNS).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub upstream_dns: Vec<Ipv4Addr>,
+}
+
+/// One guest network the router is the DHCP server and resolver of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpNetwork {
+    /// The guest NIC (DHCP and DNS answer on it only).
+    pub device: String,
+    /// The router's address on it, with the network's prefix length.
+    #[schemars(with = "String")]
+    pub address: Ipv4Net,
+    /// Option 3; default: the router's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub gateway: Option<Ipv4Addr>,
+    /// Option 6; empty: the router itself (it serves DNS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub dns: Vec<Ipv4Addr>,
+    /// Option 15, and the domain every host name of the network is also known under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Option 26, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Further subnets served on the same NIC (IP aliases of a shared network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub extra_ranges: Vec<Ipv4Net>,
+}
+
+/// One static lease.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpHost {
+    /// `aa:bb:cc:dd:ee:ff`, lowercase.
+    pub mac: String,
+    #[schemars(with = "String")]
+    pub ipv4: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// False for a VM's non-default NIC: it gets an address but no router, DNS or domain.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub default_nic: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl DhcpSection {
+    /// Nothing to serve.
+    pub fn is_empty(&self) -> bool {
+        self.networks.is_empty() && self.hosts.is_empty() && self.upstream_dns.is_empty()
+    }
+
+    /// The network whose prefix (or extra range) holds `ip`.
+    pub fn network_of(&self, ip: Ipv4Addr) -> Option<&DhcpNetwork> {
+        self.networks.iter().find(|n| n.serves(ip))
+    }
+
+    /// Adds or replaces the host with this MAC (and drops any other host holding its address).
+    pub fn upsert_host(&mut self, host: DhcpHost) {
+        self.hosts
+            .retain(|h| h.mac != host.mac && h.ipv4 != host.ipv4);
+        self.hosts.push(host);
+    }
+
+    /// Adds or replaces the network on this device.
+    pub fn upsert_network(&mut self, net: DhcpNetwork) {
+        match self.networks.iter_mut().find(|n| n.device == net.device) {
+            Some(n) => *n = net,
+            None => self.networks.push(net),
+        }
+    }
+}
+
+impl DhcpNetwork {
+    pub fn serves(&self, ip: Ipv4Addr) -> bool {
+        self.address.trunc().contains(&ip) || self.extra_ranges.iter().any(|r| r.contains(&ip))
+    }
+
+    /// The dnsmasq tag of this network's range and options.
+    pub fn tag(&self) -> String {
+        format!("net-{}", self.device)
+    }
+}
+
+/// One invalid value of the section: the field path, the value and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS name (dot-separated labels), nothing dnsmasq's files could read as another field.
+pub fn is_dns_name(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_label)
+}
+
+fn is_mac(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+        && s == s.to_ascii_lowercase()
+}
+
+fn is_ifname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Every value check of the section (the renderer relies on them: no value can break a line).
+pub fn validate(s: &DhcpSection) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut bad = |path: String, value: String, reason: &'static str| {
+        out.push(Problem {
+            path,
+            value,
+            reason,
+        })
+    };
+    let mut devices = std::collections::BTreeSet::new();
+    for (i, n) in s.networks.iter().enumerate() {
+        let p = format!("dhcp.networks[{i}]");
+        if !is_ifname(&n.device) {
+            bad(
+                format!("{p}.device"),
+                n.device.clone(),
+                "invalid interface name",
+            );
+        } else if !devices.insert(n.device.clone()) {
+            bad(
+                format!("{p}.device"),
+                n.device.clone(),
+                "network listed twice",
+            );
+        }
+        if n.address.prefix_len() > 30 {
+            bad(
+                format!("{p}.address"),
+                n.address.to_string(),
+                "prefix too long to serve addresses",
+            );
+        }
+        if let Some(d) = &n.domain {
+            if !is_dns_name(d) {
+                bad(format!("{p}.domain"), d.clone(), "invalid domain name");
+            }
+        }
+        if let Some(m) = n.mtu {
+            if !(576..=65535).contains(&m) {
+                bad(format!("{p}.mtu"), m.to_string(), "MTU out of 576-65535");
+            }
+        }
+    }
+    let mut macs = std::collections::BTreeSet::new();
+    let mut ips = std::collections::BTreeSet::new();
+    for (i, h) in s.hosts.iter().enumerate() {
+        let p = format!("dhcp.hosts[{i}]");
+        if !is_mac(&h.mac) {
+            bad(
+                format!("{p}.mac"),
+                h.mac.clone(),
+                "invalid MAC address (aa:bb:cc:dd:ee:ff, lowercase)",
+            );
+        } else if !macs.insert(h.mac.clone()) {
+            bad(format!("{p}.mac"), h.mac.clone(), "MAC listed twice");
+        }
+        if !ips.insert(h.ipv4) {
+            bad(
+                format!("{p}.ipv4"),
+                h.ipv4.to_string(),
+                "address listed twice",
+            );
+        }
+        if let Some(name) = &h.hostname {
+            if !is_label(name) {
+                bad(
+                    format!("{p}.hostname"),
+                    name.clone(),
+                    "invalid host name (one DNS label)",
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_field_and_value() {
+        let s: DhcpSection = serde_json::from_str(
+            r#"{"networks":[{"device":"eth0","address":"10.1.1.1/24","domain":"bad domain"}],
+               "hosts":[{"mac":"02:00:00:00:00:0A","ipv4":"10.1.1.10","hostname":"a,b"}]}"#,
+        )
+        .unwrap();
+        let p = validate(&s);
+        let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "dhcp.networks[0].domain",
+                "dhcp.hosts[0].mac",
+                "dhcp.hosts[0].hostname"
+            ]
+        );
+        assert_eq!(p[2].value, "a,b");
+    }
+
+    #[test]
+    fn upsert_replaces_by_mac_and_address() {
+        let mut s = DhcpSection::default();
+        let h = |mac: &str, ip: &str| DhcpHost {
+            mac: mac.into(),
+            ipv4: ip.parse().unwrap(),
+            hostname: None,
+            default_nic: true,
+        };
+        s.upsert_host(h("02:00:00:00:00:01", "10.0.0.1"));
+        s.upsert_host(h("02:00:00:00:00:02", "10.0.0.2"));
+        s.upsert_host(h("02:00:00:00:00:01", "10.0.0.3"));
+        s.upsert_host(h("02:00:00:00:00:09", "10.0.0.2"));
+        let mut got: Vec<String> = s.hosts.iter().map(|h| h.ipv4.to_string()).collect();
+        got.sort();
+        assert_eq!(got, ["10.0.0.2", "10.0.0.3"]);
+    }
+}
