@@ -13,6 +13,8 @@ PACKAGES=(
   libstrongswan-standard-plugins libstrongswan-extra-plugins
   # FRR for OSPF
   frr
+  # guest DHCP and DNS: the agent's dnsmasq, dhcp_release, and the real clients and dig the tests use
+  dnsmasq-base dnsmasq-utils busybox isc-dhcp-client bind9-dnsutils
   # packaging checks (issue 8)
   dpkg-dev lintian systemd
 )

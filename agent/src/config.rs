@@ -11,6 +11,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/vr-agent/config.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/vr-agent";
 pub const DEFAULT_SPOOL_DIR: &str = "/var/cache/vr-agent/spool";
 pub const DEFAULT_SOCKET: &str = "/run/vr-agent.sock";
+pub const DEFAULT_RUN_DIR: &str = "/run/vr-agent";
 pub const DEFAULT_VICI_SOCKET: &str = "/var/run/charon.vici";
 pub const DEFAULT_FRR_CONFIG: &str = "/etc/frr/frr.conf";
 
@@ -30,6 +31,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ConfigFile {
     pub state_dir: Option<PathBuf>,
+    /// Configs, pid files and sockets of the daemons the agent owns (dnsmasq).
+    pub run_dir: Option<PathBuf>,
     pub spool_dir: Option<PathBuf>,
     pub socket: Option<PathBuf>,
     pub vici_socket: Option<PathBuf>,
@@ -70,6 +73,7 @@ impl ConfigFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Config {
     pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
     pub spool_dir: PathBuf,
     pub socket: PathBuf,
     pub vici_socket: PathBuf,
@@ -90,6 +94,7 @@ pub struct Config {
 pub struct Overrides {
     pub config: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    pub run_dir: Option<PathBuf>,
     pub spool_dir: Option<PathBuf>,
     pub socket: Option<PathBuf>,
     pub vici_socket: Option<PathBuf>,
@@ -150,6 +155,10 @@ impl Config {
                 .state_dir
                 .or(f.state_dir)
                 .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            run_dir: o
+                .run_dir
+                .or(f.run_dir)
+                .unwrap_or_else(|| DEFAULT_RUN_DIR.into()),
             spool_dir: o
                 .spool_dir
                 .or(f.spool_dir)

@@ -1,5 +1,5 @@
 //! Runs the concerns in their fixed order: links/addresses, routes, nftables, tunables,
-//! conntrack, VPN, OSPF. Each is planned just before it executes, so its plan sees what earlier concerns did.
+//! conntrack, VPN, OSPF, DHCP/DNS. Each is planned just before it executes, so its plan sees what earlier concerns did.
 //!
 //! A `Failed` concern stops the run and the concerns already executed are driven back to the
 //! old state, so a refused push leaves the system as it was. An `Unavailable` concern (its
@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Instant;
 
 use crate::concern::conntrack::ConntrackConcern;
+use crate::concern::dhcp::DhcpConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::ospf::OspfConcern;
@@ -30,6 +31,8 @@ pub struct Reconciler {
     pub conntrack: ConntrackConcern,
     pub vpn: VpnConcern,
     pub ospf: OspfConcern,
+    /// Guest DHCP and DNS (dnsmasq): last, once addresses and the firewall are in place.
+    pub dhcp: DhcpConcern,
 }
 
 /// The plan of every concern for one transition (pure; `Display` is the operator's view).
@@ -185,6 +188,10 @@ macro_rules! each_concern {
             let $c = &mut $self.ospf;
             $body
         }
+        {
+            let $c = &mut $self.dhcp;
+            $body
+        }
     }};
 }
 
@@ -208,6 +215,7 @@ impl Reconciler {
             conntrack: ConntrackConcern::default(),
             vpn: VpnConcern::new(cfg.vici_socket.clone()),
             ospf: OspfConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
+            dhcp: DhcpConcern::new(&cfg.run_dir, &cfg.state_dir),
         }
     }
 

@@ -10,6 +10,7 @@ use ipnet::Ipv4Net;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use vr_guest::DhcpSection;
 use vr_nat::{FirewallSection, NatSection, TierAcl};
 use vr_ospf::OspfSection;
 use vr_vpn::VpnSection;
@@ -49,6 +50,9 @@ pub struct StateDocument {
     /// Kernel sizing the operator wants instead of the agent's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<KernelSection>,
+    /// DHCP and DNS for the guest networks (dnsmasq).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<DhcpSection>,
 }
 
 /// Conntrack sizing and timeouts; each unset key keeps the config file's value, else the
@@ -218,6 +222,9 @@ pub struct DesiredState {
     /// Left out of `state.json` while unset, so states written before it existed read the same.
     #[serde(default, skip_serializing_if = "KernelSection::is_unset")]
     pub kernel: KernelSection,
+    /// Guest DHCP and DNS; left out of `state.json` while empty, like `kernel`.
+    #[serde(default, skip_serializing_if = "DhcpSection::is_empty")]
+    pub dhcp: DhcpSection,
     #[serde(default)]
     pub cloudstack: CloudStackContext,
     /// Policy-routing index per public device: connmark/fwmark `100 + index` and routing table
@@ -274,6 +281,9 @@ impl DesiredState {
         }
         if let Some(v) = doc.kernel {
             next.kernel = v;
+        }
+        if let Some(v) = doc.dhcp {
+            next.dhcp = v;
         }
         next.allocate_policy_indexes();
         next

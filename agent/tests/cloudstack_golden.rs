@@ -281,7 +281,9 @@ fn push_path_takes_containers_whole() {
     let text = std::fs::read_to_string(dir().join("VR-3c2f7d1e-aggregate.cfg")).unwrap();
     let p = prepare(&base, &text, &nics).unwrap();
     assert_eq!(p.format, Format::CloudstackAggregate);
-    assert_eq!(p.not_yet_applied, ["dhcpentry"]);
+    // The DHCP entry has its native section now: served, not pending.
+    assert!(p.not_yet_applied.is_empty(), "{:?}", p.not_yet_applied);
+    assert_eq!(p.state.dhcp.hosts.len(), 1);
     assert_eq!(p.state.nat.port_forwards.len(), 3);
     let bad = std::fs::read_to_string(dir().join("VR-invalid-third-part.cfg")).unwrap();
     let err = prepare(&base, &bad, &nics).unwrap_err();

@@ -13,6 +13,8 @@ use crate::{agent_binary, wait_for};
 pub struct AgentProc {
     pub dir: TempDir,
     pub state_dir: PathBuf,
+    /// `--run-dir`: the dnsmasq the agent starts keeps its files and pid file here.
+    pub run_dir: PathBuf,
     pub spool_dir: PathBuf,
     pub socket: PathBuf,
     pub log: PathBuf,
@@ -33,8 +35,12 @@ impl AgentProc {
             .tempdir()
             .expect("tempdir");
         let p = dir.path().to_path_buf();
+        // dnsmasq re-reads its host files as `nobody` on SIGHUP: the path must be traversable.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         AgentProc {
             state_dir: p.join("state"),
+            run_dir: p.join("run"),
             spool_dir: p.join("spool"),
             socket: p.join("agent.sock"),
             log: p.join("agent.log"),
@@ -50,6 +56,8 @@ impl AgentProc {
         let mut v = vec![
             "--state-dir".to_string(),
             self.state_dir.display().to_string(),
+            "--run-dir".into(),
+            self.run_dir.display().to_string(),
             "--spool-dir".into(),
             self.spool_dir.display().to_string(),
             "--socket".into(),
@@ -204,8 +212,38 @@ impl AgentProc {
     }
 }
 
+impl AgentProc {
+    /// The pid of the dnsmasq this agent started (from its pid file under our run dir), if it
+    /// is alive and reads our config.
+    pub fn dnsmasq_pid(&self) -> Option<i32> {
+        let dir = self.run_dir.join("dnsmasq");
+        let pid: i32 = std::fs::read_to_string(dir.join("dnsmasq.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let want = format!("--conf-file={}", dir.join("dnsmasq.conf").display());
+        String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .any(|a| a == want)
+            .then_some(pid)
+    }
+
+    /// Kills the dnsmasq this agent started (it outlives the agent by design).
+    pub fn kill_dnsmasq(&self) {
+        if let Some(pid) = self.dnsmasq_pid() {
+            // SAFETY: kill(2) on the dnsmasq whose pid file is under this test's run dir.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 impl Drop for AgentProc {
     fn drop(&mut self) {
         self.stop();
+        self.kill_dnsmasq();
     }
 }

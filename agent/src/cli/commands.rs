@@ -72,6 +72,20 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             crate::diag::show::ospf_view(cfg.frr_vty_dir.as_deref()),
             json,
         ),
+        Command::Show { what: Show::Dhcp } => print_view(
+            crate::diag::guest::dhcp_view(&vr_guest::render::Paths::new(
+                &cfg.run_dir,
+                &cfg.state_dir,
+            )),
+            json,
+        ),
+        Command::Show { what: Show::Dns } => print_view(
+            crate::diag::guest::dns_view(&vr_guest::render::Paths::new(
+                &cfg.run_dir,
+                &cfg.state_dir,
+            )),
+            json,
+        ),
         Command::Show {
             what: Show::Interfaces,
         } => print_view(

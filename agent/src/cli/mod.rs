@@ -33,6 +33,10 @@ pub struct Global {
     /// State directory [default: /var/lib/vr-agent]
     #[arg(long, global = true, env = "VR_AGENT_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Configs, pid files and sockets of the daemons the agent owns (dnsmasq)
+    /// [default: /run/vr-agent]
+    #[arg(long, global = true, env = "VR_AGENT_RUN_DIR", value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
     /// Spool directory [default: /var/cache/vr-agent/spool]
     #[arg(long, global = true, env = "VR_AGENT_SPOOL_DIR", value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
@@ -217,6 +221,14 @@ pub enum Show {
     ///
     /// Example: vr-agent show ospf
     Ospf,
+    /// Static DHCP hosts with their lease state, and the dnsmasq serving them.
+    ///
+    /// Example: vr-agent show dhcp --json
+    Dhcp,
+    /// The names the router answers for guests (VMs, data-server) and where others go.
+    ///
+    /// Example: vr-agent show dns
+    Dns,
     /// Conntrack entries, filtered, with counts by state.
     ///
     /// Example: vr-agent show conntrack --address 192.0.2.11 --port 8080 --protocol tcp
@@ -238,6 +250,7 @@ impl Global {
         Config::resolve(Overrides {
             config: self.config.clone(),
             state_dir: self.state_dir.clone(),
+            run_dir: self.run_dir.clone(),
             spool_dir: self.spool_dir.clone(),
             socket: self.socket.clone(),
             vici_socket: self.vici_socket.clone(),

@@ -186,6 +186,14 @@ pub fn merge_into(
             next.ospf = super::ospf_section(raw, next)?;
             Ok(())
         }
+        // DHCP entries have their native section: served, not pending.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::DhcpEntry(d),
+            ..
+        }) => {
+            super::dhcp::entry(next, d);
+            Ok(())
+        }
         Payload::Later(p) => {
             later::store(p, &mut next.cloudstack);
             nya.push(p.kind.to_string());
@@ -291,6 +299,7 @@ fn cmdline(next: &mut DesiredState, p: &CmdLine) -> Result<(), Invalid> {
         }
     }
     next.cloudstack.cmdline = p.cmd_line.clone();
+    super::dhcp::upstream(next);
     for (n, addr, role) in &new.nics {
         let iface = upsert_iface(next, &format!("eth{n}"), *role);
         put_address(iface, *addr);
@@ -329,6 +338,8 @@ fn guest(
         iface.gateway = None;
         iface.mac = g.mac.or(iface.mac);
         iface.mtu = g.mtu.or(iface.mtu);
+        let mtu = iface.mtu;
+        super::dhcp::network(next, &dev, g.address, p.domain_name.as_deref(), mtu);
         if isolated {
             let net = g.address.trunc();
             if let Some(sn) = next.nat.source_nat.first_mut() {
@@ -354,6 +365,7 @@ fn guest(
         };
         next.interfaces.retain(|f| f.device != dev);
         next.acls.retain(|a| a.device != dev);
+        super::dhcp::remove_network(next, &dev);
         for sn in &mut next.nat.source_nat {
             sn.source_cidrs.retain(|c| !nets.contains(c));
         }

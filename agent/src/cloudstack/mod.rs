@@ -36,6 +36,7 @@
 pub mod aggregate;
 pub mod check;
 pub mod convert;
+pub mod dhcp;
 pub mod later;
 pub mod later_types;
 pub mod merge;

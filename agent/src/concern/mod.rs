@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::state::DesiredState;
 
 pub mod conntrack;
+pub mod dhcp;
 pub mod links;
 pub mod nft;
 pub mod ospf;

@@ -1,0 +1,310 @@
+//! Concern `dhcp`: guest DHCP and DNS through a dnsmasq the agent owns (design.md, "Daemons
+//! the agent owns"). The files are rendered and planned by `vr_guest`; this executor writes
+//! them atomically under `<run-dir>/dnsmasq`, starts dnsmasq in the agent's own network
+//! namespace, SIGHUPs it when only hosts changed, restarts it only when its structure changed,
+//! releases removed hosts' leases with `dhcp_release`, and adopts a running dnsmasq (its pid
+//! file) after an agent restart instead of restarting it: leases and names continue.
+//!
+//! Self-heal: `may_have_drifted` checks that the dnsmasq we started is alive (a `kill(pid, 0)`
+//! and a read of its `/proc` cmdline); a dead one is planned as "start dnsmasq" and started
+//! again, with the self-heal loop's backoff when it keeps dying.
+
+use std::fmt;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use vr_guest::plan::{plan, Current, Daemon, DhcpPlan};
+use vr_guest::render::{render, Paths};
+
+use super::{Concern, ConcernError, PlanSummary};
+use crate::state::DesiredState;
+
+/// Every call to dnsmasq or `dhcp_release` has this deadline.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct DhcpConcern {
+    paths: Paths,
+    /// What the system held at the last observe or execute (`None`: not looked yet).
+    current: Option<Current>,
+    /// The pid of our dnsmasq, when it runs.
+    pid: Option<i32>,
+}
+
+#[derive(Debug)]
+pub struct Plan(pub DhcpPlan);
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PlanSummary for Plan {
+    fn changes(&self) -> usize {
+        self.0.changes()
+    }
+    fn lines_hint(&self) -> usize {
+        self.0
+            .writes
+            .iter()
+            .map(|w| 1 + w.added.len() + w.removed.len())
+            .sum::<usize>()
+            + 1
+            + self.0.releases.len()
+    }
+}
+
+impl DhcpConcern {
+    pub fn new(run_dir: &Path, state_dir: &Path) -> Self {
+        DhcpConcern {
+            paths: Paths::new(run_dir, state_dir),
+            current: None,
+            pid: None,
+        }
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// The pid in our pid file, if it names a live dnsmasq reading our config.
+    fn live_pid(&self) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(self.paths.pid())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        is_our_dnsmasq(pid, &self.paths.conf()).then_some(pid)
+    }
+
+    async fn start(&mut self) -> Result<(), ConcernError> {
+        let conf = self.paths.conf();
+        let mut cmd = tokio::process::Command::new(dnsmasq_binary()?);
+        cmd.arg(format!("--conf-file={}", conf.display()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        // dnsmasq forks, and its first process exits only once the daemon has bound its
+        // sockets and read its files: exit 0 means it serves, anything else carries why not.
+        let child = cmd
+            .spawn()
+            .map_err(|e| ConcernError::Failed(format!("cannot start dnsmasq: {e}")))?;
+        let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
+            .await
+            .map_err(|_| ConcernError::Failed("dnsmasq did not start within 10 s".into()))?
+            .map_err(|e| ConcernError::Failed(format!("dnsmasq: {e}")))?;
+        if !out.status.success() {
+            return Err(ConcernError::Failed(format!(
+                "dnsmasq refused to start ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        self.pid = self.live_pid();
+        if self.pid.is_none() {
+            return Err(ConcernError::Failed(format!(
+                "dnsmasq started but {} names no live dnsmasq",
+                self.paths.pid().display()
+            )));
+        }
+        tracing::info!(pid = self.pid, "dnsmasq started");
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConcernError> {
+        let Some(pid) = self.live_pid() else {
+            self.pid = None;
+            return Ok(());
+        };
+        signal(pid, libc::SIGTERM)?;
+        let until = Instant::now() + Duration::from_secs(3);
+        while is_our_dnsmasq(pid, &self.paths.conf()) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if is_our_dnsmasq(pid, &self.paths.conf()) {
+            signal(pid, libc::SIGKILL)?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.pid = None;
+        Ok(())
+    }
+
+    async fn release(&self, device: &str, ip: &str, mac: &str) -> Result<(), ConcernError> {
+        let run = tokio::process::Command::new("dhcp_release")
+            .args([device, ip, mac])
+            .stdin(std::process::Stdio::null())
+            .output();
+        let out = tokio::time::timeout(DEADLINE, run)
+            .await
+            .map_err(|_| ConcernError::Failed("dhcp_release did not return within 10 s".into()))?
+            .map_err(|e| ConcernError::Unavailable(format!("dhcp_release: {e}")))?;
+        if !out.status.success() {
+            return Err(ConcernError::Failed(format!(
+                "dhcp_release {device} {ip} {mac}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn dnsmasq_binary() -> Result<PathBuf, ConcernError> {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"] {
+        let p = Path::new(dir).join("dnsmasq");
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    Err(ConcernError::Unavailable(
+        "dnsmasq is not installed (package dnsmasq-base)".into(),
+    ))
+}
+
+/// `pid` is alive and is a dnsmasq started with `conf` (a recycled pid is not ours).
+fn is_our_dnsmasq(pid: i32, conf: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let want = format!("--conf-file={}", conf.display());
+    let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
+    args.next().is_some_and(|a| a.ends_with("dnsmasq")) && args.any(|a| a == want)
+}
+
+fn signal(pid: i32, sig: libc::c_int) -> Result<(), ConcernError> {
+    // SAFETY: kill(2) with a pid we read from our own pid file and checked to be our dnsmasq.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(ConcernError::Failed(format!(
+            "signal {sig} to dnsmasq {pid}: {e}"
+        )));
+    }
+    Ok(())
+}
+
+/// Temp file + fsync + rename: dnsmasq never reads half a file. World-readable: dnsmasq reads
+/// the host files as `nobody` on SIGHUP, and they hold no secret.
+fn write_atomic(path: &Path, content: &str) -> Result<(), ConcernError> {
+    let fail = |e: std::io::Error| ConcernError::Failed(format!("write {}: {e}", path.display()));
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+    f.write_all(content.as_bytes()).map_err(fail)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(fail)?;
+    f.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// dnsmasq's own checker on a config before it replaces the running one.
+async fn check_conf(conf: &str, dir: &Path) -> Result<(), ConcernError> {
+    let tmp = dir.join("dnsmasq.conf.check");
+    write_atomic(&tmp, conf)?;
+    let run = tokio::process::Command::new(dnsmasq_binary()?)
+        .arg("--test")
+        .arg(format!("--conf-file={}", tmp.display()))
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = tokio::time::timeout(DEADLINE, run)
+        .await
+        .map_err(|_| ConcernError::Failed("dnsmasq --test did not return within 10 s".into()))?
+        .map_err(|e| ConcernError::Failed(format!("dnsmasq --test: {e}")))?;
+    let _ = std::fs::remove_file(&tmp);
+    if !out.status.success() {
+        return Err(ConcernError::Failed(format!(
+            "dnsmasq rejects the rendered config: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+impl Concern for DhcpConcern {
+    const NAME: &'static str = "dhcp";
+    type Plan = Plan;
+
+    fn plan(&self, applied: &DesiredState, desired: &DesiredState) -> Result<Plan, ConcernError> {
+        // Not observed yet: the system is taken to hold what was applied.
+        let current = self.current.clone().unwrap_or_else(|| {
+            if applied.dhcp.networks.is_empty() {
+                Current::default()
+            } else {
+                Current::serving(&render(&applied.dhcp, &self.paths))
+            }
+        });
+        Ok(Plan(plan(
+            &applied.dhcp,
+            &desired.dhcp,
+            &current,
+            &self.paths,
+        )))
+    }
+
+    async fn execute(&mut self, plan: &Plan, desired: &DesiredState) -> Result<(), ConcernError> {
+        let p = &plan.0;
+        if p.daemon == Daemon::Stop {
+            self.stop().await?;
+            self.current = Some(Current::default());
+            return Ok(());
+        }
+        if !p.writes.is_empty() {
+            std::fs::create_dir_all(&self.paths.dir).map_err(|e| {
+                ConcernError::Failed(format!("mkdir {}: {e}", self.paths.dir.display()))
+            })?;
+            let _ =
+                std::fs::set_permissions(&self.paths.dir, std::fs::Permissions::from_mode(0o755));
+            if let Some(parent) = self.paths.leases.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+        }
+        let conf = self.paths.conf();
+        for w in &p.writes {
+            if w.path == conf {
+                check_conf(&w.content, &self.paths.dir).await?;
+            }
+        }
+        for w in &p.writes {
+            write_atomic(&w.path, &w.content)?;
+        }
+        match p.daemon {
+            Daemon::Keep | Daemon::Stop => {}
+            Daemon::Start => self.start().await?,
+            Daemon::Restart => {
+                self.stop().await?;
+                self.start().await?;
+            }
+            Daemon::Reload => match self.live_pid() {
+                Some(pid) => signal(pid, libc::SIGHUP)?,
+                None => self.start().await?,
+            },
+        }
+        self.current = Some(Current::serving(&render(&desired.dhcp, &self.paths)));
+        for r in &p.releases {
+            self.release(&r.device, &r.ip.to_string(), &r.mac).await?;
+        }
+        Ok(())
+    }
+
+    async fn observe(&mut self) -> Result<(), ConcernError> {
+        let read = |p: PathBuf| std::fs::read_to_string(p).ok();
+        self.pid = self.live_pid();
+        self.current = Some(Current {
+            conf: read(self.paths.conf()),
+            dhcphosts: read(self.paths.dhcphosts()),
+            hosts: read(self.paths.hosts()),
+            running: self.pid.is_some(),
+        });
+        Ok(())
+    }
+
+    async fn may_have_drifted(&mut self) -> bool {
+        let should_run = self.current.as_ref().is_some_and(|c| c.running);
+        should_run
+            && (self
+                .pid
+                .is_none_or(|pid| !is_our_dnsmasq(pid, &self.paths.conf()))
+                || !self.paths.conf().exists())
+    }
+}

@@ -1,0 +1,452 @@
+//! Issue 14 acceptance (DHCP and DNS): the agent's own dnsmasq serves two guest networks to real
+//! clients (busybox udhcpc and ISC dhclient), answers their names and forwards the rest to a
+//! resolver namespace, never answers on the public side; adding a host to a network of 5,000
+//! is a SIGHUP (an existing lease holder renews and keeps its address), removing one drops its
+//! lease and name; an agent restart adopts dnsmasq and a replay keeps every lease; a killed
+//! dnsmasq is respawned by self-heal with its leases.
+//!
+//! ```text
+//! g1 eth0 02:00:00:11:00:11 -- eth0 10.11.0.1/16 (domain one.test, MTU 1400) \
+//! g2 eth0 02:00:00:12:00:12 -- eth1 10.12.0.1/24 (domain two.test)            vr -- eth2 203.0.113.1/24 -- up 203.0.113.2
+//!                                                          (resolver: dnsmasq answering upstream.example)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vr_tests::{require_program, require_root, veth, wait_for, AgentProc, Netns};
+
+const FILLER: usize = 5000;
+
+fn push(with_guest2: bool) -> String {
+    let mut hosts =
+        vec![r#"{"mac":"02:00:00:11:00:11","ipv4":"10.11.0.11","hostname":"guest1"}"#.to_string()];
+    if with_guest2 {
+        hosts.push(
+            r#"{"mac":"02:00:00:12:00:12","ipv4":"10.12.0.12","hostname":"guest2"}"#.to_string(),
+        );
+    }
+    for i in 0..FILLER {
+        hosts.push(format!(
+            r#"{{"mac":"02:00:00:aa:{:02x}:{:02x}","ipv4":"10.11.{}.{}","hostname":"vm{i}"}}"#,
+            i / 256,
+            i % 256,
+            100 + i / 250,
+            1 + i % 250
+        ));
+    }
+    format!(
+        r#"{{"schema":1,
+ "interfaces":[
+   {{"device":"eth0","role":"guest","addresses":["10.11.0.1/16"]}},
+   {{"device":"eth1","role":"guest","addresses":["10.12.0.1/24"]}},
+   {{"device":"eth2","role":"public","addresses":["203.0.113.1/24"],"gateway":"203.0.113.2"}}],
+ "dhcp":{{"networks":[
+   {{"device":"eth0","address":"10.11.0.1/16","domain":"one.test","mtu":1400}},
+   {{"device":"eth1","address":"10.12.0.1/24","domain":"two.test"}}],
+  "upstream_dns":["203.0.113.2"],
+  "hosts":[{}]}}}}"#,
+        hosts.join(",\n")
+    )
+}
+
+fn dhcpentry(mac: &str, ip: &str, name: &str, remove: bool) -> String {
+    format!(
+        r#"{{"type":"dhcpentry","host_name":"{name}","mac_address":"{mac}","ipv4_address":"{ip}",
+            "default_gateway":"10.11.0.1","default_entry":true,"remove":{remove}}}"#
+    )
+}
+
+const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+case "$1" in
+  deconfig) ip link set "$interface" up; ip -4 addr flush dev "$interface" ;;
+  bound|renew)
+    ip -4 addr replace "$ip/${mask:-24}" dev "$interface"
+    [ -n "${mtu:-}" ] && ip link set "$interface" mtu "$mtu"
+    [ -n "${router:-}" ] && ip -4 route replace default via "${router%% *}" dev "$interface"
+    { [ -n "${domain:-}" ] && echo "search $domain"; for s in ${dns:-}; do echo "nameserver $s"; done; } > "$GDIR/resolv.conf"
+    for v in ip mask router dns domain mtu hostname; do eval "echo $v=\"\${$v:-}\""; done > "$GDIR/dhcp-options"
+    ;;
+esac
+echo "$1 ${ip:-}" >> "$GDIR/events"
+"#;
+
+const DHCLIENT_SCRIPT: &str = r#"#!/bin/sh
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+GDIR=$(dirname "$0")
+case "$reason" in
+  PREINIT) ip link set "$interface" up ;;
+  BOUND|RENEW|REBIND|REBOOT)
+    ip -4 addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
+    [ -n "${new_interface_mtu:-}" ] && ip link set "$interface" mtu "$new_interface_mtu"
+    [ -n "${new_routers:-}" ] && ip -4 route replace default via "${new_routers%% *}" dev "$interface"
+    { [ -n "${new_domain_name:-}" ] && echo "search $new_domain_name"; for s in ${new_domain_name_servers:-}; do echo "nameserver $s"; done; } > "$GDIR/resolv.conf"
+    for v in new_ip_address new_routers new_domain_name_servers new_domain_name new_interface_mtu new_host_name; do
+      eval "echo $v=\"\${$v:-}\""; done > "$GDIR/dhcp-options"
+    ;;
+  EXPIRE|FAIL|RELEASE|STOP) ip -4 addr flush dev "$interface" ;;
+esac
+echo "$reason ${new_ip_address:-}" >> "$GDIR/events"
+"#;
+
+fn write_exec(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn has_addr(ns: &Netns, ip: &str) -> bool {
+    ns.ip(&["-4", "-o", "addr", "show", "dev", "eth0"])
+        .contains(&format!(" {ip}/"))
+}
+
+/// `dig +short` of an A record from inside `ns` (empty: no answer).
+fn dig(ns: &Netns, server: &str, name: &str) -> String {
+    let out = ns.exec(
+        "dig",
+        &[
+            "+short",
+            "+time=1",
+            "+tries=1",
+            &format!("@{server}"),
+            name,
+            "A",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.parse::<std::net::Ipv4Addr>().is_ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn lease_of(agent: &AgentProc, mac: &str) -> Option<String> {
+    std::fs::read_to_string(agent.state_dir.join("dnsmasq.leases"))
+        .ok()?
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(mac))
+        .map(String::from)
+}
+
+fn options(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("dhcp-options")).unwrap_or_default()
+}
+
+fn apply_ok(agent: &AgentProc, name: &str, text: &str) -> f64 {
+    let t = Instant::now();
+    let (code, res) = agent.apply_text(name, text);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "{name}: {res:#}\n{}", agent.log_text());
+    secs
+}
+
+#[test]
+fn dnsmasq_serves_guests_with_real_clients() {
+    if !require_root("guest_dhcp") {
+        return;
+    }
+    for p in [
+        "/usr/sbin/dnsmasq",
+        "/usr/bin/dhcp_release",
+        "/bin/busybox",
+        "/sbin/dhclient",
+        "/usr/bin/dig",
+    ] {
+        if !require_program("guest_dhcp", p) {
+            return;
+        }
+    }
+    let vr = Netns::new("gdvr");
+    let mut g1 = Netns::new("gdg1");
+    let mut g2 = Netns::new("gdg2");
+    let mut up = Netns::new("gdup");
+    veth(&g1, "eth0", &vr, "eth0");
+    veth(&g2, "eth0", &vr, "eth1");
+    veth(&up, "eth0", &vr, "eth2");
+    g1.ip(&["link", "set", "eth0", "address", "02:00:00:11:00:11"]);
+    g2.ip(&["link", "set", "eth0", "address", "02:00:00:12:00:12"]);
+    up.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"]);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for g in ["g1", "g2"] {
+        std::fs::create_dir_all(d.join(g)).unwrap();
+    }
+    write_exec(&d.join("udhcpc.script"), UDHCPC_SCRIPT);
+    write_exec(&d.join("g2/dhclient.script"), DHCLIENT_SCRIPT);
+    std::fs::write(
+        d.join("g2/dhclient.conf"),
+        "request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, \
+         host-name, interface-mtu;\ninitial-interval 1;\nbackoff-cutoff 2;\ntimeout 20;\n",
+    )
+    .unwrap();
+    // The zone's resolver: a dnsmasq of the test's own, in the public-side namespace.
+    up.spawn(
+        "dnsmasq",
+        &[
+            "-k",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=203.0.113.2",
+            "--address=/upstream.example/198.51.100.80",
+            &format!("--pid-file={}", d.join("resolver.pid").display()),
+        ],
+        Stdio::null(),
+        Stdio::null(),
+    );
+
+    let mut agent = AgentProc::new(Some(&vr.name));
+    agent
+        .env
+        .push(("VR_AGENT_OBSERVE_INTERVAL".into(), "1".into()));
+    agent.start();
+    let t_full = apply_ok(&agent, "guests.json", &push(true));
+    let pid0 = agent.dnsmasq_pid().expect("dnsmasq started by the agent");
+    println!(
+        "push of 2 networks and {} hosts: {t_full:.3} s, dnsmasq pid {pid0}",
+        FILLER + 2
+    );
+
+    // Real clients.
+    let g1_dir = d.join("g1");
+    let g1_env = format!("GDIR={}", g1_dir.display());
+    let script = d.join("udhcpc.script").display().to_string();
+    let udhcpc_pidfile = g1_dir.join("udhcpc.pid").display().to_string();
+    let t = Instant::now();
+    g1.spawn(
+        "env",
+        &[
+            &g1_env,
+            "busybox",
+            "udhcpc",
+            "-f",
+            "-i",
+            "eth0",
+            "-s",
+            &script,
+            "-p",
+            &udhcpc_pidfile,
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-A",
+            "2",
+            "-O",
+            "mtu",
+            "-O",
+            "hostname",
+        ],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || has_addr(&g1, "10.11.0.11")),
+        "guest1 got no lease: {}",
+        options(&g1_dir)
+    );
+    println!(
+        "guest1 (udhcpc) bound 10.11.0.11 in {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
+    let g2_dir = d.join("g2");
+    let p = |f: &str| g2_dir.join(f).display().to_string();
+    let t = Instant::now();
+    g2.spawn(
+        "dhclient",
+        &[
+            "-4",
+            "-d",
+            "-cf",
+            &p("dhclient.conf"),
+            "-lf",
+            &p("dhclient.leases"),
+            "-pf",
+            &p("dhclient.pid"),
+            "-sf",
+            &p("dhclient.script"),
+            "eth0",
+        ],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || has_addr(&g2, "10.12.0.12")),
+        "guest2 got no lease"
+    );
+    println!(
+        "guest2 (dhclient) bound 10.12.0.12 in {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // What the clients received.
+    let o1 = options(&g1_dir);
+    for want in [
+        "ip=10.11.0.11",
+        "router=10.11.0.1",
+        "dns=10.11.0.1",
+        "domain=one.test",
+        "mtu=1400",
+        "hostname=guest1",
+    ] {
+        assert!(o1.lines().any(|l| l == want), "guest1 lacks {want}: {o1}");
+    }
+    assert!(g1.ip(&["link", "show", "eth0"]).contains("mtu 1400"));
+    let o2 = options(&g2_dir);
+    for want in [
+        "new_ip_address=10.12.0.12",
+        "new_routers=10.12.0.1",
+        "new_domain_name_servers=10.12.0.1",
+        "new_domain_name=two.test",
+        "new_host_name=guest2",
+    ] {
+        assert!(o2.lines().any(|l| l == want), "guest2 lacks {want}: {o2}");
+    }
+    println!("guest1 options: {}", o1.replace('\n', " "));
+    println!("guest2 options: {}", o2.replace('\n', " "));
+
+    // DNS: each VM's name, data-server, an upstream name; nothing on the public side.
+    assert_eq!(dig(&g1, "10.11.0.1", "guest2.two.test"), "10.12.0.12");
+    assert_eq!(dig(&g2, "10.12.0.1", "guest1.one.test"), "10.11.0.11");
+    assert_eq!(dig(&g1, "10.11.0.1", "guest1"), "10.11.0.11");
+    assert_eq!(dig(&g1, "10.11.0.1", "vm4999.one.test"), "10.11.119.250");
+    assert_eq!(dig(&g1, "10.11.0.1", "data-server"), "10.11.0.1");
+    assert_eq!(dig(&g2, "10.12.0.1", "data-server"), "10.12.0.1");
+    assert_eq!(dig(&g1, "10.11.0.1", "upstream.example"), "198.51.100.80");
+    assert_eq!(
+        dig(&up, "203.0.113.1", "guest1.one.test"),
+        "",
+        "public side answered"
+    );
+    assert_eq!(
+        dig(&up, "203.0.113.1", "upstream.example"),
+        "",
+        "public side answered"
+    );
+    println!("DNS: VM names, data-server per network, upstream forwarded; public side: no answer");
+
+    // One host added to the network of 5,000: a SIGHUP, not a restart.
+    let t_add = apply_ok(
+        &agent,
+        "add.json",
+        &dhcpentry("02:00:00:11:00:13", "10.11.0.13", "guest3", false),
+    );
+    println!("one host added at {} hosts: {t_add:.3} s", FILLER + 2);
+    assert_eq!(agent.dnsmasq_pid(), Some(pid0), "dnsmasq was restarted");
+    assert!(
+        wait_for(Duration::from_secs(5), || dig(
+            &g1,
+            "10.11.0.1",
+            "guest3.one.test"
+        ) == "10.11.0.13"),
+        "guest3 not in DNS after the SIGHUP"
+    );
+    // The existing lease holder renews across it and keeps its address.
+    let renews = |dir: &PathBuf| {
+        std::fs::read_to_string(dir.join("events"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == "renew 10.11.0.11")
+            .count()
+    };
+    let before = renews(&g1_dir);
+    // udhcpc renews on SIGUSR1.
+    let udhcpc_pid = std::fs::read_to_string(&udhcpc_pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    g1.exec_ok("kill", &["-USR1", &udhcpc_pid]);
+    assert!(
+        wait_for(Duration::from_secs(10), || renews(&g1_dir) > before),
+        "guest1 did not renew 10.11.0.11"
+    );
+    assert!(lease_of(&agent, "02:00:00:11:00:11").is_some());
+    println!("guest1 renewed 10.11.0.11 after the SIGHUP; dnsmasq pid still {pid0}");
+
+    // Removing a host drops its lease and its name.
+    assert!(lease_of(&agent, "02:00:00:12:00:12").is_some());
+    let dhclient_pid = g2.exec_ok("cat", &[&p("dhclient.pid")]).trim().to_string();
+    g2.exec_ok("kill", &["-9", &dhclient_pid]);
+    apply_ok(
+        &agent,
+        "remove.json",
+        &dhcpentry("02:00:00:12:00:12", "10.12.0.12", "guest2", true),
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || lease_of(
+            &agent,
+            "02:00:00:12:00:12"
+        )
+        .is_none()),
+        "guest2's lease was not released"
+    );
+    assert_eq!(dig(&g1, "10.11.0.1", "guest2.two.test"), "");
+    assert_eq!(agent.dnsmasq_pid(), Some(pid0));
+    println!("guest2 removed: lease released, name gone, same dnsmasq");
+
+    // `show dhcp` / `show dns`.
+    let out = agent.cli(&["show", "dhcp", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let g1_row = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["mac"] == "02:00:00:11:00:11")
+        .cloned()
+        .unwrap();
+    assert_eq!(g1_row["state"], "leased", "{g1_row}");
+    assert_eq!(v["hosts"].as_array().unwrap().len(), FILLER + 2);
+    let out = agent.cli(&["show", "dns"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("guest3.one.test"), "{text}");
+    assert!(text.contains("forwarded to: 203.0.113.2"), "{text}");
+
+    // An agent restart adopts dnsmasq; the replay keeps every lease.
+    agent.kill9();
+    agent.start();
+    assert_eq!(
+        agent.dnsmasq_pid(),
+        Some(pid0),
+        "agent restart restarted dnsmasq"
+    );
+    assert!(lease_of(&agent, "02:00:00:11:00:11").is_some());
+    let out = agent.cli(&["diff"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    println!("agent restarted: dnsmasq {pid0} adopted, leases kept, diff empty");
+
+    // A killed dnsmasq is respawned by self-heal, reading its leases back.
+    // SAFETY: kill(2) on the dnsmasq the agent started under this test's run dir.
+    unsafe {
+        libc::kill(pid0, libc::SIGKILL);
+    }
+    let t = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(15), || agent
+            .dnsmasq_pid()
+            .is_some_and(|p| p != pid0)),
+        "dnsmasq not respawned:\n{}",
+        agent.log_text()
+    );
+    println!(
+        "dnsmasq respawned by self-heal in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let before = renews(&g1_dir);
+    g1.exec_ok("kill", &["-USR1", &udhcpc_pid]);
+    assert!(
+        wait_for(Duration::from_secs(10), || renews(&g1_dir) > before),
+        "guest1 did not renew after the respawn"
+    );
+    assert!(lease_of(&agent, "02:00:00:11:00:11").is_some());
+    assert_eq!(dig(&g1, "10.11.0.1", "guest3.one.test"), "10.11.0.13");
+    println!("guest1 kept 10.11.0.11 across the respawn");
+}
