@@ -1,7 +1,8 @@
 //! Renders the `dhcp` section as dnsmasq's files (pure).
 //!
 //! Three files, split by how a change reaches the daemon:
-//! - `dnsmasq.conf`: the structure (interfaces, ranges, options, upstreams). A change restarts
+//! - `dnsmasq.conf`: the structure (interfaces, ranges, options, upstreams, which MACs are
+//!   non-default NICs). A change restarts
 //!   dnsmasq, which keeps its leases (they are in the lease file, read at start).
 //! - `dhcphosts` (`dhcp-hostsfile`) and `hosts` (`addn-hosts`): the static leases and the
 //!   names. A change is a rewrite plus SIGHUP, which re-reads both without dropping a lease.
@@ -146,6 +147,13 @@ pub fn conf(s: &DhcpSection, p: &Paths) -> String {
             let _ = writeln!(c, "dhcp-option=tag:{tag},option:mtu,{mtu}");
         }
     }
+    // Non-default NICs are tagged by MAC here, not with `set:` in `dhcphosts`: dnsmasq 2.90
+    // (Debian 12) segfaults on SIGHUP while it holds a lease whose host entry carries a tag
+    // (seen in the namespace test). Adding or removing a VM's extra NIC is rare: it restarts
+    // dnsmasq, which reads its leases back; every other host change stays a SIGHUP.
+    for h in sorted_hosts(s).into_iter().filter(|h| !h.default_nic) {
+        let _ = writeln!(c, "dhcp-mac=set:{NODEFAULT_TAG},{}", h.mac);
+    }
     if !s.networks.is_empty() {
         // An option named without a value is not sent (dnsmasq would otherwise offer itself as
         // router and resolver).
@@ -166,15 +174,11 @@ fn sorted_hosts(s: &DhcpSection) -> Vec<&DhcpHost> {
     hosts
 }
 
-/// One `dhcp-hostsfile` line: `mac[,set:nodefault],ip[,name],infinite`. A non-default NIC
+/// One `dhcp-hostsfile` line: `mac,ip[,name],infinite`. A non-default NIC
 /// carries no name: the VM's name belongs to its default NIC's lease (two leases with one
 /// name would make dnsmasq drop the name from DNS on the second).
 pub fn dhcphost_line(h: &DhcpHost) -> String {
     let mut l = h.mac.clone();
-    if !h.default_nic {
-        l.push_str(",set:");
-        l.push_str(NODEFAULT_TAG);
-    }
     let _ = write!(l, ",{}", h.ipv4);
     if let Some(n) = h.hostname.as_ref().filter(|_| h.default_nic) {
         let _ = write!(l, ",{n}");

@@ -85,3 +85,16 @@ fn structure_restarts_a_dead_daemon_starts_nothing_to_do_is_empty() {
     let p = plan(&old, &DhcpSection::default(), &serving(&old), &paths());
     assert_eq!(p.daemon, Daemon::Stop);
 }
+
+#[test]
+fn a_non_default_nic_is_structural_other_hosts_stay_a_reload() {
+    let old = section(3);
+    let mut new = old.clone();
+    new.hosts[0].default_nic = false;
+    let p = plan(&old, &new, &serving(&old), &paths());
+    assert_eq!(p.daemon, Daemon::Restart, "{p}");
+    let mut more = new.clone();
+    more.upsert_host(host(3));
+    let p = plan(&new, &more, &serving(&new), &paths());
+    assert_eq!(p.daemon, Daemon::Reload, "{p}");
+}

@@ -1,5 +1,6 @@
 //! Issue 14 acceptance (DHCP and DNS): the agent's own dnsmasq serves two guest networks to real
-//! clients (busybox udhcpc and ISC dhclient), answers their names and forwards the rest to a
+//! clients (busybox udhcpc and ISC dhclient) and a VM's non-default NIC (an address without
+//! router, DNS or domain), answers their names and forwards the rest to a
 //! resolver namespace, never answers on the public side; adding a host to a network of 5,000
 //! is a SIGHUP (an existing lease holder renews and keeps its address), removing one drops its
 //! lease and name; an agent restart adopts dnsmasq and a replay keeps every lease; a killed
@@ -8,6 +9,7 @@
 //! ```text
 //! g1 eth0 02:00:00:11:00:11 -- eth0 10.11.0.1/16 (domain one.test, MTU 1400) \
 //! g2 eth0 02:00:00:12:00:12 -- eth1 10.12.0.1/24 (domain two.test)            vr -- eth2 203.0.113.1/24 -- up 203.0.113.2
+//! g3 eth0 02:00:00:13:00:13 -- eth3 10.13.0.1/24 (a non-default NIC)        /
 //!                                                          (resolver: dnsmasq answering upstream.example)
 //! ```
 
@@ -21,8 +23,14 @@ use vr_tests::{require_program, require_root, veth, wait_for, AgentProc, Netns};
 const FILLER: usize = 5000;
 
 fn push(with_guest2: bool) -> String {
+    // guest1's second NIC (non-default) is on the third network.
     let mut hosts =
         vec![r#"{"mac":"02:00:00:11:00:11","ipv4":"10.11.0.11","hostname":"guest1"}"#.to_string()];
+    // An address, but no router, DNS server or domain.
+    hosts.push(
+        r#"{"mac":"02:00:00:13:00:13","ipv4":"10.13.0.13","hostname":"guest1","default_nic":false}"#
+            .to_string(),
+    );
     if with_guest2 {
         hosts.push(
             r#"{"mac":"02:00:00:12:00:12","ipv4":"10.12.0.12","hostname":"guest2"}"#.to_string(),
@@ -42,10 +50,12 @@ fn push(with_guest2: bool) -> String {
  "interfaces":[
    {{"device":"eth0","role":"guest","addresses":["10.11.0.1/16"]}},
    {{"device":"eth1","role":"guest","addresses":["10.12.0.1/24"]}},
+   {{"device":"eth3","role":"guest","addresses":["10.13.0.1/24"]}},
    {{"device":"eth2","role":"public","addresses":["203.0.113.1/24"],"gateway":"203.0.113.2"}}],
  "dhcp":{{"networks":[
    {{"device":"eth0","address":"10.11.0.1/16","domain":"one.test","mtu":1400}},
-   {{"device":"eth1","address":"10.12.0.1/24","domain":"two.test"}}],
+   {{"device":"eth1","address":"10.12.0.1/24","domain":"two.test"}},
+   {{"device":"eth3","address":"10.13.0.1/24","domain":"three.test"}}],
   "upstream_dns":["203.0.113.2"],
   "hosts":[{}]}}}}"#,
         hosts.join(",\n")
@@ -166,13 +176,16 @@ fn dnsmasq_serves_guests_with_real_clients() {
     veth(&g1, "eth0", &vr, "eth0");
     veth(&g2, "eth0", &vr, "eth1");
     veth(&up, "eth0", &vr, "eth2");
+    let mut g3 = Netns::new("gdg3");
+    veth(&g3, "eth0", &vr, "eth3");
+    g3.ip(&["link", "set", "eth0", "address", "02:00:00:13:00:13"]);
     g1.ip(&["link", "set", "eth0", "address", "02:00:00:11:00:11"]);
     g2.ip(&["link", "set", "eth0", "address", "02:00:00:12:00:12"]);
     up.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"]);
 
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    for g in ["g1", "g2"] {
+    for g in ["g1", "g2", "g3"] {
         std::fs::create_dir_all(d.join(g)).unwrap();
     }
     write_exec(&d.join("udhcpc.script"), UDHCPC_SCRIPT);
@@ -208,8 +221,8 @@ fn dnsmasq_serves_guests_with_real_clients() {
     let t_full = apply_ok(&agent, "guests.json", &push(true));
     let pid0 = agent.dnsmasq_pid().expect("dnsmasq started by the agent");
     println!(
-        "push of 2 networks and {} hosts: {t_full:.3} s, dnsmasq pid {pid0}",
-        FILLER + 2
+        "push of 3 networks and {} hosts: {t_full:.3} s, dnsmasq pid {pid0}",
+        FILLER + 3
     );
 
     // Real clients.
@@ -246,7 +259,8 @@ fn dnsmasq_serves_guests_with_real_clients() {
         Stdio::null(),
     );
     assert!(
-        wait_for(Duration::from_secs(20), || has_addr(&g1, "10.11.0.11")),
+        wait_for(Duration::from_secs(20), || has_addr(&g1, "10.11.0.11")
+            && options(&g1_dir).contains("ip=10.11.0.11")),
         "guest1 got no lease: {}",
         options(&g1_dir)
     );
@@ -276,13 +290,39 @@ fn dnsmasq_serves_guests_with_real_clients() {
         Stdio::null(),
     );
     assert!(
-        wait_for(Duration::from_secs(30), || has_addr(&g2, "10.12.0.12")),
+        wait_for(Duration::from_secs(30), || has_addr(&g2, "10.12.0.12")
+            && options(&g2_dir).contains("=10.12.0.12")),
         "guest2 got no lease"
     );
     println!(
         "guest2 (dhclient) bound 10.12.0.12 in {:.3} s",
         t.elapsed().as_secs_f64()
     );
+
+    let g3_dir = d.join("g3");
+    let g3_env = format!("GDIR={}", g3_dir.display());
+    g3.spawn(
+        "env",
+        &[
+            &g3_env, "busybox", "udhcpc", "-f", "-i", "eth0", "-s", &script, "-t", "5", "-T", "1",
+            "-A", "2",
+        ],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || has_addr(&g3, "10.13.0.13")
+            && options(&g3_dir).contains("ip=10.13.0.13")),
+        "the non-default NIC got no lease"
+    );
+    let o3 = options(&g3_dir);
+    for want in ["ip=10.13.0.13", "router=", "dns=", "domain="] {
+        assert!(
+            o3.lines().any(|l| l == want),
+            "non-default NIC: {want} wanted: {o3}"
+        );
+    }
+    println!("non-default NIC options: {}", o3.replace('\n', " "));
 
     // What the clients received.
     let o1 = options(&g1_dir);
@@ -336,8 +376,14 @@ fn dnsmasq_serves_guests_with_real_clients() {
         "add.json",
         &dhcpentry("02:00:00:11:00:13", "10.11.0.13", "guest3", false),
     );
-    println!("one host added at {} hosts: {t_add:.3} s", FILLER + 2);
-    assert_eq!(agent.dnsmasq_pid(), Some(pid0), "dnsmasq was restarted");
+    println!("one host added at {} hosts: {t_add:.3} s", FILLER + 3);
+    assert_eq!(
+        agent.dnsmasq_pid(),
+        Some(pid0),
+        "dnsmasq was restarted; its log:\n{}\nagent log:\n{}",
+        std::fs::read_to_string(agent.run_dir.join("dnsmasq/dnsmasq.log")).unwrap_or_default(),
+        agent.log_text()
+    );
     assert!(
         wait_for(Duration::from_secs(5), || dig(
             &g1,
@@ -400,7 +446,19 @@ fn dnsmasq_serves_guests_with_real_clients() {
         .cloned()
         .unwrap();
     assert_eq!(g1_row["state"], "leased", "{g1_row}");
-    assert_eq!(v["hosts"].as_array().unwrap().len(), FILLER + 2);
+    // guest1, guest3, the extra NIC and the filler (guest2 was removed).
+    assert_eq!(v["hosts"].as_array().unwrap().len(), FILLER + 3);
+    let extra = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["mac"] == "02:00:00:13:00:13")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&extra["default_nic"], &extra["state"]),
+        (&Value::Bool(false), &Value::from("leased"))
+    );
     let out = agent.cli(&["show", "dns"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("guest3.one.test"), "{text}");

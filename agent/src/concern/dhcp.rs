@@ -185,8 +185,10 @@ fn signal(pid: i32, sig: libc::c_int) -> Result<(), ConcernError> {
     Ok(())
 }
 
-/// Temp file + fsync + rename: dnsmasq never reads half a file. World-readable: dnsmasq reads
-/// the host files as `nobody` on SIGHUP, and they hold no secret.
+/// Temp file + rename: dnsmasq never reads half a file. No fsync: these files live under the
+/// run directory (tmpfs), are rendered again from `state.json` at every boot, and an fsync per
+/// host change would cost more than the change. World-readable: dnsmasq reads the host files
+/// as `nobody` on SIGHUP, and they hold no secret.
 fn write_atomic(path: &Path, content: &str) -> Result<(), ConcernError> {
     let fail = |e: std::io::Error| ConcernError::Failed(format!("write {}: {e}", path.display()));
     let tmp = path.with_extension("tmp");
@@ -194,7 +196,6 @@ fn write_atomic(path: &Path, content: &str) -> Result<(), ConcernError> {
     f.write_all(content.as_bytes()).map_err(fail)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(fail)?;
-    f.sync_all().map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
 }
 

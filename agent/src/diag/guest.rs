@@ -36,10 +36,15 @@ pub fn dhcp_view(paths: &Paths) -> (String, Value) {
         "{:<18} {:<16} {:<24} {:<10} lease",
         "mac", "ip", "name", "nic"
     );
+    let conf = read(paths.conf());
+    let extra_nics: Vec<&str> = conf
+        .lines()
+        .filter_map(|l| l.strip_prefix("dhcp-mac=set:nodefault,"))
+        .collect();
     for line in read(paths.dhcphosts()).lines() {
         let f: Vec<&str> = line.split(',').collect();
         let Some(mac) = f.first() else { continue };
-        let nodefault = f.contains(&"set:nodefault");
+        let nodefault = extra_nics.contains(mac);
         let rest: Vec<&str> = f[1..]
             .iter()
             .copied()
