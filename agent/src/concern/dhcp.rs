@@ -281,7 +281,25 @@ impl Concern for DhcpConcern {
                 None => self.start().await?,
             },
         }
-        self.current = Some(Current::serving(&render(&desired.dhcp, &self.paths)));
+        // What the system now holds: the files just written over what it held before (no
+        // second rendering of 5,000 hosts).
+        self.current = Some(match self.current.take() {
+            Some(mut c) => {
+                for w in &p.writes {
+                    let slot = if w.path == conf {
+                        &mut c.conf
+                    } else if w.path == self.paths.dhcphosts() {
+                        &mut c.dhcphosts
+                    } else {
+                        &mut c.hosts
+                    };
+                    *slot = Some(w.content.clone());
+                }
+                c.running = true;
+                c
+            }
+            None => Current::serving(&render(&desired.dhcp, &self.paths)),
+        });
         for r in &p.releases {
             self.release(&r.device, &r.ip.to_string(), &r.mac).await?;
         }
