@@ -5,7 +5,7 @@
 //! `dhcp_release` (SIGHUP alone keeps it, and with it the name, until it expires: never, for
 //! infinite static leases).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -75,18 +75,19 @@ pub struct DhcpPlan {
 }
 
 fn line_diff(old: Option<&str>, new: &str) -> (Vec<String>, Vec<String>) {
-    let old: BTreeSet<&str> = old.unwrap_or("").lines().collect();
-    let new_set: BTreeSet<&str> = new.lines().collect();
+    let old: HashSet<&str> = old.unwrap_or("").lines().collect();
+    let new_set: HashSet<&str> = new.lines().collect();
     let added = new
         .lines()
         .filter(|l| !old.contains(l))
         .map(String::from)
         .collect();
-    let removed = old
+    let mut removed: Vec<String> = old
         .iter()
         .filter(|l| !new_set.contains(*l))
         .map(|l| l.to_string())
         .collect();
+    removed.sort();
     (added, removed)
 }
 

@@ -170,7 +170,7 @@ pub fn conf(s: &DhcpSection, p: &Paths) -> String {
 
 fn sorted_hosts(s: &DhcpSection) -> Vec<&DhcpHost> {
     let mut hosts: Vec<&DhcpHost> = s.hosts.iter().collect();
-    hosts.sort_by_key(|h| (h.ipv4, h.mac.clone()));
+    hosts.sort_by(|a, b| (a.ipv4, &a.mac).cmp(&(b.ipv4, &b.mac)));
     hosts
 }
 

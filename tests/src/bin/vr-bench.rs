@@ -125,7 +125,12 @@ fn dhcp_bench() -> Vec<(u32, f64, f64, bool)> {
         assert_eq!(code, 0, "{res}");
         let pid = r.agent.dnsmasq_pid();
         let t = Instant::now();
-        let (code, res) = r.agent.apply_text("plus1.json", &dhcp_state(n + 1));
+        // As CloudStack adds a VM: one `dhcpentry`.
+        let entry = format!(
+            r#"{{"type":"dhcpentry","host_name":"new{n}","mac_address":"02:00:00:cc:00:01",
+                "ipv4_address":"10.1.9.1","default_entry":true}}"#
+        );
+        let (code, res) = r.agent.apply_text("plus1.json", &entry);
         let wall = t.elapsed().as_secs_f64() * 1000.0;
         assert_eq!(code, 0, "{res}");
         let concern = res[0]["outcomes"]
