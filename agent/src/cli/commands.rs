@@ -73,14 +73,14 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             json,
         ),
         Command::Show { what: Show::Dhcp } => print_view(
-            crate::diag::guest::dhcp_view(&vr_guest::render::Paths::new(
+            crate::diag::guest::dhcp_view(&crate::concern::dhcp::paths(
                 &cfg.run_dir,
                 &cfg.state_dir,
             )),
             json,
         ),
         Command::Show { what: Show::Dns } => print_view(
-            crate::diag::guest::dns_view(&vr_guest::render::Paths::new(
+            crate::diag::guest::dns_view(&crate::concern::dhcp::paths(
                 &cfg.run_dir,
                 &cfg.state_dir,
             )),

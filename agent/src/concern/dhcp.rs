@@ -60,7 +60,7 @@ impl PlanSummary for Plan {
 impl DhcpConcern {
     pub fn new(run_dir: &Path, state_dir: &Path) -> Self {
         DhcpConcern {
-            paths: Paths::new(run_dir, state_dir),
+            paths: paths(run_dir, state_dir),
             current: None,
             pid: None,
         }
@@ -150,6 +150,12 @@ impl DhcpConcern {
         }
         Ok(())
     }
+}
+
+/// The files' paths, absolute: dnsmasq changes to `/` when it daemonizes.
+pub fn paths(run_dir: &Path, state_dir: &Path) -> Paths {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    Paths::new(&abs(run_dir), &abs(state_dir))
 }
 
 fn dnsmasq_binary() -> Result<PathBuf, ConcernError> {
