@@ -4,7 +4,8 @@
 //! resolver namespace, never answers on the public side; adding a host to a network of 5,000
 //! is a SIGHUP (an existing lease holder renews and keeps its address), removing one drops its
 //! lease and name; an agent restart adopts dnsmasq and a replay keeps every lease; a killed
-//! dnsmasq is respawned by self-heal with its leases.
+//! dnsmasq is respawned by self-heal with its leases; after a reboot (empty run directory) the
+//! replay starts it again with every lease.
 //!
 //! ```text
 //! g1 eth0 02:00:00:11:00:11 -- eth0 10.11.0.1/16 (domain one.test, MTU 1400) \
@@ -507,4 +508,27 @@ fn dnsmasq_serves_guests_with_real_clients() {
     assert!(lease_of(&agent, "02:00:00:11:00:11").is_some());
     assert_eq!(dig(&g1, "10.11.0.1", "guest3.one.test"), "10.11.0.13");
     println!("guest1 kept 10.11.0.11 across the respawn");
+
+    // A router reboot: agent and dnsmasq gone, the run directory (tmpfs) empty; the boot
+    // replay starts dnsmasq again from the state, and the lease file (state directory) keeps
+    // every lease.
+    agent.kill9();
+    agent.kill_dnsmasq();
+    std::fs::remove_dir_all(&agent.run_dir).unwrap();
+    agent.start();
+    assert!(
+        agent.dnsmasq_pid().is_some(),
+        "replay did not start dnsmasq"
+    );
+    for mac in ["02:00:00:11:00:11", "02:00:00:13:00:13"] {
+        assert!(lease_of(&agent, mac).is_some(), "lease of {mac} lost");
+    }
+    let before = renews(&g1_dir);
+    g1.exec_ok("kill", &["-USR1", &udhcpc_pid]);
+    assert!(
+        wait_for(Duration::from_secs(10), || renews(&g1_dir) > before),
+        "guest1 did not renew after the reboot"
+    );
+    assert_eq!(dig(&g1, "10.11.0.1", "guest3.one.test"), "10.11.0.13");
+    println!("after a reboot (empty run dir, replay): leases kept, guest1 renewed 10.11.0.11");
 }
