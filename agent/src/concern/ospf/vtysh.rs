@@ -14,7 +14,7 @@ use tokio::process::Command;
 use crate::concern::ConcernError;
 
 /// Reads (`show ...`) answer in milliseconds on a healthy FRR.
-pub const READ_DEADLINE: Duration = Duration::from_secs(3);
+pub const READ_DEADLINE: Duration = Duration::from_secs(2);
 /// A configuration change, or `clear ip ospf process`.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
