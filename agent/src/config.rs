@@ -41,6 +41,12 @@ pub struct ConfigFile {
     /// config file still sets it.
     #[serde(default, skip_serializing)]
     pub ospf_dialect: Option<String>,
+    /// Seconds between self-heal observations (0 = off).
+    pub observe_interval: Option<u64>,
+    /// `net.netfilter.nf_conntrack_max` (default: sized from the VM's memory).
+    pub conntrack_max: Option<u64>,
+    /// `net.netfilter.nf_conntrack_buckets` (default: a quarter of the maximum).
+    pub conntrack_buckets: Option<u64>,
 }
 
 impl ConfigFile {
@@ -68,6 +74,12 @@ pub struct Config {
     pub frr_vty_dir: Option<PathBuf>,
     pub frr_config: PathBuf,
     pub nft_backend: String,
+    /// Seconds between self-heal observations; 0 turns self-healing off (drift then waits
+    /// for `vr-agent reconcile`).
+    pub observe_interval: u64,
+    /// Conntrack sizing set by the operator (overrides the memory-based default).
+    pub conntrack_max: Option<u64>,
+    pub conntrack_buckets: Option<u64>,
 }
 
 /// What the command line and environment gave (None = not given).
@@ -81,7 +93,13 @@ pub struct Overrides {
     pub frr_vty_dir: Option<PathBuf>,
     pub frr_config: Option<PathBuf>,
     pub nft_backend: Option<String>,
+    pub observe_interval: Option<u64>,
 }
+
+/// How often the running agent looks for drift by default: often enough that a restarted
+/// charon has its tunnels back within seconds, rarely enough to cost nothing measurable (each
+/// look is one netlink request per concern unless something changed).
+pub const DEFAULT_OBSERVE_INTERVAL: u64 = 5;
 
 impl Config {
     pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
@@ -129,6 +147,12 @@ impl Config {
                 .or(f.frr_config)
                 .unwrap_or_else(|| DEFAULT_FRR_CONFIG.into()),
             nft_backend,
+            observe_interval: o
+                .observe_interval
+                .or(f.observe_interval)
+                .unwrap_or(DEFAULT_OBSERVE_INTERVAL),
+            conntrack_max: f.conntrack_max,
+            conntrack_buckets: f.conntrack_buckets,
         })
     }
 }

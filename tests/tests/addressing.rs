@@ -330,6 +330,7 @@ fn replies_leave_through_the_public_nic_the_connection_came_in_on() {
     }
     let mut t = topo();
     let mut agent = AgentProc::new(Some(&t.vr.name));
+    agent.without_self_heal();
     agent.start();
     ok(&agent.apply_text("push.json", PUSH));
     tcp_server(&mut t.h1, "10.1.0.10", 8080);

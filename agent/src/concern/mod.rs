@@ -80,6 +80,14 @@ pub trait Concern {
         async { Ok(()) }
     }
 
+    /// Cheap probe run by the self-heal loop every observe interval: could the system have
+    /// changed behind the agent's back since this concern last applied or observed? Only then
+    /// does the loop pay for `observe` and a plan. The default says yes: for most concerns
+    /// observing is one cheap request.
+    fn may_have_drifted(&mut self) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
+
     /// Concern-specific health checks for `vr-agent check` (tunnels up, neighbors Full, ...).
     fn health(
         &mut self,
