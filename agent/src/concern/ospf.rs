@@ -33,6 +33,15 @@ use vtysh::Vtysh;
 /// FRR daemons the concern needs connected (`show daemons`).
 const NEEDED: &[&str] = &["zebra", "ospfd"];
 
+/// Why FRR could not be read.
+#[derive(Debug)]
+enum Unreadable {
+    /// The deadline passed: a daemon is hung (asking again costs the deadline again).
+    Hung(String),
+    /// Not installed, not running, or a daemon missing: asking again is cheap.
+    Away(String),
+}
+
 /// FRR as last read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrrView {
@@ -116,7 +125,7 @@ impl OspfConcern {
     }
 
     /// Reads FRR now (one vtysh call, [`vtysh::READ_DEADLINE`]).
-    async fn read(&self) -> Result<FrrView, ConcernError> {
+    async fn read(&self) -> Result<FrrView, Unreadable> {
         let out = self
             .vtysh
             .raw(
@@ -131,15 +140,19 @@ impl OspfConcern {
                 None,
                 vtysh::READ_DEADLINE,
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                vtysh::VtyshError::Deadline(_) => Unreadable::Hung(e.to_string()),
+                vtysh::VtyshError::Run(_) => Unreadable::Away(e.to_string()),
+            })?;
         if let Some(why) = vtysh::unreachable(&out) {
-            return Err(ConcernError::Unavailable(why));
+            return Err(Unreadable::Away(why));
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let (daemons, view) = parse_view(&stdout).map_err(ConcernError::Unavailable)?;
+        let (daemons, view) = parse_view(&stdout).map_err(Unreadable::Away)?;
         // vtysh sends ospfd's commands nowhere (and exits 0) while ospfd is down.
         if let Some(missing) = NEEDED.iter().find(|d| !daemons.iter().any(|x| x == *d)) {
-            return Err(ConcernError::Unavailable(format!(
+            return Err(Unreadable::Away(format!(
                 "{missing} is not running (FRR daemons connected: {})",
                 if daemons.is_empty() {
                     "none".to_string()
@@ -151,21 +164,23 @@ impl OspfConcern {
         Ok(view)
     }
 
-    /// Re-reads FRR into the mirror. FRR unreachable is remembered (plans then say so) and
-    /// is not an error here; anything else is.
-    async fn reread(&mut self) -> Result<(), ConcernError> {
+    /// Re-reads FRR into the mirror. FRR absent or not answering is remembered (plans then
+    /// say so); it is an error only when `hung_is_error` and FRR let the deadline pass, so
+    /// the self-heal loop backs off from a hung daemon instead of paying the deadline on
+    /// every pass.
+    async fn reread(&mut self, hung_is_error: bool) -> Result<(), ConcernError> {
         match self.read().await {
             Ok(v) => {
                 self.frr = Ok(v);
                 Ok(())
             }
-            Err(ConcernError::Unavailable(why)) => {
+            Err(Unreadable::Hung(why)) if hung_is_error => {
+                self.frr = Err(why.clone());
+                Err(ConcernError::Unavailable(why))
+            }
+            Err(Unreadable::Hung(why) | Unreadable::Away(why)) => {
                 self.frr = Err(why);
                 Ok(())
-            }
-            Err(e) => {
-                self.frr = Err(e.to_string());
-                Err(e)
             }
         }
     }
@@ -225,7 +240,12 @@ impl Concern for OspfConcern {
         for cmd in plan.0.exec_after() {
             self.vtysh.exec(&[cmd]).await?;
         }
-        let after = self.read().await?;
+        let after = match self.read().await {
+            Ok(v) => v,
+            Err(Unreadable::Hung(why) | Unreadable::Away(why)) => {
+                return Err(ConcernError::Unavailable(why))
+            }
+        };
         self.frr = Ok(after.clone());
         let left = vr_ospf::apply::plan(&after.config, after.router_id, &desired_text(desired));
         if !left.is_empty() {
@@ -235,11 +255,11 @@ impl Concern for OspfConcern {
     }
 
     async fn observe(&mut self) -> Result<(), ConcernError> {
-        self.reread().await
+        self.reread(true).await
     }
 
     async fn refresh(&mut self) -> Result<(), ConcernError> {
-        self.reread().await
+        self.reread(false).await
     }
 
     async fn health(&mut self, desired: &DesiredState) -> Vec<Check> {

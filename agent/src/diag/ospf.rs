@@ -20,9 +20,13 @@ pub async fn live_view(vty_dir: Option<&Path>) -> (String, Value) {
         Ok(t) => vr_ospf::status::parse_neighbors(&t).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
-    let routes = match vtysh.show(&["show ip ospf route json"]).await {
-        Ok(t) => vr_ospf::status::parse_routes(&t).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    // FRR that did not answer the first call is not given a second deadline to miss.
+    let routes = match &neighbors {
+        Err(e) => Err(e.clone()),
+        Ok(_) => match vtysh.show(&["show ip ospf route json"]).await {
+            Ok(t) => vr_ospf::status::parse_routes(&t).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
     };
     let mut text = String::new();
     match &neighbors {

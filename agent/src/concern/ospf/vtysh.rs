@@ -18,6 +18,23 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(2);
 /// A configuration change, or `clear ip ospf process`.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Why vtysh gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum VtyshError {
+    /// vtysh: {0}
+    #[error("vtysh: {0}")]
+    Run(std::io::Error),
+    /// FRR did not answer vtysh within {0} s (daemon hung?); vtysh was killed
+    #[error("FRR did not answer vtysh within {0} s (daemon hung?); vtysh was killed")]
+    Deadline(u64),
+}
+
+impl From<VtyshError> for ConcernError {
+    fn from(e: VtyshError) -> Self {
+        ConcernError::Unavailable(e.to_string())
+    }
+}
+
 /// How to reach FRR's vty sockets.
 #[derive(Debug, Clone, Default)]
 pub struct Vtysh {
@@ -33,7 +50,7 @@ impl Vtysh {
         args: &[&str],
         stdin: Option<&str>,
         deadline: Duration,
-    ) -> Result<Output, ConcernError> {
+    ) -> Result<Output, VtyshError> {
         let mut c = Command::new("vtysh");
         if let Some(d) = &self.vty_dir {
             c.arg("--vty_socket").arg(d);
@@ -48,9 +65,7 @@ impl Vtysh {
             .stderr(Stdio::piped())
             // Dropping the future at the deadline kills the child (tokio reaps it).
             .kill_on_drop(true);
-        let mut child = c
-            .spawn()
-            .map_err(|e| ConcernError::Unavailable(format!("vtysh: {e}")))?;
+        let mut child = c.spawn().map_err(VtyshError::Run)?;
         let input = stdin.map(str::to_owned);
         let mut pipe = child.stdin.take();
         let run = async move {
@@ -63,11 +78,8 @@ impl Vtysh {
         };
         match tokio::time::timeout(deadline, run).await {
             Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(ConcernError::Unavailable(format!("vtysh: {e}"))),
-            Err(_) => Err(ConcernError::Unavailable(format!(
-                "FRR did not answer vtysh within {} s (daemon hung?); vtysh was killed",
-                deadline.as_secs()
-            ))),
+            Ok(Err(e)) => Err(VtyshError::Run(e)),
+            Err(_) => Err(VtyshError::Deadline(deadline.as_secs())),
         }
     }
 
