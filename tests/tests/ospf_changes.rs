@@ -4,6 +4,7 @@
 //! and taking an interface out of OSPF: every push is applied (not refused and rolled back),
 //! the neighbors come back Full, and an unrelated adjacency is not reset. The md5 key goes to
 //! vtysh on standard input: it is never on a vtysh command line and never in the agent's log.
+//! `show ospf --dialect quagga` exports the committed state for Quagga, keys redacted.
 
 mod ospf_common;
 
@@ -57,6 +58,27 @@ fn area_switch_router_id_and_interface_removal_keep_adjacencies() {
         "frr.conf belongs to the directory's owner (frr)"
     );
     println!("1. networks: Full on eth3 and eth4, routes learned both ways");
+
+    // The operator's Quagga export of the committed state.
+    let out = lab.agent.cli(&["show", "ospf", "--dialect", "quagga"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("! ==== ospfd.conf ====")
+            && text.contains(" network 172.16.1.0/30 area 0.0.0.1\n")
+            && text.contains(" passive-interface eth0\n")
+            && text.contains("message-digest-key 1 md5 <redacted>"),
+        "{text}"
+    );
+    assert!(!text.contains(MD5_KEY), "key in the export");
+    let out = lab
+        .agent
+        .cli(&["show", "ospf", "--dialect", "quagga", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["zebra.conf"].as_str().unwrap().contains("hostname"),
+        "{v}"
+    );
 
     // 2. Per-interface areas instead of network statements.
     p.style = Style::InterfaceAreas;
