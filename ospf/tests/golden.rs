@@ -1,6 +1,7 @@
 //! Golden files for every rendered artefact: FRR `frr.conf` and the Quagga dialect
 //! (`zebra.conf` + `ospfd.conf`), for a full native section and for CloudStack's OSPF push.
-//! Also the operator's Quagga export (`vr-agent show ospf --dialect quagga`).
+//! Also the operator's Quagga export (`vr-agent show ospf --dialect quagga`) and the printed
+//! plan of a push FRR only takes in order (area switch, router-id change, interface removal).
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test -p vr-ospf --test golden`.
 
 use std::path::PathBuf;
@@ -110,4 +111,28 @@ fn quagga_export_for_operators() {
         "none.quagga.export.txt",
         &quagga_export(None, "vr1", &|_| Vec::new()).to_string(),
     );
+}
+
+/// FRR as `show running-config` prints it: network statements, md5 on eth2, eth4 in OSPF.
+const RUNNING: &str = "Building configuration...\n\nCurrent configuration:\n!\nfrr version 8.4.4\nfrr defaults traditional\nhostname vr1\n!\ninterface eth0\n description guests\n ip ospf passive\nexit\n!\ninterface eth2\n ip ospf authentication message-digest\n ip ospf message-digest-key 1 md5 golden-md5\n ip ospf network point-to-point\nexit\n!\ninterface eth4\n ip ospf cost 30\nexit\n!\nrouter ospf\n ospf router-id 192.0.2.10\n network 10.1.1.0/24 area 0.0.0.0\n network 172.16.0.0/30 area 0.0.0.0\n network 172.16.1.0/30 area 0.0.0.1\nexit\n!\nend\n";
+
+#[test]
+fn a_plan_frr_takes_in_order() {
+    let desired: OspfSection = serde_json::from_str(
+        r#"{"router_id": "192.0.2.11", "areas": [{"id": "0.0.0.2"}],
+            "interfaces": [
+              {"device": "eth2", "area": "0.0.0.2", "network_type": "point-to-point",
+               "authentication": {"type": "md5", "key_id": 2, "password": "new-md5"}},
+              {"device": "eth0", "area": "0.0.0.0", "passive": true}]}"#,
+    )
+    .unwrap();
+    vr_ospf::validate_ospf(&desired).unwrap();
+    let want = vr_ospf::render::ospf_blocks(&desired, vr_ospf::render::Dialect::Frr);
+    let plan = vr_ospf::apply::plan(RUNNING, "192.0.2.10".parse().ok(), &want);
+    let text = plan.to_string();
+    assert!(
+        !text.contains("golden-md5") && !text.contains("new-md5"),
+        "{text}"
+    );
+    golden("plan.area-switch.txt", &text);
 }

@@ -13,6 +13,8 @@
 //! FRR restarted with its OSPF config lost or different: `observe` sees it and
 //! `plan(committed, committed)` lists the repair. FRR down or hung: the concern is
 //! `Unavailable` (within [`vtysh::READ_DEADLINE`]) and plans nothing until it answers again.
+//! A hung FRR (the deadline passed) is also an `observe` error, so the self-heal loop backs
+//! off instead of paying the deadline on every pass; an absent one costs a refused connect.
 
 use std::fmt;
 use std::net::Ipv4Addr;
