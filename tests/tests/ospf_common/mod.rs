@@ -112,6 +112,11 @@ pub struct Lab {
 
 impl Lab {
     pub fn new(tag: &str) -> Lab {
+        Lab::with_agent_args(tag, &[])
+    }
+
+    /// Like [`new`](Self::new), the agent started with `args` as well.
+    pub fn with_agent_args(tag: &str, args: &[&str]) -> Lab {
         let dir = tempfile::Builder::new()
             .prefix("vr-ospf")
             .tempdir()
@@ -164,6 +169,7 @@ impl Lab {
             "--frr-config".into(),
             frr1.dir.join("frr.conf").display().to_string(),
         ];
+        agent.extra_args.extend(args.iter().map(|a| a.to_string()));
         let path = std::env::var("PATH").unwrap_or_default();
         agent
             .env
