@@ -120,7 +120,7 @@ pub fn parse_view(stdout: &str) -> Result<(Vec<String>, FrrView), String> {
 impl OspfConcern {
     pub fn new(vty_dir: Option<PathBuf>, config_file: PathBuf) -> Self {
         OspfConcern {
-            vtysh: Vtysh { vty_dir },
+            vtysh: Vtysh::new(vty_dir),
             config_file,
             frr: Err("FRR not read yet".into()),
         }

@@ -13,9 +13,7 @@ use crate::state::DesiredState;
 
 /// OSPF neighbors and routes from FRR (`vtysh ... json`), typed.
 pub async fn live_view(vty_dir: Option<&Path>) -> (String, Value) {
-    let vtysh = Vtysh {
-        vty_dir: vty_dir.map(Path::to_path_buf),
-    };
+    let vtysh = Vtysh::new(vty_dir.map(Path::to_path_buf));
     let neighbors = match vtysh.show(&["show ip ospf neighbor json"]).await {
         Ok(t) => vr_ospf::status::parse_neighbors(&t).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
