@@ -139,7 +139,7 @@ fn frr_killed_and_restarted_heals_without_a_push() {
         failures: failures.len() as u64,
         leaked_secrets: Some(leaked),
         unit: format!(
-            "SIGKILL of zebra+ospfd, restart with OSPF config lost; healed without a push (worst {:.1} s, limit {} s)",
+            "SIGKILLs of zebra+ospfd, restarted with OSPF config lost, healed without a push (worst {:.1} s, limit {} s)",
             worst.as_secs_f64(),
             HEAL_LIMIT.as_secs()
         ),
@@ -230,7 +230,7 @@ fn hung_frr_is_unavailable_quickly_and_caught_up_after() {
         runs: 1,
         failures: failures.len() as u64,
         unit: format!(
-            "push during SIGSTOP ({:.1} s, ospf unavailable), caught up after SIGCONT",
+            "push during SIGSTOP of zebra+ospfd ({:.1} s, ospf unavailable), caught up after SIGCONT",
             push_took.as_secs_f64()
         ),
         ..Default::default()
