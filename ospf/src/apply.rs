@@ -58,14 +58,29 @@ fn negate(line: &str) -> String {
     format!("no {line}")
 }
 
-/// One block's changes within one phase.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One block's changes within one phase. Lines may hold keys: `Debug` redacts them.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BlockChange {
     /// `interface eth2` or `router ospf`.
     pub header: String,
     /// Remove the whole block (`no router ospf`).
     pub remove_block: bool,
     pub lines: Vec<String>,
+}
+
+impl fmt::Debug for BlockChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self
+            .lines
+            .iter()
+            .map(|l| crate::render::redact(l))
+            .collect();
+        f.debug_struct("BlockChange")
+            .field("header", &self.header)
+            .field("remove_block", &self.remove_block)
+            .field("lines", &lines)
+            .finish()
+    }
 }
 
 /// The commands turning the running config into the desired one, in the order they are sent.
@@ -350,6 +365,7 @@ mod tests {
         let desired = "interface eth3\n ip ospf message-digest-key 1 md5 s3cret\nexit\n";
         let p = plan("", None, desired);
         assert!(!p.to_string().contains("s3cret"), "{p}");
+        assert!(!format!("{p:?}").contains("s3cret"), "{p:?}");
         assert!(p
             .script()
             .contains(" ip ospf message-digest-key 1 md5 s3cret\n"));

@@ -44,8 +44,8 @@ enum Unreadable {
     Away(String),
 }
 
-/// FRR as last read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// FRR as last read. Its config holds keys: `Debug` prints it redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub struct FrrView {
     /// `show running-config`.
     pub config: String,
@@ -115,6 +115,15 @@ pub fn parse_view(stdout: &str) -> Result<(Vec<String>, FrrView), String> {
             router_id,
         },
     ))
+}
+
+impl fmt::Debug for FrrView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrrView")
+            .field("config", &vr_ospf::render::redact(&self.config))
+            .field("router_id", &self.router_id)
+            .finish()
+    }
 }
 
 impl OspfConcern {
@@ -322,6 +331,15 @@ mod tests {
         let (_, v) = parse_view(" zebra ospfd\nBuilding configuration...\n!\nend\n").unwrap();
         assert_eq!(v.router_id, None);
         assert!(parse_view(" zebra\n").is_err());
+        let (_, v) = parse_view(
+            " zebra ospfd\nBuilding configuration...\ninterface e0\n ip ospf message-digest-key 1 md5 s3cret\nexit\nend\n",
+        )
+        .unwrap();
+        let c = OspfConcern {
+            frr: Ok(v),
+            ..OspfConcern::default()
+        };
+        assert!(!format!("{c:?}").contains("s3cret"), "{c:?}");
     }
 
     #[test]
