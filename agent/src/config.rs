@@ -45,8 +45,12 @@ pub struct ConfigFile {
     pub observe_interval: Option<u64>,
     /// `net.netfilter.nf_conntrack_max` (default: sized from the VM's memory).
     pub conntrack_max: Option<u64>,
-    /// `net.netfilter.nf_conntrack_buckets` (default: a quarter of the maximum).
+    /// `net.netfilter.nf_conntrack_buckets` (default: half the maximum).
     pub conntrack_buckets: Option<u64>,
+    /// Conntrack timeouts in seconds (defaults in `tunables`).
+    pub tcp_established_timeout: Option<u64>,
+    pub udp_timeout: Option<u64>,
+    pub udp_stream_timeout: Option<u64>,
 }
 
 impl ConfigFile {
@@ -77,9 +81,9 @@ pub struct Config {
     /// Seconds between self-heal observations; 0 turns self-healing off (drift then waits
     /// for `vr-agent reconcile`).
     pub observe_interval: u64,
-    /// Conntrack sizing set by the operator (overrides the memory-based default).
-    pub conntrack_max: Option<u64>,
-    pub conntrack_buckets: Option<u64>,
+    /// Conntrack sizing and timeouts set by the operator (a push's `kernel` section overrides
+    /// them key by key; unset keys take the agent's defaults).
+    pub kernel: crate::state::KernelSection,
 }
 
 /// What the command line and environment gave (None = not given).
@@ -124,6 +128,23 @@ impl Config {
                 format!("ospf-dialect = {v:?} is no longer a setting: the agent always drives FRR; `vr-agent show ospf --dialect quagga` prints Quagga's zebra.conf and ospfd.conf for the current state"),
             ));
         }
+        let kernel = crate::state::KernelSection {
+            conntrack_max: f.conntrack_max,
+            conntrack_buckets: f.conntrack_buckets,
+            tcp_established_timeout: f.tcp_established_timeout,
+            udp_timeout: f.udp_timeout,
+            udp_stream_timeout: f.udp_stream_timeout,
+        };
+        let mut bad = Vec::new();
+        crate::validate::validate_kernel(&kernel, &mut bad);
+        if let Some(e) = bad.first() {
+            // The file's keys are the section's keys without the `kernel.` prefix.
+            let key = e.path.trim_start_matches("kernel.");
+            return Err(ConfigError::Invalid(
+                path,
+                format!("{key} = {}: {}", e.value, e.reason),
+            ));
+        }
         Ok(Config {
             state_dir: o
                 .state_dir
@@ -151,8 +172,7 @@ impl Config {
                 .observe_interval
                 .or(f.observe_interval)
                 .unwrap_or(DEFAULT_OBSERVE_INTERVAL),
-            conntrack_max: f.conntrack_max,
-            conntrack_buckets: f.conntrack_buckets,
+            kernel,
         })
     }
 }

@@ -19,5 +19,6 @@ pub mod redact;
 pub mod state;
 pub mod store;
 pub mod testhook;
+pub mod tunables;
 pub mod validate;
 pub mod watchdog;

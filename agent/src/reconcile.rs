@@ -1,5 +1,5 @@
-//! Runs the concerns in their fixed order: links/addresses, routes, nftables, conntrack, VPN,
-//! OSPF. Each is planned just before it executes, so its plan sees what earlier concerns did.
+//! Runs the concerns in their fixed order: links/addresses, routes, nftables, tunables,
+//! conntrack, VPN, OSPF. Each is planned just before it executes, so its plan sees what earlier concerns did.
 //!
 //! A `Failed` concern stops the run and the concerns already executed are driven back to the
 //! old state, so a refused push leaves the system as it was. An `Unavailable` concern (its
@@ -12,6 +12,7 @@ use crate::concern::conntrack::ConntrackConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::ospf::OspfConcern;
+use crate::concern::tunables::TunablesConcern;
 use crate::concern::vpn::VpnConcern;
 use crate::concern::{Concern, ConcernError, Outcome, PlanSummary, Status};
 use crate::config::Config;
@@ -23,6 +24,9 @@ pub struct Reconciler {
     pub links: LinksConcern,
     pub routes: RoutesConcern,
     pub nft: NftConcern,
+    /// After nftables: forwarding starts once the firewall is in place, and the ruleset has
+    /// loaded `nf_conntrack`, whose sysctls this concern sets.
+    pub tunables: TunablesConcern,
     pub conntrack: ConntrackConcern,
     pub vpn: VpnConcern,
     pub ospf: OspfConcern,
@@ -166,6 +170,10 @@ macro_rules! each_concern {
             $body
         }
         {
+            let $c = &mut $self.tunables;
+            $body
+        }
+        {
             let $c = &mut $self.conntrack;
             $body
         }
@@ -196,6 +204,7 @@ impl Reconciler {
                 };
                 nft
             },
+            tunables: TunablesConcern::new(cfg.kernel.clone()),
             conntrack: ConntrackConcern::default(),
             vpn: VpnConcern::new(cfg.vici_socket.clone()),
             ospf: OspfConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),

@@ -68,7 +68,6 @@ fn topo() -> Topo {
     net.sysctl("net.ipv4.conf.up2.arp_accept=1");
     client.ip(&["addr", "add", "192.0.2.50/24", "dev", "lan0"]);
     client.ip(&["route", "add", "default", "via", "192.0.2.1"]);
-    vr.sysctl("net.ipv4.ip_forward=1");
     // IPv6 link-local addresses arrive on their own a second after a link comes up: they
     // would be noise in the `ip monitor` check, and the agent manages IPv4 only.
     vr.sysctl("net.ipv6.conf.all.disable_ipv6=1");

@@ -58,7 +58,6 @@ fn topo() -> Topo {
     for a in ["192.0.2.10/24", "192.0.2.11/24", "192.0.2.12/24"] {
         vr.ip(&["addr", "add", a, "dev", "eth2"]);
     }
-    vr.sysctl("net.ipv4.ip_forward=1");
     Topo { h1, h2, vr, ext }
 }
 

@@ -63,8 +63,6 @@ fn site(
     veth(&router, "wan0", sw, &format!("p{n}"));
     sw.ip(&["link", "set", &format!("p{n}"), "master", "br0"]);
     veth(&router, "lan0", &host, "eth0");
-    router.sysctl("net.ipv4.ip_forward=1");
-    router.sysctl("net.ipv4.conf.all.rp_filter=0");
     router.ip(&["addr", "replace", &format!("{public}/24"), "dev", "wan0"]);
     router.ip(&[
         "addr",

@@ -18,6 +18,7 @@ pub mod conntrack;
 pub mod links;
 pub mod nft;
 pub mod ospf;
+pub mod tunables;
 pub mod vpn;
 
 /// Why a concern did not reach the desired state.
