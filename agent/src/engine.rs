@@ -399,7 +399,7 @@ impl Engine {
 
     /// Every secret of the committed state (for redacting free text such as daemon output).
     pub fn secrets(&self) -> Vec<String> {
-        crate::diag::support::secrets_in(&serde_json::to_value(&self.stored).unwrap_or_default())
+        crate::redact::secrets_of(&self.stored)
     }
 
     /// Re-applies the committed state to repair drift (`vr-agent reconcile`).

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use vr_agent::cloudstack::{
-    is_aggregate, merge, merge_aggregate, parse_aggregate, parse_payload, redact_pending, LocalNics,
+    is_aggregate, merge, merge_aggregate, parse_aggregate, parse_payload, LocalNics,
 };
 use vr_agent::state::DesiredState;
 
@@ -220,7 +220,7 @@ fn golden_cases() {
         let mut out = serde_json::json!({ "state": state, "not_yet_applied": nya });
         if !state.cloudstack.pending.is_empty() {
             out["redacted_pending"] =
-                serde_json::to_value(redact_pending(&state.cloudstack).pending).unwrap();
+                vr_agent::redact::redacted(&state.cloudstack)["pending"].clone();
         }
         let text = serde_json::to_string_pretty(&out).unwrap() + "\n";
         let path = dir().join("golden").join(format!("{case}.json"));

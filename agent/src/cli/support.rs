@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::diag::support::{bundle, secrets_in, Item};
+use crate::diag::support::{bundle, Item};
 use crate::intake::protocol::Request;
 use crate::intake::socket;
+use crate::redact::secrets_of;
 use crate::store::Store;
 
 pub async fn tech_support(cfg: &Config, output: Option<PathBuf>) -> ExitCode {
@@ -21,7 +22,7 @@ pub async fn tech_support(cfg: &Config, output: Option<PathBuf>) -> ExitCode {
     // scrubbed of them, whatever tool printed it.
     let secrets = Store::open(&cfg.state_dir)
         .and_then(|s| s.load())
-        .map(|s| secrets_in(&serde_json::to_value(&s).unwrap_or_default()))
+        .map(|s| secrets_of(&s))
         .unwrap_or_default();
     let mut items = Vec::new();
     for (name, req) in [
