@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod intake;
 pub mod net;
+pub mod not_applied;
 pub mod parse;
 pub mod push;
 pub mod reconcile;
