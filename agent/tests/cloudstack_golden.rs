@@ -101,6 +101,24 @@ const CASES: &[(&str, bool, &[&str], &[&str])] = &[
             "egress_revoke.json",
         ],
     ),
+    // CloudStack may send a revoked rule as its id alone.
+    (
+        "egress_revoke_id_only",
+        false,
+        ISO,
+        &[
+            "firewall_add.json",
+            "egress_add.json",
+            "egress_revoke_id_only.json",
+        ],
+    ),
+    // A newer management server adds fields: they are ignored (and logged), the rest applies.
+    (
+        "newer_cloudstack_fields",
+        false,
+        ISO,
+        &["newer_fields_forwardrules.json"],
+    ),
     ("ipv6firewall_add", true, VPC, &["ipv6firewall_add.json"]),
     (
         "ipv6firewall_revoke",
@@ -294,4 +312,24 @@ fn push_path_takes_containers_whole() {
         prepare(&base, &single, &nics).unwrap().format,
         Format::Cloudstack
     );
+}
+
+#[test]
+fn a_revoke_by_id_alone_equals_the_full_revoke() {
+    let n = nics(false);
+    let full: Vec<&str> = ISO
+        .iter()
+        .chain(&["firewall_add.json", "egress_add.json", "egress_revoke.json"])
+        .copied()
+        .collect();
+    let by_id: Vec<&str> = ISO
+        .iter()
+        .chain(&[
+            "firewall_add.json",
+            "egress_add.json",
+            "egress_revoke_id_only.json",
+        ])
+        .copied()
+        .collect();
+    assert_eq!(apply(&full, &n).0.firewall, apply(&by_id, &n).0.firewall);
 }

@@ -142,6 +142,15 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
             &mut found,
         );
     }
+    // A field this agent does not know is logged by name and not kept.
+    assert!(
+        agent.log_text().contains("vm_new_field"),
+        "the ignored field is not logged"
+    );
+    let state = agent.state_json().unwrap();
+    assert!(!state
+        .windows(UNKNOWN_FIELD.len())
+        .any(|w| w == UNKNOWN_FIELD.as_bytes()));
     // The OSPF key reached FRR (through vtysh's standard input, not its arguments).
     let running = frr.vtysh(&["show running-config"]);
     assert!(

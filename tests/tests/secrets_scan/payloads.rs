@@ -31,6 +31,10 @@ pub const CMD_KEY: &str = "scan-boot-key-Wu36Dr";
 /// BGP peer password (`bgppeers`).
 pub const BGP_PW: &str = "scan-bgp-pw-Ze14Mv";
 
+/// The value of a field this agent does not know (a newer CloudStack's): ignored, so it is
+/// nowhere, not even in the state; the log names the field only.
+pub const UNKNOWN_FIELD: &str = "scan-unknown-field-value-Gv52";
+
 /// (marker, kind) of every secret: the scan reports leaks by kind.
 pub const SECRETS: &[(&str, &str)] = &[
     (PSK_NATIVE, "site-to-site PSK (native)"),
@@ -48,6 +52,7 @@ pub const SECRETS: &[(&str, &str)] = &[
     (CMD_ROUTER_PW, "cmdline router_password"),
     (CMD_KEY, "cmdline *key"),
     (BGP_PW, "BGP password"),
+    (UNKNOWN_FIELD, "value of an unknown field"),
 ];
 
 /// A native push: the public NIC, one site-to-site connection and OSPF with an md5 key.
@@ -100,6 +105,7 @@ pub fn vm_password(pw: &str, ip: &str) -> String {
 pub fn vm_data() -> String {
     format!(
         r#"{{"type":"vmdata","delete_from_processed_cache":false,"vm_ip_address":"10.1.1.23",
+        "vm_new_field":"{UNKNOWN_FIELD}",
         "vm_metadata":[["userdata","user-data","{USER_DATA}"],["metadata","instance-id","i-2-23-VM"]]}}"#
     )
 }
