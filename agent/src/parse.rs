@@ -35,7 +35,7 @@ pub fn is_secret_path(path: &str) -> bool {
 
 /// Replaces, inside a quoted object or array, every value under a secret-bearing key: an
 /// error about an OSPF `authentication` object quotes its type and key id, not its password.
-fn hide_secrets(v: &mut serde_json::Value) {
+pub fn hide_secrets(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, val) in m.iter_mut() {

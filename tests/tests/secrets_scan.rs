@@ -180,6 +180,11 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         ("bad-ospf.json", ospf_rejected(), "authentication"),
         ("bad-ra.json", remote_access(RA_BAD, "10.1.2.1"), "ip_range"),
         (
+            "VR-bad.cfg",
+            aggregate_rejected(),
+            "expected the file path line",
+        ),
+        (
             "bad-vmpw.json",
             vm_password(VM_PW_BAD, "10.1.1.300"),
             "ip_address",
@@ -332,7 +337,9 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         // The pushes this test wrote (as the management server would) carry the secrets by
         // design; what the agent keeps of them (spool `done/`, results) is scanned.
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        if f.parent() == Some(agent.dir.path()) && name.ends_with(".json") {
+        if f.parent() == Some(agent.dir.path())
+            && (name.ends_with(".json") || name.ends_with(".cfg"))
+        {
             continue;
         }
         if readable_by_others(f) || name.ends_with(".result.json") || name == "agent.log" {

@@ -31,6 +31,9 @@ pub const CMD_KEY: &str = "scan-boot-key-Wu36Dr";
 /// BGP peer password (`bgppeers`).
 pub const BGP_PW: &str = "scan-bgp-pw-Ze14Mv";
 
+/// Site-to-site PSK inside a malformed `VR-<uuid>.cfg` container (rejected).
+pub const PSK_AGG_BAD: &str = "scan-aggregate-psk-Ub93Fo";
+
 /// The value of a field this agent does not know (a newer CloudStack's): ignored, so it is
 /// nowhere, not even in the state; the log names the field only.
 pub const UNKNOWN_FIELD: &str = "scan-unknown-field-value-Gv52";
@@ -52,6 +55,7 @@ pub const SECRETS: &[(&str, &str)] = &[
     (CMD_ROUTER_PW, "cmdline router_password"),
     (CMD_KEY, "cmdline *key"),
     (BGP_PW, "BGP password"),
+    (PSK_AGG_BAD, "site-to-site PSK (rejected container)"),
     (UNKNOWN_FIELD, "value of an unknown field"),
 ];
 
@@ -131,5 +135,14 @@ pub fn bgp_peers() -> String {
         r#"{{"type":"bgppeers","delete_from_processed_cache":false,"peers":[{{"peer_id":1,
         "peer_as_number":65001,"ip4_address":"192.0.2.50","peer_password":"{BGP_PW}",
         "network_as_number":65000,"guest_ip4_cidr":"10.1.1.0/24"}}]}}"#
+    )
+}
+
+/// A router-start container whose site-to-site part lost its path line (the payload is taken
+/// for the path) and carries a stray payload line: rejected whole, both lines quoted.
+pub fn aggregate_rejected() -> String {
+    let part = site2site(PSK_AGG_BAD).replace('\n', " ");
+    format!(
+        "#Apache CloudStack Virtual Router Config File\n<version>\n1.0\n</version>\n<file>\n{part}\n{part}\n</file>\n{part}\n"
     )
 }
