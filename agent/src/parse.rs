@@ -126,7 +126,14 @@ fn parse_reporting<T: DeserializeOwned, F: FnMut(serde_ignored::Path<'_>)>(
         );
     }
     let value = if is_secret_path(&path) {
-        "<redacted>".to_string()
+        // serde's reason may quote the value too (`invalid type: integer `1234``).
+        if let Some(v) = value_at(text, &path) {
+            let v = v.trim_matches('"');
+            if !v.is_empty() {
+                reason = reason.replace(v, vr_secret::REDACTED);
+            }
+        }
+        vr_secret::REDACTED.to_string()
     } else {
         value_at(text, &path).unwrap_or_default()
     };
@@ -235,6 +242,15 @@ mod tests {
         assert!(is_secret_path("ospf.interfaces[0].authentication.password"));
         assert!(!is_secret_path("nat.port_forwards[0].public_ip"));
         assert!(!is_secret_path("ospf.interfaces[0].authentication.key_id"));
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_quoted_in_the_reason() {
+        let text = r#"{"schema":1,"vpn":{"site_to_site":[{"psk":987654321}]}}"#;
+        let err = parse_strict::<StateDocument>(text).unwrap_err();
+        assert_eq!(err.0[0].path, "vpn.site_to_site[0].psk");
+        assert_eq!(err.0[0].value, "<redacted>");
+        assert!(!err.to_string().contains("987654321"), "{err}");
     }
 
     #[test]
