@@ -186,7 +186,7 @@ impl Engine {
         // `not_yet_applied` list and one outcome per type tell the management server and the
         // operator exactly what is not applied.
         if result.ok && !result.not_yet_applied.is_empty() {
-            let said = crate::not_applied::sentence(&result.not_yet_applied);
+            let said = crate::not_applied::sentence(&result.not_yet_applied, dry_run);
             result.message.push_str(&said);
             tracing::warn!(push = name, "{}", said.trim_start_matches("; "));
         }

@@ -19,9 +19,9 @@ pub fn concern_of(kind: &str) -> &'static str {
     }
 }
 
-/// `"; stored, NOT applied by this agent version: vmdata (metadata and user data), ..."`,
-/// or nothing when everything was applied.
-pub fn sentence(kinds: &[String]) -> String {
+/// `"; stored, NOT applied by this agent version: vmdata (metadata and user data), ..."`
+/// (`dry_run`: "would be stored"), or nothing when everything was applied.
+pub fn sentence(kinds: &[String], dry_run: bool) -> String {
     if kinds.is_empty() {
         return String::new();
     }
@@ -29,8 +29,9 @@ pub fn sentence(kinds: &[String]) -> String {
         .iter()
         .map(|k| format!("{k} ({})", concern_of(k)))
         .collect();
+    let stored = if dry_run { "would be stored" } else { "stored" };
     format!(
-        "; stored, NOT applied by this agent version: {}",
+        "; {stored}, NOT applied by this agent version: {}",
         list.join(", ")
     )
 }
@@ -41,9 +42,10 @@ mod tests {
 
     #[test]
     fn names_each_type_and_its_concern() {
-        assert_eq!(sentence(&[]), "");
+        assert_eq!(sentence(&[], false), "");
+        assert!(sentence(&["vmdata".into()], true).starts_with("; would be stored, NOT"));
         assert_eq!(
-            sentence(&["vmdata".into(), "vpnuserlist".into()]),
+            sentence(&["vmdata".into(), "vpnuserlist".into()], false),
             "; stored, NOT applied by this agent version: vmdata (metadata and user data), \
              vpnuserlist (remote-access VPN)"
         );
