@@ -13,6 +13,7 @@ pub mod heal;
 pub mod intake;
 pub mod net;
 pub mod parse;
+pub mod process;
 pub mod push;
 pub mod reconcile;
 pub mod redact;
