@@ -80,9 +80,6 @@ impl Engine {
     /// exists), its changes are driven back first, so the result is the old state, whole.
     pub async fn replay(&mut self) -> ReplayReport {
         let start = Instant::now();
-        for (concern, e) in self.reconciler.observe().await {
-            tracing::warn!(concern, "cannot read current state: {e}");
-        }
         let mut outcomes = Vec::new();
         let mut ok = true;
         let interrupted = self.store.has_next();
@@ -255,7 +252,6 @@ impl Engine {
                         self.pending_retry.push(c);
                     }
                 }
-                self.retry_after = None;
             }
             tracing::error!(push = result.name, "{}", result.message);
             return;
@@ -360,8 +356,15 @@ impl Engine {
             return;
         }
         let now = std::time::Instant::now();
-        if self.retry_after.is_some_and(|(at, _)| now < at) {
-            return;
+        match self.retry_after {
+            // The first retry waits too: the push that found the daemon away has just spent
+            // its deadline on it, and the socket's next request should not wait for another.
+            None => {
+                self.retry_after = Some((now + RETRY_FIRST, RETRY_FIRST));
+                return;
+            }
+            Some((at, _)) if now < at => return,
+            Some(_) => {}
         }
         let names = std::mem::take(&mut self.pending_retry);
         let outcomes = self
@@ -377,10 +380,9 @@ impl Engine {
                 ref s => tracing::warn!(concern = o.concern, "retry: {s:?}"),
             }
         }
-        let step = match self.retry_after {
-            Some((_, d)) => (d * 2).min(RETRY_MAX),
-            None => RETRY_FIRST,
-        };
+        let step = self
+            .retry_after
+            .map_or(RETRY_FIRST, |(_, d)| (d * 2).min(RETRY_MAX));
         self.retry_after =
             (!self.pending_retry.is_empty()).then(|| (std::time::Instant::now() + step, step));
     }
@@ -491,9 +493,6 @@ impl Engine {
 
     /// Re-applies the committed state to repair drift (`vr-agent reconcile`).
     pub async fn reconcile(&mut self) -> Vec<Outcome> {
-        for (concern, e) in self.reconciler.observe().await {
-            tracing::warn!(concern, "cannot read current state: {e}");
-        }
         let report = self.reconciler.converge(&self.stored.state).await;
         self.pending_retry = report.unavailable();
         report.outcomes

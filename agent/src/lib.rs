@@ -14,6 +14,7 @@ pub mod intake;
 pub mod net;
 pub mod not_applied;
 pub mod parse;
+pub mod process;
 pub mod push;
 pub mod reconcile;
 pub mod redact;

@@ -26,7 +26,10 @@ pub fn bundle(items: Vec<Item>, secrets: &[String], out: &Path) -> std::io::Resu
         let (name, text) = match item {
             Item::Text(name, text) => (name, text),
             Item::Run(name, program, args) => {
-                let text = match Command::new(program).args(&args).output() {
+                let text = match crate::process::output_within(
+                    Command::new(program).args(&args),
+                    crate::process::TOOL_DEADLINE,
+                ) {
                     Ok(o) => format!(
                         "$ {program} {}\n{}{}",
                         args.join(" "),
