@@ -19,6 +19,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use vr_ospf::apply::{plan, OspfCommands};
 use vr_ospf::render::{ospf_blocks, Dialect};
@@ -60,7 +61,13 @@ pub struct OspfConcern {
     pub config_file: PathBuf,
     /// FRR as last read, or why it could not be read.
     frr: Result<FrrView, String>,
+    /// When `frr` was read (None once the agent changed FRR since).
+    read_at: Option<Instant>,
 }
+
+/// A read this recent is what FRR holds now: `refresh` right after `observe` (replay and
+/// `reconcile` do both) does not ask a second time, nor wait a second deadline on a hung FRR.
+const FRESH: Duration = Duration::from_millis(500);
 
 impl Default for OspfConcern {
     fn default() -> Self {
@@ -132,6 +139,7 @@ impl OspfConcern {
             vtysh: Vtysh::new(vty_dir),
             config_file,
             frr: Err("FRR not read yet".into()),
+            read_at: None,
         }
     }
 
@@ -180,7 +188,9 @@ impl OspfConcern {
     /// the self-heal loop backs off from a hung daemon instead of paying the deadline on
     /// every pass.
     async fn reread(&mut self, hung_is_error: bool) -> Result<(), ConcernError> {
-        match self.read().await {
+        let read = self.read().await;
+        self.read_at = Some(Instant::now());
+        match read {
             Ok(v) => {
                 self.frr = Ok(v);
                 Ok(())
@@ -244,6 +254,7 @@ impl Concern for OspfConcern {
     ) -> Result<(), ConcernError> {
         // Whatever happens next, the mirror no longer describes FRR until re-read.
         self.frr = Err("FRR changed since it was read".into());
+        self.read_at = None;
         let script = plan.0.script();
         if !script.is_empty() {
             self.vtysh.configure(&script).await?;
@@ -258,6 +269,7 @@ impl Concern for OspfConcern {
             }
         };
         self.frr = Ok(after.clone());
+        self.read_at = Some(Instant::now());
         let left = vr_ospf::apply::plan(&after.config, after.router_id, &desired_text(desired));
         if !left.is_empty() {
             return Err(ConcernError::Failed(format!("FRR did not take:\n{left}")));
@@ -270,6 +282,9 @@ impl Concern for OspfConcern {
     }
 
     async fn refresh(&mut self) -> Result<(), ConcernError> {
+        if self.read_at.is_some_and(|t| t.elapsed() < FRESH) {
+            return Ok(());
+        }
         self.reread(false).await
     }
 
