@@ -175,6 +175,18 @@ impl Engine {
                 }
             }
         }
+        // Stored but not applied: said in the answer, yet `ok` stays true. CloudStack starts a
+        // router with one aggregate holding every payload of the network (vmdata, vmpassword,
+        // dhcpentry, ...); failing it because one concern has not landed would fail the router
+        // start although everything this agent applies was applied and committed. The data is
+        // kept in the state and applied from it when its concern lands; the message, the
+        // `not_yet_applied` list and one outcome per type tell the management server and the
+        // operator exactly what is not applied.
+        if result.ok && !result.not_yet_applied.is_empty() {
+            let said = crate::not_applied::sentence(&result.not_yet_applied, dry_run);
+            result.message.push_str(&said);
+            tracing::warn!(push = name, "{}", said.trim_start_matches("; "));
+        }
         for t in &result.not_yet_applied {
             result.outcomes.push(Outcome {
                 concern: leak_name(t),
@@ -476,7 +488,7 @@ impl Engine {
 
     /// Every secret of the committed state (for redacting free text such as daemon output).
     pub fn secrets(&self) -> Vec<String> {
-        crate::diag::support::secrets_in(&serde_json::to_value(&self.stored).unwrap_or_default())
+        crate::redact::secrets_of(&self.stored)
     }
 
     /// Re-applies the committed state to repair drift (`vr-agent reconcile`).

@@ -68,8 +68,10 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
         } => print_view(crate::diag::show::nft_view("firewall"), json),
         Command::Show { what: Show::Acl } => print_view(crate::diag::show::nft_view("acl"), json),
         Command::Show { what: Show::Vpn } => query(&cfg, Request::ShowVpn, json, print_vpn).await,
-        Command::Show { what: Show::Ospf } => print_view(
-            crate::diag::show::ospf_view(cfg.frr_vty_dir.as_deref()),
+        Command::Show {
+            what: Show::Ospf { dialect: None },
+        } => print_view(
+            crate::diag::ospf::live_view(cfg.frr_vty_dir.as_deref()).await,
             json,
         ),
         Command::Show { what: Show::Dhcp } => print_view(
@@ -86,6 +88,20 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             )),
             json,
         ),
+        Command::Show {
+            what: Show::Ospf {
+                dialect: Some(dialect),
+            },
+        } => match Store::open(&cfg.state_dir).and_then(|s| s.load()) {
+            Ok(stored) => print_view(
+                crate::diag::ospf::export(&stored.state, &dialect, &crate::diag::ospf::hostname()),
+                json,
+            ),
+            Err(e) => {
+                eprintln!("vr-agent: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Show {
             what: Show::Interfaces,
         } => print_view(
@@ -115,40 +131,59 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             destination,
             count,
             interface,
-        } => run_tool(crate::diag::tools::ping(
-            &destination,
-            count,
-            interface.as_deref(),
-        )),
+        } => run_tool(
+            "ping",
+            crate::diag::tools::ping(&destination, count, interface.as_deref()),
+            json,
+        ),
         Command::Traceroute {
             destination,
             max_hops,
             interface,
-        } => run_tool(crate::diag::tools::traceroute(
-            &destination,
-            max_hops,
-            interface.as_deref(),
-        )),
+        } => run_tool(
+            "traceroute",
+            crate::diag::tools::traceroute(&destination, max_hops, interface.as_deref()),
+            json,
+        ),
         Command::Arping {
             destination,
             interface,
             count,
-        } => run_tool(crate::diag::tools::arping(&destination, count, &interface)),
-        Command::TechSupport { output } => super::support::tech_support(&cfg, output).await,
+        } => run_tool(
+            "arping",
+            crate::diag::tools::arping(&destination, count, &interface),
+            json,
+        ),
+        Command::TechSupport { output } => super::support::tech_support(&cfg, output, json).await,
     }
 }
 
-/// Runs a validated diagnostics tool with the terminal attached; refused arguments run nothing.
+/// Runs a validated diagnostics tool with the terminal attached (`--json`: captured, and
+/// answered as one JSON object); refused arguments run nothing.
 fn run_tool(
+    tool: &str,
     inv: Result<crate::diag::tools::Invocation, crate::diag::tools::ToolError>,
+    json: bool,
 ) -> ExitCode {
     let inv = match inv {
         Ok(i) => i,
         Err(e) => {
+            if json {
+                println!("{}", pretty(&crate::diag::tools::refused_json(tool, &e)));
+            }
             eprintln!("vr-agent: refused: {e}");
             return ExitCode::from(2);
         }
     };
+    if json {
+        let v = inv.run_json();
+        println!("{}", pretty(&v));
+        return if v["ok"] == true {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     match inv.command().status() {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

@@ -154,7 +154,9 @@ impl Spool {
         let sub = if result.ok { "done" } else { "failed" };
         let dest_dir = self.dir.join(sub);
         self.ensure_dirs()?;
-        let mut json = serde_json::to_vec_pretty(result).map_err(io::Error::other)?;
+        // Through the one redaction every output takes.
+        let mut json = serde_json::to_vec_pretty(&crate::redact::redacted(result))
+            .map_err(io::Error::other)?;
         json.push(b'\n');
         crate::store::write_atomic(&dest_dir.join(format!("{}.result.json", taken.name)), &json)?;
         // The push may carry PSKs and was written with its writer's umask: root only, before
