@@ -74,20 +74,42 @@ pub struct DhcpPlan {
     pub releases: Vec<Release>,
 }
 
+/// The lines only in `old` and only in `new`. Both are rendered in the same order, so a change
+/// of a few hosts touches a few lines in the middle: the common prefix and suffix (whole lines)
+/// are skipped with byte compares, and only the rest is diffed by hashing; hashing all 10,000
+/// lines of a 5,000-host file would cost more than the change itself.
 fn line_diff(old: Option<&str>, new: &str) -> (Vec<String>, Vec<String>) {
-    let old: HashSet<&str> = old.unwrap_or("").lines().collect();
-    let new_set: HashSet<&str> = new.lines().collect();
-    let added = new
+    let old = old.unwrap_or("");
+    let (ob, nb) = (old.as_bytes(), new.as_bytes());
+    let mut p = ob.iter().zip(nb).take_while(|(a, b)| a == b).count();
+    while p > 0 && ob[p - 1] != b'\n' {
+        p -= 1;
+    }
+    let room = (ob.len() - p).min(nb.len() - p);
+    let mut q = ob
+        .iter()
+        .rev()
+        .zip(nb.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let line_start = |b: &[u8], q: usize| q == b.len() || b[b.len() - q - 1] == b'\n';
+    while q > 0 && !(line_start(ob, q) && line_start(nb, q)) {
+        q -= 1;
+    }
+    let (old_mid, new_mid) = (&old[p..old.len() - q], &new[p..new.len() - q]);
+    let old_set: HashSet<&str> = old_mid.lines().collect();
+    let new_set: HashSet<&str> = new_mid.lines().collect();
+    let added = new_mid
         .lines()
-        .filter(|l| !old.contains(l))
+        .filter(|l| !old_set.contains(l))
         .map(String::from)
         .collect();
-    let mut removed: Vec<String> = old
-        .iter()
-        .filter(|l| !new_set.contains(*l))
-        .map(|l| l.to_string())
+    let removed = old_mid
+        .lines()
+        .filter(|l| !new_set.contains(l))
+        .map(String::from)
         .collect();
-    removed.sort();
     (added, removed)
 }
 
@@ -208,5 +230,27 @@ impl fmt::Display for DhcpPlan {
             writeln!(f, "dhcp_release {} {} {}", r.device, r.ip, r.mac)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_diff;
+
+    #[test]
+    fn line_diff_finds_changes_anywhere() {
+        let d = |o: &str, n: &str| line_diff(Some(o), n);
+        assert_eq!(d("a\nb\nc\n", "a\nb\nc\n"), (vec![], vec![]));
+        assert_eq!(d("a\nc\n", "a\nb\nc\n"), (vec!["b".into()], vec![]));
+        assert_eq!(d("a\nb\nc\n", "a\nc\n"), (vec![], vec!["b".into()]));
+        assert_eq!(d("a\nb\n", "a\nb\nc\n"), (vec!["c".into()], vec![]));
+        assert_eq!(d("b\nc\n", "a\nb\nc\n"), (vec!["a".into()], vec![]));
+        assert_eq!(
+            d("x1\nab\nz\n", "x1\nac\nz\n"),
+            (vec!["ac".into()], vec!["ab".into()])
+        );
+        assert_eq!(d("ab\n", "abc\n"), (vec!["abc".into()], vec!["ab".into()]));
+        assert_eq!(line_diff(None, "a\n"), (vec!["a".into()], vec![]));
+        assert_eq!(d("a\nb\n", ""), (vec![], vec!["a".into(), "b".into()]));
     }
 }
