@@ -145,7 +145,7 @@ impl Engine {
         };
         match push::prepare(&self.stored.state, text, nics) {
             Err(invalid) => {
-                result.message = match invalid.0.len() {
+                result.message = match invalid.total() {
                     1 => format!("rejected: {invalid}"),
                     n => format!("rejected: {n} invalid values"),
                 };
@@ -177,12 +177,20 @@ impl Engine {
         }
         result.millis = start.elapsed().as_millis() as u64;
         if !dry_run {
-            self.history.push_back(result.clone());
-            while self.history.len() > HISTORY {
-                self.history.pop_front();
-            }
+            self.remember(&result);
         }
+        // What parsing and planning freed goes back to the kernel (the push text itself is
+        // mapped on its own and goes when the caller drops it).
+        crate::memory::release_free();
         result
+    }
+
+    /// Keeps a summary of `result` (never the push itself) in the bounded history.
+    fn remember(&mut self, result: &PushResult) {
+        self.history.push_back(result.summary());
+        while self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
     }
 
     async fn commit_push(&mut self, result: &mut PushResult, next_state: DesiredState) {
@@ -255,10 +263,7 @@ impl Engine {
             plan: None,
         };
         tracing::warn!(push = name, "{}", r.message);
-        self.history.push_back(r.clone());
-        while self.history.len() > HISTORY {
-            self.history.pop_front();
-        }
+        self.remember(&r);
         r
     }
 
