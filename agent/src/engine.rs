@@ -43,6 +43,11 @@ pub struct Engine {
     pub started_at: u64,
     /// Concerns whose backend was unavailable at the last apply: retried by `retry`.
     pub pending_retry: Vec<&'static str>,
+    /// Why the agent is not running from `state.json` (see `Store::load_recovering`); cleared
+    /// by the next commit, which rewrites it.
+    pub state_problem: Option<String>,
+    /// No readable state at all: the boot replay must not tear down what the kernel has.
+    skip_replay: bool,
 }
 
 impl Engine {
@@ -50,7 +55,11 @@ impl Engine {
     pub fn open(cfg: Config, wait: bool) -> Result<Engine, StoreError> {
         let store = Store::open(&cfg.state_dir)?;
         let lock = store.lock(wait)?;
-        let stored = store.load()?;
+        let loaded = store.load_recovering()?;
+        if let Some(p) = &loaded.problem {
+            tracing::error!("{p}");
+        }
+        let stored = loaded.stored;
         let reconciler = Reconciler::new(&cfg);
         Ok(Engine {
             cfg,
@@ -62,6 +71,8 @@ impl Engine {
             replay: None,
             started_at: push::now_secs(),
             pending_retry: Vec::new(),
+            skip_replay: loaded.problem.is_some() && !loaded.from_good,
+            state_problem: loaded.problem,
         })
     }
 
@@ -99,10 +110,15 @@ impl Engine {
                 ok = false;
             }
         }
-        let report = self.reconciler.converge(&self.stored.state).await;
-        ok &= !report.failed;
-        self.pending_retry = report.unavailable();
-        outcomes.extend(report.outcomes);
+        if self.skip_replay {
+            tracing::error!("no readable state: replay skipped, the kernel is left as it is");
+            ok = false;
+        } else {
+            let report = self.reconciler.converge(&self.stored.state).await;
+            ok &= !report.failed;
+            self.pending_retry = report.unavailable();
+            outcomes.extend(report.outcomes);
+        }
         let r = ReplayReport {
             generation: self.stored.generation,
             at: push::now_secs(),
@@ -228,6 +244,10 @@ impl Engine {
             return;
         }
         self.stored = next;
+        if let Some(p) = self.state_problem.take() {
+            tracing::warn!("state.json rewritten by this push; it was unreadable: {p}");
+            self.skip_replay = false;
+        }
         self.pending_retry = report.unavailable();
         result.ok = true;
         result.generation = self.stored.generation;
@@ -276,6 +296,10 @@ impl Engine {
             "uptime_secs": push::now_secs().saturating_sub(self.started_at),
             "generation": self.stored.generation,
             "committed_at": self.stored.committed_at,
+            "state_file": match &self.state_problem {
+                None => serde_json::json!({"ok": true}),
+                Some(p) => serde_json::json!({"ok": false, "problem": p}),
+            },
             "replay": self.replay,
             "last_push": last,
             "pending_retry": self.pending_retry,
@@ -351,6 +375,13 @@ impl Engine {
                 push::now_secs().saturating_sub(self.started_at)
             ),
         )];
+        out.push(match &self.state_problem {
+            None => Check::ok(
+                "state file",
+                format!("state.json generation {}", self.stored.generation),
+            ),
+            Some(p) => Check::fail("state file", p.clone()),
+        });
         out.push(match &self.replay {
             Some(r) if r.ok => Check::ok(
                 "boot replay",

@@ -563,6 +563,9 @@ fn print_status(b: &serde_json::Value) {
         b["uptime_secs"],
         b["generation"]
     );
+    if let Some(p) = b["state_file"]["problem"].as_str() {
+        println!("STATE FILE UNREADABLE: {p}");
+    }
     if let Some(r) = b.get("replay").filter(|r| !r.is_null()) {
         println!(
             "replay: {} in {} ms",
