@@ -158,8 +158,7 @@ async fn process_spool(engine: &mut Engine, spool: &Spool) -> bool {
             if let Err(e) = spool.finish(&taken, &result) {
                 tracing::error!(file = %path.display(), "cannot move processed push: {e}");
                 // Leave it out of the next scan's way: a push must not be applied twice.
-                let _ =
-                    std::fs::rename(&path, spool.dir.join(format!(".unmovable.{}", taken.name)));
+                spool.set_aside(&taken);
             }
         }
     }
