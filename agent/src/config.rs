@@ -39,6 +39,16 @@ pub struct ConfigFile {
     pub nft_backend: Option<String>,
     /// `frr` (default) or `quagga`.
     pub ospf_dialect: Option<String>,
+    /// Seconds between self-heal observations (0 = off).
+    pub observe_interval: Option<u64>,
+    /// `net.netfilter.nf_conntrack_max` (default: sized from the VM's memory).
+    pub conntrack_max: Option<u64>,
+    /// `net.netfilter.nf_conntrack_buckets` (default: half the maximum).
+    pub conntrack_buckets: Option<u64>,
+    /// Conntrack timeouts in seconds (defaults in `tunables`).
+    pub tcp_established_timeout: Option<u64>,
+    pub udp_timeout: Option<u64>,
+    pub udp_stream_timeout: Option<u64>,
 }
 
 impl ConfigFile {
@@ -67,6 +77,12 @@ pub struct Config {
     pub frr_config: PathBuf,
     pub nft_backend: String,
     pub ospf_dialect: String,
+    /// Seconds between self-heal observations; 0 turns self-healing off (drift then waits
+    /// for `vr-agent reconcile`).
+    pub observe_interval: u64,
+    /// Conntrack sizing and timeouts set by the operator (a push's `kernel` section overrides
+    /// them key by key; unset keys take the agent's defaults).
+    pub kernel: crate::state::KernelSection,
 }
 
 /// What the command line and environment gave (None = not given).
@@ -80,7 +96,13 @@ pub struct Overrides {
     pub frr_vty_dir: Option<PathBuf>,
     pub frr_config: Option<PathBuf>,
     pub nft_backend: Option<String>,
+    pub observe_interval: Option<u64>,
 }
+
+/// How often the running agent looks for drift by default: often enough that a restarted
+/// charon has its tunnels back within seconds, rarely enough to cost nothing measurable (each
+/// look is one netlink request per concern unless something changed).
+pub const DEFAULT_OBSERVE_INTERVAL: u64 = 5;
 
 impl Config {
     pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
@@ -104,6 +126,23 @@ impl Config {
             return Err(ConfigError::Invalid(
                 path,
                 format!("ospf-dialect {ospf_dialect:?}: expected frr or quagga"),
+            ));
+        }
+        let kernel = crate::state::KernelSection {
+            conntrack_max: f.conntrack_max,
+            conntrack_buckets: f.conntrack_buckets,
+            tcp_established_timeout: f.tcp_established_timeout,
+            udp_timeout: f.udp_timeout,
+            udp_stream_timeout: f.udp_stream_timeout,
+        };
+        let mut bad = Vec::new();
+        crate::validate::validate_kernel(&kernel, &mut bad);
+        if let Some(e) = bad.first() {
+            // The file's keys are the section's keys without the `kernel.` prefix.
+            let key = e.path.trim_start_matches("kernel.");
+            return Err(ConfigError::Invalid(
+                path,
+                format!("{key} = {}: {}", e.value, e.reason),
             ));
         }
         Ok(Config {
@@ -130,6 +169,11 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_FRR_CONFIG.into()),
             nft_backend,
             ospf_dialect,
+            observe_interval: o
+                .observe_interval
+                .or(f.observe_interval)
+                .unwrap_or(DEFAULT_OBSERVE_INTERVAL),
+            kernel,
         })
     }
 }

@@ -48,7 +48,16 @@ pub struct Engine {
     pub state_problem: Option<String>,
     /// No readable state at all: the boot replay must not tear down what the kernel has.
     skip_replay: bool,
+    /// Self-heal bookkeeping (backoffs, recent repairs).
+    pub heal: crate::heal::HealState,
+    /// `retry` waits until then, doubling the wait after each retry that found the daemon
+    /// still away: a hung daemon costs one deadline per minute, not one per tick.
+    retry_after: Option<(std::time::Instant, std::time::Duration)>,
 }
+
+/// First wait between retries of an unavailable concern, and the longest.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(2);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Engine {
     /// Opens the state directory and takes its lock (`wait`: block until free).
@@ -73,6 +82,8 @@ impl Engine {
             pending_retry: Vec::new(),
             skip_replay: loaded.problem.is_some() && !loaded.from_good,
             state_problem: loaded.problem,
+            heal: Default::default(),
+            retry_after: None,
         })
     }
 
@@ -234,7 +245,30 @@ impl Engine {
                     _ => None,
                 })
                 .collect();
-            result.message = format!("not applied, rolled back: {}", failed.join("; "));
+            if report.rollback_incomplete.is_empty() {
+                result.message = format!("not applied, rolled back: {}", failed.join("; "));
+            } else {
+                // Never claim a rollback that did not happen: name what may still hold part of
+                // this push, and retry those concerns (with backoff) towards the committed
+                // state.
+                let undone: Vec<String> = report
+                    .rollback_incomplete
+                    .iter()
+                    .map(|(c, why)| format!("{c}: {why}"))
+                    .collect();
+                result.message = format!(
+                    "not applied: {}; rollback INCOMPLETE, retrying towards generation {}: {}",
+                    failed.join("; "),
+                    self.stored.generation,
+                    undone.join("; ")
+                );
+                for (c, _) in &report.rollback_incomplete {
+                    if !self.pending_retry.contains(c) {
+                        self.pending_retry.push(c);
+                    }
+                }
+                self.retry_after = None;
+            }
             tracing::error!(push = result.name, "{}", result.message);
             return;
         }
@@ -303,6 +337,11 @@ impl Engine {
             "replay": self.replay,
             "last_push": last,
             "pending_retry": self.pending_retry,
+            "self_heal": {
+                "interval_secs": self.cfg.observe_interval,
+                "repairs": self.heal.repairs,
+                "recent": self.heal.recent,
+            },
             "concerns": self.last_outcomes(),
         })
     }
@@ -334,6 +373,11 @@ impl Engine {
     /// Retries the concerns whose backend was unavailable.
     pub async fn retry(&mut self) {
         if self.pending_retry.is_empty() {
+            self.retry_after = None;
+            return;
+        }
+        let now = std::time::Instant::now();
+        if self.retry_after.is_some_and(|(at, _)| now < at) {
             return;
         }
         let names = std::mem::take(&mut self.pending_retry);
@@ -350,6 +394,42 @@ impl Engine {
                 ref s => tracing::warn!(concern = o.concern, "retry: {s:?}"),
             }
         }
+        let step = match self.retry_after {
+            Some((_, d)) => (d * 2).min(RETRY_MAX),
+            None => RETRY_FIRST,
+        };
+        self.retry_after =
+            (!self.pending_retry.is_empty()).then(|| (std::time::Instant::now() + step, step));
+    }
+
+    /// One self-heal pass (see [`crate::heal`]): repairs drift from the committed state
+    /// without a push. Concerns waiting for their daemon (`pending_retry`) are left to
+    /// `retry`; concerns backing off are left alone.
+    pub async fn heal(&mut self) {
+        if self.skip_replay {
+            // No readable state: "repairing" toward the empty state would tear the router
+            // down. The next push gives the agent a state to keep again.
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut skip = self.heal.resting(now);
+        skip.extend(self.pending_retry.iter().copied());
+        let outcomes = self.reconciler.heal(&self.stored.state, &skip).await;
+        for o in &outcomes {
+            match &o.status {
+                Status::Applied => tracing::warn!(
+                    concern = o.concern,
+                    changes = o.changes,
+                    "self-heal: drift repaired"
+                ),
+                Status::Unavailable(_) if !self.pending_retry.contains(&o.concern) => {
+                    self.pending_retry.push(o.concern)
+                }
+                _ => {}
+            }
+        }
+        let interval = std::time::Duration::from_secs(self.cfg.observe_interval);
+        self.heal.record(outcomes, interval, now, push::now_secs());
     }
 
     /// What differs between the system and the committed state: (changes, plan text).

@@ -1,5 +1,5 @@
-//! Runs the concerns in their fixed order: links/addresses, routes, nftables, conntrack, VPN,
-//! OSPF. Each is planned just before it executes, so its plan sees what earlier concerns did.
+//! Runs the concerns in their fixed order: links/addresses, routes, nftables, tunables,
+//! conntrack, VPN, OSPF. Each is planned just before it executes, so its plan sees what earlier concerns did.
 //!
 //! A `Failed` concern stops the run and the concerns already executed are driven back to the
 //! old state, so a refused push leaves the system as it was. An `Unavailable` concern (its
@@ -12,6 +12,7 @@ use crate::concern::conntrack::ConntrackConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::ospf::OspfConcern;
+use crate::concern::tunables::TunablesConcern;
 use crate::concern::vpn::VpnConcern;
 use crate::concern::{Concern, ConcernError, Outcome, PlanSummary, Status};
 use crate::config::Config;
@@ -23,6 +24,9 @@ pub struct Reconciler {
     pub links: LinksConcern,
     pub routes: RoutesConcern,
     pub nft: NftConcern,
+    /// After nftables: forwarding starts once the firewall is in place, and the ruleset has
+    /// loaded `nf_conntrack`, whose sysctls this concern sets.
+    pub tunables: TunablesConcern,
     pub conntrack: ConntrackConcern,
     pub vpn: VpnConcern,
     pub ospf: OspfConcern,
@@ -65,6 +69,9 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// A concern failed; the earlier ones were rolled back.
     pub failed: bool,
+    /// Concerns whose rollback did not complete, with why: the system may hold part of the
+    /// refused push there until a retry brings it back to the committed state.
+    pub rollback_incomplete: Vec<(&'static str, String)>,
 }
 
 impl Report {
@@ -124,6 +131,9 @@ async fn run<C: Concern>(
             }
         }
     };
+    // Each concern that finishes is progress: tell systemd's watchdog from here, the task that
+    // is doing the work, never from a side thread that would keep pinging a wedged loop.
+    crate::watchdog::progress();
     let ok = !matches!(status, Status::Failed(_));
     if let Status::Failed(e) | Status::Unavailable(e) = &status {
         tracing::warn!(concern = C::NAME, "{e}");
@@ -160,6 +170,10 @@ macro_rules! each_concern {
             $body
         }
         {
+            let $c = &mut $self.tunables;
+            $body
+        }
+        {
             let $c = &mut $self.conntrack;
             $body
         }
@@ -190,6 +204,7 @@ impl Reconciler {
                 };
                 nft
             },
+            tunables: TunablesConcern::new(cfg.kernel.clone()),
             conntrack: ConntrackConcern::default(),
             vpn: VpnConcern::new(cfg.vici_socket.clone()),
             ospf: OspfConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
@@ -282,12 +297,29 @@ impl Reconciler {
                 }
             });
             for u in undo {
-                if !matches!(u.status, Status::Applied | Status::Unchanged) {
-                    tracing::error!(concern = u.concern, "rollback incomplete: {:?}", u.status);
-                }
+                let why = match u.status {
+                    Status::Applied | Status::Unchanged => continue,
+                    Status::Failed(e) | Status::Unavailable(e) => e,
+                    other => format!("{other:?}"),
+                };
+                tracing::error!(concern = u.concern, "rollback incomplete: {why}");
+                report.rollback_incomplete.push((u.concern, why));
             }
         }
         report
+    }
+
+    /// One self-heal pass: every concern not in `skip` whose cheap probe says the system may
+    /// have changed is observed, then planned from `committed` to itself; a plan that is not
+    /// empty is drift, and it is executed. Returns the outcome of every repair attempted.
+    pub async fn heal(&mut self, committed: &DesiredState, skip: &[&'static str]) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        each_concern!(self, c => {
+            if !skip.contains(&name_of(&*c)) {
+                heal_one(c, committed, &mut out).await;
+            }
+        });
+        out
     }
 
     /// Every concern's own health checks.
@@ -311,6 +343,40 @@ impl Reconciler {
             }
         });
         out
+    }
+}
+
+async fn heal_one<C: Concern>(c: &mut C, committed: &DesiredState, out: &mut Vec<Outcome>) {
+    if !c.may_have_drifted().await {
+        return;
+    }
+    let start = Instant::now();
+    if let Err(e) = c.observe().await {
+        // Reported like a failed repair: the engine backs off (and a daemon that does not
+        // answer goes to the retry list), so a hung daemon is not asked again every pass.
+        tracing::warn!(
+            concern = C::NAME,
+            "self-heal: cannot read current state: {e}"
+        );
+        out.push(Outcome {
+            concern: C::NAME,
+            status: status_of(e),
+            changes: 0,
+            millis: (start.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        });
+        return;
+    }
+    match c.plan(committed, committed) {
+        Ok(p) if p.is_empty() => {}
+        Ok(p) => {
+            tracing::warn!(
+                concern = C::NAME,
+                changes = p.changes(),
+                "drift from the committed state found; repairing without a push"
+            );
+            run(c, committed, committed, out).await;
+        }
+        Err(e) => tracing::debug!(concern = C::NAME, "self-heal: cannot plan: {e}"),
     }
 }
 

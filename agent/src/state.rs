@@ -46,6 +46,31 @@ pub struct StateDocument {
         skip_serializing_if = "Option::is_none"
     )]
     pub ospf: Option<Option<OspfSection>>,
+    /// Kernel sizing the operator wants instead of the agent's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelSection>,
+}
+
+/// Conntrack sizing and timeouts; each unset key keeps the config file's value, else the
+/// agent's default (table sized from the VM's memory, one-day established TCP timeout).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KernelSection {
+    /// `net.netfilter.nf_conntrack_max` (1,024-16,777,216).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack_max: Option<u64>,
+    /// `net.netfilter.nf_conntrack_buckets`, the hash size (1,024-16,777,216).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack_buckets: Option<u64>,
+    /// `nf_conntrack_tcp_timeout_established`, seconds (60-2,592,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_established_timeout: Option<u64>,
+    /// `nf_conntrack_udp_timeout`, seconds (1-86,400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_timeout: Option<u64>,
+    /// `nf_conntrack_udp_timeout_stream`, seconds (1-86,400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_stream_timeout: Option<u64>,
 }
 
 /// Distinguishes an absent key (`None`, via `default`) from an explicit `null` (`Some(None)`).
@@ -190,6 +215,9 @@ pub struct DesiredState {
     pub vpn: VpnSection,
     #[serde(default)]
     pub ospf: Option<OspfSection>,
+    /// Left out of `state.json` while unset, so states written before it existed read the same.
+    #[serde(default, skip_serializing_if = "KernelSection::is_unset")]
+    pub kernel: KernelSection,
     #[serde(default)]
     pub cloudstack: CloudStackContext,
     /// Policy-routing index per public device: connmark/fwmark `100 + index` and routing table
@@ -210,6 +238,13 @@ pub struct CloudStackContext {
     /// Later-wave payloads by type, then by the payload's identity within the type.
     #[serde(default)]
     pub pending: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+impl KernelSection {
+    /// No key set: every value is the config file's or the default.
+    pub fn is_unset(&self) -> bool {
+        *self == KernelSection::default()
+    }
 }
 
 impl DesiredState {
@@ -236,6 +271,9 @@ impl DesiredState {
         }
         if let Some(v) = doc.ospf {
             next.ospf = v;
+        }
+        if let Some(v) = doc.kernel {
+            next.kernel = v;
         }
         next.allocate_policy_indexes();
         next

@@ -56,6 +56,7 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
             }
         }
     }
+    validate_kernel(&s.kernel, &mut errs);
     let mut dests = BTreeSet::new();
     for (i, r) in s.routes.iter().enumerate() {
         let p = format!("routes[{i}]");
@@ -110,6 +111,34 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
         Ok(())
     } else {
         Err(Invalid::capped(errs))
+    }
+}
+
+/// Ranges of the `kernel` section: wide enough for any real router, narrow enough that a typo
+/// cannot exhaust the VM's memory (a 100-million-entry table) or disable tracking (0).
+pub fn validate_kernel(k: &crate::state::KernelSection, errs: &mut Vec<FieldError>) {
+    let checks = [
+        ("conntrack-max", k.conntrack_max, 1_024, 16_777_216),
+        ("conntrack-buckets", k.conntrack_buckets, 1_024, 16_777_216),
+        (
+            "tcp-established-timeout",
+            k.tcp_established_timeout,
+            60,
+            2_592_000,
+        ),
+        ("udp-timeout", k.udp_timeout, 1, 86_400),
+        ("udp-stream-timeout", k.udp_stream_timeout, 1, 86_400),
+    ];
+    for (name, value, lo, hi) in checks {
+        if let Some(v) = value {
+            if !(lo..=hi).contains(&v) {
+                errs.push(FieldError::new(
+                    format!("kernel.{name}"),
+                    v,
+                    format!("out of range {lo}-{hi}"),
+                ));
+            }
+        }
     }
 }
 

@@ -61,6 +61,13 @@ impl AgentProc {
         v
     }
 
+    /// Turns the agent's self-heal off, for tests that make drift by hand and then check that
+    /// `diff`, `check` and `reconcile` see it (a healing agent would repair it first).
+    pub fn without_self_heal(&mut self) {
+        self.env
+            .push(("VR_AGENT_OBSERVE_INTERVAL".into(), "0".into()));
+    }
+
     /// A `vr-agent` command with this agent's paths, inside its namespace.
     pub fn command(&self) -> Command {
         let config = self.dir.path().join("config.toml");

@@ -68,7 +68,6 @@ fn topo() -> Topo {
     net.sysctl("net.ipv4.conf.up2.arp_accept=1");
     client.ip(&["addr", "add", "192.0.2.50/24", "dev", "lan0"]);
     client.ip(&["route", "add", "default", "via", "192.0.2.1"]);
-    vr.sysctl("net.ipv4.ip_forward=1");
     // IPv6 link-local addresses arrive on their own a second after a link comes up: they
     // would be noise in the `ip monitor` check, and the agent manages IPv4 only.
     vr.sysctl("net.ipv6.conf.all.disable_ipv6=1");
@@ -330,6 +329,7 @@ fn replies_leave_through_the_public_nic_the_connection_came_in_on() {
     }
     let mut t = topo();
     let mut agent = AgentProc::new(Some(&t.vr.name));
+    agent.without_self_heal();
     agent.start();
     ok(&agent.apply_text("push.json", PUSH));
     tcp_server(&mut t.h1, "10.1.0.10", 8080);

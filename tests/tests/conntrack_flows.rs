@@ -72,7 +72,6 @@ fn revoking_half_the_forwards_cuts_exactly_their_flows() {
     let cli = Netns::new("ctcli");
     veth(&vr, "eth0", &srv, "eth0");
     veth(&vr, "eth2", &cli, "eth0");
-    vr.sysctl("net.ipv4.ip_forward=1");
     vr.ip(&["addr", "replace", "10.1.1.1/24", "dev", "eth0"]);
     vr.ip(&["addr", "replace", "192.0.2.11/24", "dev", "eth2"]);
     srv.ip(&["addr", "add", "10.1.1.10/24", "dev", "eth0"]);

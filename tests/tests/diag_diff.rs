@@ -38,6 +38,7 @@ fn diff_sees_hand_made_drift_and_reconcile_repairs_it() {
     vr.ip(&["addr", "replace", "192.0.2.10/24", "dev", "eth2"]);
     let charon = Charon::start(&mut vr, &dir.path().join("charon"));
     let mut agent = AgentProc::new(Some(&vr.name));
+    agent.without_self_heal();
     agent.extra_args = vec![
         "--vici-socket".into(),
         charon.vici_socket.display().to_string(),

@@ -41,7 +41,6 @@ fn show_views_hold_the_forward_and_its_flow() {
     let ext = Netns::new("esh");
     veth(&vr, "eth0", &host, "eth0");
     veth(&vr, "eth2", &ext, "eth0");
-    vr.sysctl("net.ipv4.ip_forward=1");
     // Boot-time addresses (the push owns them from now on).
     vr.ip(&["addr", "replace", "10.1.1.1/24", "dev", "eth0"]);
     vr.ip(&["addr", "replace", "192.0.2.11/24", "dev", "eth2"]);

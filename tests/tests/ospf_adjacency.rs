@@ -68,9 +68,8 @@ fn adjacency_routes_no_flap_and_withdrawal() {
     h1.ip(&["route", "add", "default", "via", "10.1.1.1"]);
     h3.ip(&["addr", "add", "10.3.0.10/24", "dev", "eth0"]);
     h3.ip(&["route", "add", "default", "via", "10.3.0.1"]);
-    for r in [&vr1, &vr3] {
-        r.sysctl("net.ipv4.ip_forward=1");
-    }
+    // vr1 runs vr-agent (it turns on forwarding itself); vr3 is a plain FRR peer.
+    vr3.sysctl("net.ipv4.ip_forward=1");
     let frr1 = Frr::start(&mut vr1, &dir.path().join("vr1"), "vr1", "");
     let frr3 = Frr::start(&mut vr3, &dir.path().join("vr3"), "vr3", PEER);
     let mut agent = AgentProc::new(Some(&vr1.name));

@@ -43,6 +43,7 @@ fn debian_package_is_complete_and_lintian_clean() {
     for path in [
         "./usr/sbin/vr-agent",
         "./lib/systemd/system/vr-agent.service",
+        "./usr/lib/modules-load.d/vr-agent.conf",
         "./etc/vr-agent/config.toml",
         "./usr/share/man/man8/vr-agent.8.gz",
         "./usr/share/bash-completion/completions/vr-agent",

@@ -104,6 +104,30 @@ fn an_unreadable_state_json_starts_from_the_last_known_good_copy() {
             failures.push(format!("{kind}: state.json not rewritten"));
         }
     }
+    // Both unreadable: the agent starts from the empty state but neither replays nor
+    // self-heals it onto the kernel (that would tear the router down); a push is accepted.
+    runs += 1;
+    agent.stop();
+    std::fs::write(&state, b"{").unwrap();
+    std::fs::write(agent.state_dir.join("state.good"), b"{").unwrap();
+    agent.start();
+    let check = agent.cli(&["check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    if check.status.code() != Some(1) || !text.contains("no usable last-known-good copy") {
+        failures.push(format!("no copy: check passes or does not say so:\n{text}"));
+    }
+    // Longer than the self-heal interval (5 s by default).
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    if !routes(&ns).contains("10.220.4.0/24") {
+        failures.push(format!(
+            "no copy: the kernel was torn down to the empty state: {}",
+            routes(&ns)
+        ));
+    }
+    let (code, r) = agent.apply_text("p9.json", &push(9));
+    if code != 0 || !routes(&ns).contains("10.220.9.0/24") {
+        failures.push(format!("no copy: push refused: {r}"));
+    }
     println!(
         "state.json faults: {runs} kinds, {} failures",
         failures.len()
@@ -111,7 +135,7 @@ fn an_unreadable_state_json_starts_from_the_last_known_good_copy() {
     vr_tests::summary::record(vr_tests::summary::Row {
         check: "state.json unreadable".into(),
         runs,
-        unit: "faults (truncated, garbage, newer format)".into(),
+        unit: "faults (truncated, garbage, newer format, no usable copy)".into(),
         failures: failures.len() as u64,
         ..Default::default()
     });

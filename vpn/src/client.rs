@@ -85,6 +85,26 @@ pub struct IkeSa {
     pub child_sas: BTreeMap<String, ChildSa>,
 }
 
+/// Longest wait for any answer from charon. A stopped or wedged charon accepts the
+/// connection (the kernel queues it) and then never answers: without this the agent would
+/// wait forever. Listing 50 tunnels' SAs takes milliseconds, so 5 s is generous.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one request under [`REQUEST_TIMEOUT`] (or `limit`); a timeout is `Unreachable`.
+async fn deadline<T>(
+    path: &str,
+    what: &str,
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T, ViciError>>,
+) -> Result<T, ViciError> {
+    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
+        Err(ViciError::Unreachable(
+            path.to_string(),
+            format!("no answer to {what} within {} s", limit.as_secs()),
+        ))
+    })
+}
+
 /// A connected client.
 pub struct Vici {
     client: rsvici::Client,
@@ -109,11 +129,14 @@ impl Vici {
 
     /// Sends a command whose answer is `success`/`errmsg`.
     pub async fn send(&mut self, m: &Message) -> Result<(), ViciError> {
-        let ack: Ack = self
-            .client
-            .request(m.command, &m.body)
-            .await
-            .map_err(|e| ViciError::Protocol(m.command.into(), e.to_string()))?;
+        let client = &mut self.client;
+        let ack: Ack = deadline(&self.path, m.command, REQUEST_TIMEOUT, async {
+            client
+                .request(m.command, &m.body)
+                .await
+                .map_err(|e| ViciError::Protocol(m.command.into(), e.to_string()))
+        })
+        .await?;
         if ack.success {
             Ok(())
         } else {
@@ -125,24 +148,47 @@ impl Vici {
     }
 
     /// `initiate` / `terminate`: streams `control-log`; failure is the stream's error. Returns
-    /// the log lines (charon's reason when it fails).
-    pub async fn control(&mut self, m: &Message) -> Result<Vec<String>, (ViciError, Vec<String>)> {
+    /// the log lines (charon's reason when it fails). Waits at most `limit` (the message's own
+    /// charon-side timeout plus a margin).
+    pub async fn control(
+        &mut self,
+        m: &Message,
+        limit: Duration,
+    ) -> Result<Vec<String>, (ViciError, Vec<String>)> {
         let stream = self
             .client
             .stream_request::<_, ControlLog>(m.command, "control-log", &m.body);
         futures::pin_mut!(stream);
         let mut log = Vec::new();
+        let until = tokio::time::Instant::now() + limit;
         loop {
-            match stream.try_next().await {
-                Ok(Some(l)) => log.push(l.msg),
-                Ok(None) => return Ok(log),
-                Err(e) => return Err((ViciError::Refused(m.command.into(), e.to_string()), log)),
+            match tokio::time::timeout_at(until, stream.try_next()).await {
+                Ok(Ok(Some(l))) => log.push(l.msg),
+                Ok(Ok(None)) => return Ok(log),
+                Ok(Err(e)) => {
+                    return Err((ViciError::Refused(m.command.into(), e.to_string()), log))
+                }
+                Err(_) => {
+                    let why = format!("no answer to {} within {} s", m.command, limit.as_secs());
+                    return Err((ViciError::Unreachable(self.path.clone(), why), log));
+                }
             }
         }
     }
 
     /// `list-sas`: IKE SAs by connection name.
     pub async fn list_sas(&mut self) -> Result<BTreeMap<String, IkeSa>, ViciError> {
+        let path = self.path.clone();
+        deadline(
+            &path,
+            "list-sas",
+            REQUEST_TIMEOUT,
+            self.list_sas_unbounded(),
+        )
+        .await
+    }
+
+    async fn list_sas_unbounded(&mut self) -> Result<BTreeMap<String, IkeSa>, ViciError> {
         let stream =
             self.client
                 .stream_request::<(), BTreeMap<String, IkeSa>>("list-sas", "list-sa", ());
@@ -160,6 +206,17 @@ impl Vici {
 
     /// `list-conns`: names of the loaded connections.
     pub async fn list_conns(&mut self) -> Result<Vec<String>, ViciError> {
+        let path = self.path.clone();
+        deadline(
+            &path,
+            "list-conns",
+            REQUEST_TIMEOUT,
+            self.list_conns_unbounded(),
+        )
+        .await
+    }
+
+    async fn list_conns_unbounded(&mut self) -> Result<Vec<String>, ViciError> {
         let stream = self
             .client
             .stream_request::<(), BTreeMap<String, serde::de::IgnoredAny>>(

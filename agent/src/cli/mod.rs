@@ -56,6 +56,15 @@ pub struct Global {
         value_name = "BACKEND"
     )]
     pub nft_backend: Option<String>,
+    /// Seconds between self-heal observations (drift repaired without a push); 0 = off
+    /// [default: 5]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_OBSERVE_INTERVAL",
+        value_name = "SECONDS"
+    )]
+    pub observe_interval: Option<u64>,
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -235,6 +244,7 @@ impl Global {
             frr_vty_dir: self.frr_vty_dir.clone(),
             frr_config: self.frr_config.clone(),
             nft_backend: self.nft_backend.clone(),
+            observe_interval: self.observe_interval,
         })
     }
 }

@@ -69,6 +69,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let mut settling = process_spool(&mut engine, &spool).await;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut ticks: u64 = 0;
+    // Self-heal every `observe_interval` seconds (4 ticks a second); 0 = off.
+    let heal_ticks = cfg.observe_interval.saturating_mul(4);
     loop {
         tokio::select! {
             Some((req, reply)) = jobs.recv() => {
@@ -80,7 +82,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             }
             _ = tick.tick() => {
                 ticks += 1;
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                crate::watchdog::progress();
                 if !spool.dir.is_dir() {
                     // Someone removed the spool: recreate it and watch the new directory.
                     tracing::warn!("spool directory {} vanished; recreating it", spool.dir.display());
@@ -94,6 +96,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
                 }
                 if ticks.is_multiple_of(8) {
                     engine.retry().await;
+                }
+                if heal_ticks > 0 && ticks.is_multiple_of(heal_ticks) {
+                    engine.heal().await;
                 }
             }
             _ = term.recv() => break,

@@ -18,6 +18,7 @@ pub mod conntrack;
 pub mod links;
 pub mod nft;
 pub mod ospf;
+pub mod tunables;
 pub mod vpn;
 
 /// Why a concern did not reach the desired state.
@@ -78,6 +79,14 @@ pub trait Concern {
     /// concerns whose mirror is cheap to read in full (rtnetlink dumps).
     fn refresh(&mut self) -> impl Future<Output = Result<(), ConcernError>> + Send {
         async { Ok(()) }
+    }
+
+    /// Cheap probe run by the self-heal loop every observe interval: could the system have
+    /// changed behind the agent's back since this concern last applied or observed? Only then
+    /// does the loop pay for `observe` and a plan. The default says yes: for most concerns
+    /// observing is one cheap request.
+    fn may_have_drifted(&mut self) -> impl Future<Output = bool> + Send {
+        async { true }
     }
 
     /// Concern-specific health checks for `vr-agent check` (tunnels up, neighbors Full, ...).

@@ -40,6 +40,9 @@ pub struct NftConcern {
     /// The model the mirror was built from, for planning a change of a few port forwards
     /// as element operations without rebuilding 10,000 elements.
     model: Option<NftModel>,
+    /// The kernel's ruleset generation right after this concern last applied or observed:
+    /// while it is unchanged, nobody touched nftables and self-heal need not list the table.
+    generation: Option<u32>,
 }
 
 /// The inputs of `build` that produced the mirror.
@@ -195,6 +198,15 @@ impl NftConcern {
     /// The ruleset this process applied last, if any.
     pub fn mirror(&self) -> Option<&Ruleset> {
         self.mirror.as_deref()
+    }
+
+    /// The ruleset generation of the namespace this concern drives; `None` when it cannot be
+    /// read here (an `nft` aimed at another namespace, in tests) or the read failed.
+    fn read_generation(&self) -> Option<u32> {
+        if self.nft.netns.is_some() {
+            return None;
+        }
+        vr_nat::netlink::ruleset_generation().ok()
     }
 
     /// Sends one plan through the selected backend.
@@ -381,6 +393,7 @@ impl Concern for NftConcern {
             let t = std::time::Instant::now();
             let sent = self.send(&plan.0).await;
             tracing::debug!(micros = t.elapsed().as_micros() as u64, "ruleset sent");
+            self.generation = self.read_generation();
             if let Err(e) = sent {
                 // The kernel may hold either state now (a refused `nft -f` changes nothing,
                 // but an executor crash could): forget the mirror so the next plan replaces.
@@ -421,7 +434,18 @@ impl Concern for NftConcern {
         Ok(())
     }
 
+    async fn may_have_drifted(&mut self) -> bool {
+        // Unknown (never read, or unreadable) counts as changed: observing is always safe.
+        match (self.generation, self.read_generation()) {
+            (Some(seen), Some(now)) => seen != now,
+            _ => true,
+        }
+    }
+
     async fn observe(&mut self) -> Result<(), ConcernError> {
+        // Read before listing: a change made while we list bumps it again and is seen by
+        // the next probe instead of being hidden by this observation.
+        let generation = self.read_generation();
         let nft = self.nft.clone();
         let listed = tokio::task::spawn_blocking(move || {
             nft.list_table_json(vr_nat::ir::Family::Ip, vr_nat::build::TABLE)
@@ -437,6 +461,7 @@ impl Concern for NftConcern {
             Ok(Some(json)) => self.observed = Some(Observed::Present(json)),
             Err(e) => return Err(cli_error(e)),
         }
+        self.generation = generation;
         Ok(())
     }
 }

@@ -4,10 +4,22 @@
 //! unless passive; changed ones are terminated, reloaded and initiated; removed ones are
 //! terminated and unloaded; unchanged ones are not touched, so their SAs keep running. charon
 //! missing is `Unavailable`: the state is kept and the agent retries when it comes back.
+//!
+//! Deadlines: every VICI request has one (`vr_vpn::client::REQUEST_TIMEOUT`), and a charon
+//! that does not answer in time is `Unavailable`, never a hang. Initiating is asynchronous: the
+//! push only loads connections; background tasks (at most [`INITIATING_AT_ONCE`] at a time)
+//! ask charon to bring the tunnels up and keep charon's reason when one does not come up, so
+//! a push of 50 tunnels to unreachable peers returns at once instead of holding the agent.
+//!
+//! A restarted charon has forgotten every connection: `refresh` (before each plan) and
+//! `observe` (each self-heal pass) read which connections charon holds, so the next plan
+//! loads again whatever is missing, without a push.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::json;
 use vr_vpn::client::{IkeSa, Vici, ViciError};
@@ -19,18 +31,50 @@ use super::{Concern, ConcernError, PlanSummary};
 use crate::diag::check::{Check, Verdict};
 use crate::state::DesiredState;
 
-/// How long one `initiate` may take before the push moves on (the tunnel may still come up).
+/// How long charon tries one `initiate` before answering (the tunnel may still come up).
 const INITIATE_TIMEOUT_MS: u32 = 5000;
+/// How many background initiates run at once: each holds one of charon's worker threads for
+/// up to [`INITIATE_TIMEOUT_MS`], and charon has few of them.
+const INITIATING_AT_ONCE: usize = 4;
 
-#[derive(Debug, Default)]
+/// charon's reason for the last failed initiate, per connection (no secrets in it); written
+/// by the background initiate tasks.
+type Errors = Arc<Mutex<BTreeMap<String, String>>>;
+
+/// Counts a background initiate from its spawn to its end (even if it panics or is dropped).
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(n: &Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(Arc::clone(n))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug)]
 pub struct VpnConcern {
     pub vici_socket: PathBuf,
     /// The section this process loaded into charon; `None` until the first apply.
     applied: Option<VpnSection>,
-    /// charon's reason for the last failed initiate, per connection (no secrets in it).
-    pub last_errors: BTreeMap<String, String>,
+    last_errors: Errors,
+    /// Limits the background initiates.
+    initiating: Arc<tokio::sync::Semaphore>,
+    /// Background initiates not finished yet.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Connection names charon holds, as last observed (`None`: not observed).
     loaded: Option<std::collections::BTreeSet<String>>,
+}
+
+impl Default for VpnConcern {
+    fn default() -> Self {
+        VpnConcern::new(PathBuf::new())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +96,22 @@ fn unavailable(e: ViciError) -> ConcernError {
     ConcernError::Unavailable(e.to_string())
 }
 
+/// charon said no: the push fails. charon did not answer: it is unavailable (retried).
+fn refused_or_unavailable(e: ViciError) -> ConcernError {
+    match e {
+        ViciError::Refused(..) => ConcernError::Failed(e.to_string()),
+        _ => ConcernError::Unavailable(e.to_string()),
+    }
+}
+
+/// For removals: charon refusing (the connection is gone already) is fine; no answer is not.
+fn gone_ok(r: Result<(), ViciError>) -> Result<(), ConcernError> {
+    match r {
+        Ok(()) | Err(ViciError::Refused(..)) => Ok(()),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 /// Whether a connection has an IKE SA that is up or on its way up.
 fn is_up_or_connecting(sas: &BTreeMap<String, IkeSa>, name: &str) -> bool {
     sas.get(name)
@@ -63,7 +123,9 @@ impl VpnConcern {
         VpnConcern {
             vici_socket,
             applied: None,
-            last_errors: BTreeMap::new(),
+            last_errors: Errors::default(),
+            initiating: Arc::new(tokio::sync::Semaphore::new(INITIATING_AT_ONCE)),
+            in_flight: Arc::default(),
             loaded: None,
         }
     }
@@ -72,26 +134,82 @@ impl VpnConcern {
         Vici::connect(&self.vici_socket).await.map_err(unavailable)
     }
 
-    async fn initiate(&mut self, vici: &mut Vici, c: &vr_vpn::SiteToSite) {
+    /// charon's reason for connection `name`'s last failed initiate.
+    pub fn last_error(&self, name: &str) -> Option<String> {
+        self.last_errors.lock().ok()?.get(name).cloned()
+    }
+
+    /// Asks charon, in the background, to bring connection `c` up; the push does not wait.
+    fn initiate(&self, c: &vr_vpn::SiteToSite) {
         let name = conn_name(c);
-        for child in child_names(c) {
-            match vici
-                .control(&vici::initiate(&child, &name, INITIATE_TIMEOUT_MS))
-                .await
-            {
-                Ok(_) => {
-                    self.last_errors.remove(&name);
+        let children = child_names(c);
+        let socket = self.vici_socket.clone();
+        let errors = Arc::clone(&self.last_errors);
+        let slots = Arc::clone(&self.initiating);
+        let in_flight = InFlight::enter(&self.in_flight);
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let limit =
+                Duration::from_millis(u64::from(INITIATE_TIMEOUT_MS)) + Duration::from_secs(2);
+            let outcome = match Vici::connect(&socket).await {
+                Err(e) => Err(e.to_string()),
+                Ok(mut vici) => {
+                    let mut r = Ok(());
+                    for child in children {
+                        let m = vici::initiate(&child, &name, INITIATE_TIMEOUT_MS);
+                        if let Err((e, log)) = vici.control(&m, limit).await {
+                            // charon's own words: the last lines of its control log.
+                            let tail: Vec<String> =
+                                log.iter().rev().take(3).rev().cloned().collect();
+                            r = Err(format!("{e}; {}", tail.join(" | ")));
+                            break;
+                        }
+                    }
+                    r
                 }
-                Err((e, log)) => {
-                    // charon's own words: the last lines of its control log.
-                    let tail: Vec<String> = log.iter().rev().take(3).rev().cloned().collect();
-                    let why = format!("{e}; {}", tail.join(" | "));
+            };
+            let Ok(mut errors) = errors.lock() else {
+                return;
+            };
+            match outcome {
+                Ok(()) => {
+                    errors.remove(&name);
+                }
+                Err(why) => {
                     tracing::warn!(connection = %name, "tunnel not up: {why}");
-                    self.last_errors.insert(name.clone(), why);
-                    break;
+                    errors.insert(name, why);
                 }
             }
+        });
+    }
+
+    /// Waits (at most `limit`) until every background initiate has finished.
+    pub async fn settle(&self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Reads which connections charon holds. A charon that is not there is not an error
+    /// (nothing is loaded); one that does not answer in time is `Unavailable`.
+    async fn read_loaded(&mut self) -> Result<(), ConcernError> {
+        self.loaded = match self.connect().await {
+            Ok(mut v) => Some(
+                v.list_conns()
+                    .await
+                    .map_err(unavailable)?
+                    .into_iter()
+                    .collect(),
+            ),
+            Err(_) => None,
+        };
+        Ok(())
     }
 
     /// `show vpn`: every configured connection with its SAs.
@@ -118,7 +236,7 @@ impl VpnConcern {
                     "ike_uniqueid": sa.map(|s| s.uniqueid.clone()),
                     "established_secs": sa.and_then(|s| s.established.as_ref()).and_then(|e| e.parse::<u64>().ok()),
                     "children": sa.map(|s| s.child_sas.values().collect::<Vec<_>>()).unwrap_or_default(),
-                    "last_error": self.last_errors.get(&name),
+                    "last_error": self.last_error(&name),
                 })
             })
             .collect();
@@ -147,30 +265,45 @@ impl Concern for VpnConcern {
     async fn execute(&mut self, p: &VpnPlan, desired: &DesiredState) -> Result<(), ConcernError> {
         let mut vici = self.connect().await?;
         let sas = vici.list_sas().await.map_err(unavailable)?;
+        // terminate with `timeout = -1` answers at once; the margin covers a slow charon.
+        let terminate_limit = vr_vpn::client::REQUEST_TIMEOUT;
         for op in &p.0.ops {
             match op {
                 ConnOp::Remove(name) => {
-                    // Gone already is fine: the goal is that nothing of it remains.
-                    let _ = vici.control(&vici::terminate(name)).await;
-                    let _ = vici.send(&vici::unload_conn(name)).await;
-                    let _ = vici.send(&vici::unload_shared(name)).await;
-                    self.last_errors.remove(name);
+                    // Gone already is fine: the goal is that nothing of it remains. A charon
+                    // that stopped answering is not: the push must say so.
+                    gone_ok(
+                        vici.control(&vici::terminate(name), terminate_limit)
+                            .await
+                            .map(drop)
+                            .map_err(|(e, _)| e),
+                    )?;
+                    gone_ok(vici.send(&vici::unload_conn(name)).await)?;
+                    gone_ok(vici.send(&vici::unload_shared(name)).await)?;
+                    if let Ok(mut e) = self.last_errors.lock() {
+                        e.remove(name);
+                    }
                 }
                 ConnOp::Add(c) | ConnOp::Change(c) => {
                     let name = conn_name(c);
                     let changed = matches!(op, ConnOp::Change(_));
                     if changed {
-                        let _ = vici.control(&vici::terminate(&name)).await;
+                        gone_ok(
+                            vici.control(&vici::terminate(&name), terminate_limit)
+                                .await
+                                .map(drop)
+                                .map_err(|(e, _)| e),
+                        )?;
                     }
                     vici.send(&vici::load_shared(c))
                         .await
-                        .map_err(|e| ConcernError::Failed(e.to_string()))?;
+                        .map_err(refused_or_unavailable)?;
                     vici.send(&vici::load_conn(c))
                         .await
-                        .map_err(|e| ConcernError::Failed(e.to_string()))?;
+                        .map_err(refused_or_unavailable)?;
                     // A replay reloads identical configs; an SA already up stays as it is.
                     if !c.passive && (changed || !is_up_or_connecting(&sas, &name)) {
-                        self.initiate(&mut vici, c).await;
+                        self.initiate(c);
                     }
                 }
             }
@@ -184,10 +317,20 @@ impl Concern for VpnConcern {
         // What charon holds cannot be compared setting by setting (it never returns the PSK),
         // but which connections are loaded can. No charon is fine while no tunnel is wanted;
         // when one is, `check` says so.
-        self.loaded = match self.connect().await {
-            Ok(mut v) => v.list_conns().await.ok().map(|l| l.into_iter().collect()),
-            Err(_) => None,
-        };
+        self.read_loaded().await
+    }
+
+    async fn refresh(&mut self) -> Result<(), ConcernError> {
+        // A push plans from what charon holds now, not from what it held at the last look: a
+        // charon restarted since has lost every connection. Nothing to ask while this process
+        // has loaded nothing (the plan then starts from the committed state anyway).
+        let loaded_some = self
+            .applied
+            .as_ref()
+            .is_some_and(|a| !a.site_to_site.is_empty());
+        if loaded_some {
+            self.read_loaded().await?;
+        }
         Ok(())
     }
 
@@ -224,9 +367,7 @@ impl Concern for VpnConcern {
                 ),
                 (None, false) => Check::fail(
                     format!("tunnel {name}"),
-                    self.last_errors
-                        .get(&name)
-                        .cloned()
+                    self.last_error(&name)
                         .unwrap_or_else(|| "not established".into()),
                 ),
             };

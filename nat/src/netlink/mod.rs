@@ -6,6 +6,7 @@
 //! anonymous sets), built from [`program`]'s plain-data view of the IR. Raw libnftnl calls
 //! live in [`raw`] only.
 
+mod generation;
 pub mod program;
 mod raw;
 mod socket;
@@ -18,6 +19,7 @@ use crate::ir::{
 };
 use crate::plan::NftPlan;
 use crate::render;
+pub use generation::ruleset_generation;
 use raw::{BaseSpec, Batch, ChainSpec, ElemTarget, RawData, RawElem};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -149,6 +149,18 @@ impl Socket {
         Ok(errors)
     }
 
+    /// One datagram from the kernel (a single-message answer such as `NEWGEN`).
+    pub fn recv_once(&self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 8192];
+        // SAFETY: reading into our own buffer.
+        let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
+    }
+
     /// True when no further answer is queued (after an error the remaining ACKs may not come).
     fn nothing_more(&self) -> io::Result<bool> {
         let mut pfd = libc::pollfd {
