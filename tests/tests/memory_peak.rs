@@ -1,7 +1,8 @@
 //! Issue 12 bounded memory: each large hostile push (16 MiB arrays of integers, 10 MB strings,
 //! 100,000 invalid rules, ...) goes to the running agent alone, once through its socket
 //! (`vr-agent apply`) and once through its spool; the agent's peak resident set during each
-//! (`VmHWM`, reset before every push) stays at or under 64 MiB, and it keeps serving.
+//! (`VmHWM`, reset before every push) stays at or under 64 MiB, also with several clients
+//! sending 10 MB pushes at once, and it keeps serving.
 
 use std::time::Duration;
 
@@ -9,6 +10,9 @@ use vr_tests::hostile::{big_cases, peak_rss_kib, reset_peak_rss};
 use vr_tests::{require_root, AgentProc, Netns};
 
 const LIMIT_KIB: u64 = 64 * 1024;
+
+/// Socket clients sending a large push at the same time.
+const CONCURRENT: usize = 6;
 
 const BASELINE: &str = r#"{"schema":1,
   "interfaces":[{"device":"eth0","role":"guest","addresses":["10.1.1.1/24"]},{"device":"eth2","role":"public","addresses":["192.0.2.10/24","192.0.2.11/24"]}],
@@ -62,6 +66,33 @@ fn peak_rss_stays_under_64_mib_for_every_large_hostile_push() {
         rows.push((name, bytes.len(), socket_peak, spool_peak));
         std::fs::remove_file(&path).unwrap();
     }
+    // Clients at once: the agent holds one push body at a time, the others wait.
+    let (name, bytes) = big_cases()
+        .into_iter()
+        .find(|(n, _)| n == "string-10mb-device")
+        .unwrap();
+    let path = gen_dir.join(format!("{name}.json"));
+    std::fs::write(&path, &bytes).unwrap();
+    reset_peak_rss(pid);
+    let codes: Vec<i32> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..CONCURRENT)
+            .map(|_| s.spawn(|| agent.apply(&[path.as_path()]).0))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let peak_concurrent = peak_rss_kib(pid);
+    if codes.iter().any(|c| *c != 1) {
+        wrong.push(format!(
+            "{CONCURRENT} concurrent {name}: exit codes {codes:?}"
+        ));
+    }
+    runs += CONCURRENT as u64;
+    rows.push((
+        format!("{CONCURRENT} x {name} at once"),
+        bytes.len(),
+        peak_concurrent,
+        0,
+    ));
     assert_eq!(
         agent.state_json().unwrap(),
         state_before,
