@@ -19,6 +19,19 @@ const BASELINE: &str = r#"{"schema":1,
   "nat":{"source_nat":[{"device":"eth2","public_ip":"192.0.2.10","source_cidrs":["10.1.1.0/24"]}],
          "port_forwards":[{"public_ip":"192.0.2.11","protocol":"tcp","public_ports":8080,"private_ip":"10.1.1.10","private_ports":80}]}}"#;
 
+/// One `apply` request line carrying the push inline (what the soak test sends).
+fn inline_apply(socket: &std::path::Path, name: &str, text: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("agent socket");
+    let req = serde_json::json!({"op": "apply", "dry_run": false, "pushes": [{"name": name, "text": text}]});
+    // The agent may refuse (and stop reading) before the line ends: its answer counts.
+    let _ = s.write_all(format!("{req}\n").as_bytes());
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    serde_json::from_str(&buf).unwrap_or_default()
+}
+
 #[test]
 fn peak_rss_stays_under_64_mib_for_every_large_hostile_push() {
     if !require_root("peak_rss_stays_under_64_mib_for_every_large_hostile_push") {
@@ -91,6 +104,25 @@ fn peak_rss_stays_under_64_mib_for_every_large_hostile_push() {
         format!("{CONCURRENT} x {name} at once"),
         bytes.len(),
         peak_concurrent,
+        0,
+    ));
+    // The older protocol: the push escaped inside one `apply` line (refused over 4 MiB).
+    reset_peak_rss(pid);
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let r = inline_apply(&agent.socket, &name, &text);
+    let peak_inline = peak_rss_kib(pid);
+    // Refused whole (over the inline limit) or rejected: either way not applied.
+    if r["ok"] != false {
+        wrong.push(format!(
+            "inline {name}: {}",
+            r.to_string().chars().take(300).collect::<String>()
+        ));
+    }
+    runs += 1;
+    rows.push((
+        format!("{name} inline in an apply line"),
+        bytes.len(),
+        peak_inline,
         0,
     ));
     assert_eq!(

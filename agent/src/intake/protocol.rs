@@ -5,14 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::MAX_PUSH_BYTES;
-
 /// Largest request line other than an inline `apply`.
 pub const MAX_HEADER_BYTES: u64 = 64 * 1024;
 
-/// Largest inline `apply` line: one push at its size limit, with room for the JSON around it.
-/// (A push whose escaping doubles it does not fit: send it as a `push`.)
-pub const MAX_REQUEST_BYTES: u64 = MAX_PUSH_BYTES as u64 + MAX_HEADER_BYTES;
+/// Largest inline `apply` line. The line and the pushes parsed out of it are both in memory
+/// while it is read (a 10 MB push inline peaks at 56 MiB, where a `push` of it stays at 42);
+/// larger pushes go as a `push`, as `vr-agent apply` sends them.
+pub const MAX_REQUEST_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
