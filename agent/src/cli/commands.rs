@@ -343,7 +343,7 @@ async fn apply(cfg: &Config, files: &[PathBuf], dry_run: bool, json: bool) -> Ex
                 }
             },
             Ok(None) if list.is_empty() => {
-                return apply_in_process(cfg, files, dry_run, json).await
+                return apply_in_process(cfg, files, stdin, dry_run, json).await
             }
             Ok(None) => {
                 eprintln!(
@@ -361,11 +361,21 @@ async fn apply(cfg: &Config, files: &[PathBuf], dry_run: bool, json: bool) -> Ex
     print_results_json(&list, json)
 }
 
-/// `apply` without a running agent.
-async fn apply_in_process(cfg: &Config, files: &[PathBuf], dry_run: bool, json: bool) -> ExitCode {
+/// `apply` without a running agent (`stdin`: standard input, already read).
+async fn apply_in_process(
+    cfg: &Config,
+    files: &[PathBuf],
+    stdin: Option<PushFile>,
+    dry_run: bool,
+    json: bool,
+) -> ExitCode {
     let mut pushes = Vec::new();
     for f in files {
-        match read_push(f) {
+        let p = match &stdin {
+            Some(p) if f == Path::new("-") => Ok(p.clone()),
+            _ => read_push(f),
+        };
+        match p {
             Ok(p) => pushes.push(p),
             Err(e) => {
                 eprintln!("vr-agent: {e}");
