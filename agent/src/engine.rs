@@ -91,9 +91,6 @@ impl Engine {
     /// exists), its changes are driven back first, so the result is the old state, whole.
     pub async fn replay(&mut self) -> ReplayReport {
         let start = Instant::now();
-        for (concern, e) in self.reconciler.observe().await {
-            tracing::warn!(concern, "cannot read current state: {e}");
-        }
         let mut outcomes = Vec::new();
         let mut ok = true;
         let interrupted = self.store.has_next();
@@ -194,6 +191,18 @@ impl Engine {
                 }
             }
         }
+        // Stored but not applied: said in the answer, yet `ok` stays true. CloudStack starts a
+        // router with one aggregate holding every payload of the network (vmdata, vmpassword,
+        // dhcpentry, ...); failing it because one concern has not landed would fail the router
+        // start although everything this agent applies was applied and committed. The data is
+        // kept in the state and applied from it when its concern lands; the message, the
+        // `not_yet_applied` list and one outcome per type tell the management server and the
+        // operator exactly what is not applied.
+        if result.ok && !result.not_yet_applied.is_empty() {
+            let said = crate::not_applied::sentence(&result.not_yet_applied, dry_run);
+            result.message.push_str(&said);
+            tracing::warn!(push = name, "{}", said.trim_start_matches("; "));
+        }
         for t in &result.not_yet_applied {
             result.outcomes.push(Outcome {
                 concern: leak_name(t),
@@ -267,7 +276,6 @@ impl Engine {
                         self.pending_retry.push(c);
                     }
                 }
-                self.retry_after = None;
             }
             tracing::error!(push = result.name, "{}", result.message);
             return;
@@ -377,8 +385,15 @@ impl Engine {
             return;
         }
         let now = std::time::Instant::now();
-        if self.retry_after.is_some_and(|(at, _)| now < at) {
-            return;
+        match self.retry_after {
+            // The first retry waits too: the push that found the daemon away has just spent
+            // its deadline on it, and the socket's next request should not wait for another.
+            None => {
+                self.retry_after = Some((now + RETRY_FIRST, RETRY_FIRST));
+                return;
+            }
+            Some((at, _)) if now < at => return,
+            Some(_) => {}
         }
         let names = std::mem::take(&mut self.pending_retry);
         let outcomes = self
@@ -394,10 +409,9 @@ impl Engine {
                 ref s => tracing::warn!(concern = o.concern, "retry: {s:?}"),
             }
         }
-        let step = match self.retry_after {
-            Some((_, d)) => (d * 2).min(RETRY_MAX),
-            None => RETRY_FIRST,
-        };
+        let step = self
+            .retry_after
+            .map_or(RETRY_FIRST, |(_, d)| (d * 2).min(RETRY_MAX));
         self.retry_after =
             (!self.pending_retry.is_empty()).then(|| (std::time::Instant::now() + step, step));
     }
@@ -515,14 +529,11 @@ impl Engine {
 
     /// Every secret of the committed state (for redacting free text such as daemon output).
     pub fn secrets(&self) -> Vec<String> {
-        crate::diag::support::secrets_in(&serde_json::to_value(&self.stored).unwrap_or_default())
+        crate::redact::secrets_of(&self.stored)
     }
 
     /// Re-applies the committed state to repair drift (`vr-agent reconcile`).
     pub async fn reconcile(&mut self) -> Vec<Outcome> {
-        for (concern, e) in self.reconciler.observe().await {
-            tracing::warn!(concern, "cannot read current state: {e}");
-        }
         let report = self.reconciler.converge(&self.stored.state).await;
         self.pending_retry = report.unavailable();
         report.outcomes

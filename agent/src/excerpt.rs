@@ -10,7 +10,7 @@ use std::fmt::{self, Write as _};
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::parse::is_secret_path;
+use crate::parse::{is_secret_name, path_segments, Seg};
 
 /// Longest quoted value, in characters; longer ones end in `...`.
 pub const MAX_QUOTE: usize = 120;
@@ -109,34 +109,6 @@ impl fmt::Write for Bounded {
             Ok(())
         }
     }
-}
-
-enum Seg<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-fn path_segments(path: &str) -> Vec<Seg<'_>> {
-    let mut out = Vec::new();
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        let mut rest = part;
-        if let Some(i) = rest.find('[') {
-            if i > 0 {
-                out.push(Seg::Key(&rest[..i]));
-            }
-            rest = &rest[i..];
-            while let Some(stripped) = rest.strip_prefix('[') {
-                let end = stripped.find(']').unwrap_or(stripped.len());
-                if let Ok(n) = stripped[..end].parse() {
-                    out.push(Seg::Index(n));
-                }
-                rest = stripped.get(end + 1..).unwrap_or("");
-            }
-        } else {
-            out.push(Seg::Key(rest));
-        }
-    }
-    out
 }
 
 /// Walks `segs` down the document; at their end renders the value (and marks it done).
@@ -329,7 +301,7 @@ impl<'de> Visitor<'de> for Render<'_> {
             first = false;
             quote_into(self.out, &key);
             self.out.push(":");
-            if is_secret_path(&key) {
+            if is_secret_name(&key) {
                 map.next_value::<IgnoredAny>()?;
                 self.out.push("\"<redacted>\"");
             } else {

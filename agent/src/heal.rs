@@ -6,8 +6,8 @@
 //! keeps what the engine remembers between passes: when each concern may be looked at again
 //! and the recent repairs that `status` and `check` report.
 //!
-//! Backoff: a concern whose repair failed, or that drifts again right after a successful
-//! repair (something keeps undoing it, or the planner and the system disagree forever), is
+//! Backoff: a concern whose repair failed, or that needed a repair in [`STREAK`] passes in a
+//! row (something keeps undoing it, or the planner and the system disagree forever), is
 //! looked at less and less often (doubling up to [`MAX_BACKOFF`]) so it can never turn the
 //! agent into a busy loop that rewrites the kernel every few seconds.
 
@@ -20,6 +20,9 @@ use crate::concern::{Outcome, Status};
 
 /// The longest a misbehaving concern waits between repair attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Repairs in consecutive passes before a concern backs off. Two in a row can be an operator
+/// trying something twice; three mean a fight with something that undoes the agent's work.
+pub const STREAK: u32 = 3;
 /// How many repairs `status` lists.
 const RECENT: usize = 20;
 
@@ -36,8 +39,8 @@ pub struct Repair {
 pub struct HealState {
     /// Per concern: not looked at before this instant, and the current backoff step.
     backoff: BTreeMap<&'static str, (Instant, Duration)>,
-    /// Concerns repaired by the previous pass (a second repair in a row means backoff).
-    repaired_last_pass: Vec<&'static str>,
+    /// Per concern: how many passes in a row ended with a repair.
+    streak: BTreeMap<&'static str, u32>,
     pub repairs: u64,
     pub recent: VecDeque<Repair>,
 }
@@ -56,7 +59,8 @@ impl HealState {
     pub fn record(&mut self, outcomes: Vec<Outcome>, interval: Duration, now: Instant, at: u64) {
         let mut repaired = Vec::new();
         for o in outcomes {
-            let again = self.repaired_last_pass.contains(&o.concern);
+            let streak = self.streak.get(o.concern).copied().unwrap_or(0) + 1;
+            let again = streak >= STREAK;
             let bad = !matches!(o.status, Status::Applied | Status::Unchanged);
             if bad || again {
                 let step = self
@@ -78,15 +82,20 @@ impl HealState {
                 self.repairs += 1;
             }
             repaired.push(o.concern);
+            self.streak.insert(o.concern, streak);
             self.recent.push_back(Repair { at, outcome: o });
             while self.recent.len() > RECENT {
                 self.recent.pop_front();
             }
         }
-        // A concern that needed nothing this pass is healthy again: its backoff ends.
+        // A concern looked at that needed nothing is healthy again: its backoff and streak
+        // end. One still resting keeps both, so a fight that resumes after the rest backs off
+        // twice as long.
         self.backoff
             .retain(|c, (until, _)| repaired.contains(c) || *until > now);
-        self.repaired_last_pass = repaired;
+        let resting = &self.backoff;
+        self.streak
+            .retain(|c, _| repaired.contains(c) || resting.contains_key(c));
     }
 }
 
@@ -133,10 +142,22 @@ mod tests {
             last = step;
         }
         assert_eq!(last, MAX_BACKOFF);
-        // Undone right after a successful repair: backs off too.
+        // Undone again and again right after successful repairs: backs off too.
         let mut h = HealState::default();
-        h.record(vec![outcome("links", Status::Applied)], i, now, 0);
+        for _ in 1..STREAK {
+            h.record(vec![outcome("links", Status::Applied)], i, now, 0);
+            assert!(h.resting(now).is_empty());
+        }
         h.record(vec![outcome("links", Status::Applied)], i, now, 0);
         assert_eq!(h.resting(now), vec!["links"]);
+        // A pass without a repair ends the streak.
+        h.record(Vec::new(), i, now + MAX_BACKOFF, 0);
+        h.record(
+            vec![outcome("links", Status::Applied)],
+            i,
+            now + MAX_BACKOFF,
+            0,
+        );
+        assert!(h.resting(now + MAX_BACKOFF).is_empty());
     }
 }

@@ -11,25 +11,79 @@ use crate::error::{FieldError, Invalid};
 /// Largest push accepted, checked before any parsing so hostile input cannot exhaust memory.
 pub const MAX_PUSH_BYTES: usize = 16 * 1024 * 1024;
 
-/// Keys whose values are never quoted in errors.
-const SECRET_KEYS: &[&str] = &[
-    "psk",
-    "ipsec_psk",
-    "password",
-    "secret",
-    "vm_password",
-    "key",
-];
+/// Whether a field of this name holds a secret, for quoting values of a push that failed to
+/// parse (there is no typed value then to ask). The names are those of every
+/// [`vr_secret::Secret`] field of the models, which a test derives from the models themselves
+/// (`redact::tests::every_typed_secret_is_a_secret_name`), and `vm_metadata`, whose triples
+/// carry user data.
+pub fn is_secret_name(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.ends_with("psk")
+        || k.ends_with("key")
+        || k == "vm_metadata"
+}
 
-/// Whether a JSON path (`a.b[2].psk`) ends in a secret-bearing key.
+/// Whether a JSON path (`a.b[2].psk`) is at or under a secret-bearing key.
 pub fn is_secret_path(path: &str) -> bool {
-    let last = path.rsplit('.').next().unwrap_or(path);
-    let last = last.split('[').next().unwrap_or(last);
-    SECRET_KEYS.contains(&last) || last.contains("password") || last.ends_with("_psk")
+    path_segments(path).iter().any(|s| match s {
+        Seg::Key(k) => is_secret_name(k),
+        Seg::Index(_) => false,
+    })
+}
+
+/// Replaces, inside a quoted object or array, every value under a secret-bearing key: an
+/// error about an OSPF `authentication` object quotes its type and key id, not its password.
+pub fn hide_secrets(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                if is_secret_name(k) {
+                    *val = serde_json::Value::String(vr_secret::REDACTED.into());
+                } else {
+                    hide_secrets(val);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(hide_secrets),
+        _ => {}
+    }
 }
 
 /// Parses `text` into `T`, or says which path and value are wrong.
 pub fn parse_strict<T: DeserializeOwned>(text: &str) -> Result<T, Invalid> {
+    parse_reporting(text, &mut |_| {})
+}
+
+/// Like [`parse_strict`], and also returns the JSON path of every field `T` does not know and
+/// therefore ignored (only for types without `deny_unknown_fields`: CloudStack payloads).
+pub fn parse_lenient<T: DeserializeOwned>(text: &str) -> Result<(T, Vec<String>), Invalid> {
+    let mut ignored = Vec::new();
+    let v = parse_reporting(text, &mut |p| ignored.push(ignored_path(&p)))?;
+    Ok((v, ignored))
+}
+
+/// `rules[0].new_field`, the path notation of the errors.
+fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        Path::Map { parent, key } => match ignored_path(parent) {
+            s if s.is_empty() => key.clone(),
+            s => format!("{s}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent),
+    }
+}
+
+fn parse_reporting<T: DeserializeOwned, F: FnMut(serde_ignored::Path<'_>)>(
+    text: &str,
+    ignored: &mut F,
+) -> Result<T, Invalid> {
     if text.len() > MAX_PUSH_BYTES {
         return Err(FieldError::new(
             "",
@@ -61,7 +115,9 @@ pub fn parse_strict<T: DeserializeOwned>(text: &str) -> Result<T, Invalid> {
         }
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+    let err = match serde_path_to_error::deserialize::<_, T>(serde_ignored::Deserializer::new(
+        &mut de, ignored,
+    )) {
         Ok(v) => match de.end() {
             Ok(()) => return Ok(v),
             Err(e) => {
@@ -96,7 +152,14 @@ pub fn parse_strict<T: DeserializeOwned>(text: &str) -> Result<T, Invalid> {
         );
     }
     let value = if is_secret_path(&path) {
-        "<redacted>".to_string()
+        // serde's reason may quote the value too (`invalid type: integer `1234``).
+        if let Some(v) = value_at(text, &path) {
+            let v = v.trim_matches('"');
+            if !v.is_empty() {
+                reason = reason.replace(v, vr_secret::REDACTED);
+            }
+        }
+        vr_secret::REDACTED.to_string()
     } else {
         value_at(text, &path).unwrap_or_default()
     };
@@ -123,6 +186,34 @@ fn strip_position(msg: &str) -> &str {
 }
 
 pub use crate::excerpt::value_at;
+
+pub(crate) enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+pub(crate) fn path_segments(path: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            if i > 0 {
+                out.push(Seg::Key(&rest[..i]));
+            }
+            rest = &rest[i..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let end = stripped.find(']').unwrap_or(stripped.len());
+                if let Ok(n) = stripped[..end].parse() {
+                    out.push(Seg::Index(n));
+                }
+                rest = stripped.get(end + 1..).unwrap_or("");
+            }
+        } else {
+            out.push(Seg::Key(rest));
+        }
+    }
+    out
+}
 
 #[cfg(test)]
 mod tests {
@@ -156,7 +247,35 @@ mod tests {
     fn secrets_are_not_quoted() {
         assert!(is_secret_path("vpn.site_to_site[0].psk"));
         assert!(is_secret_path("ipsec_psk"));
+        assert!(is_secret_path("preshared_key"));
+        assert!(is_secret_path("vm_metadata[0][2]"));
+        assert!(is_secret_path("ospf.interfaces[0].authentication.password"));
         assert!(!is_secret_path("nat.port_forwards[0].public_ip"));
+        assert!(!is_secret_path("ospf.interfaces[0].authentication.key_id"));
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_quoted_in_the_reason() {
+        let text = r#"{"schema":1,"vpn":{"site_to_site":[{"psk":987654321}]}}"#;
+        let err = parse_strict::<StateDocument>(text).unwrap_err();
+        assert_eq!(err.0[0].path, "vpn.site_to_site[0].psk");
+        assert_eq!(err.0[0].value, "<redacted>");
+        assert!(!err.to_string().contains("987654321"), "{err}");
+    }
+
+    #[test]
+    fn a_quoted_object_never_quotes_its_secrets() {
+        // Issue 12: a rejected `authentication` object was quoted whole, password included.
+        let text = r#"{"schema":1,"ospf":{"router_id":"10.0.0.1","interfaces":[{"device":"eth1",
+            "authentication":{"type":"md5","password":"ospf-md5-Zq81"}}]}}"#;
+        let err = parse_strict::<StateDocument>(text).unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.contains("ospf-md5-Zq81"), "{shown}");
+        assert!(shown.contains("authentication"), "{shown}");
+        assert!(
+            shown.contains("<redacted>"),
+            "the field is named, its value hidden: {shown}"
+        );
     }
 
     #[test]

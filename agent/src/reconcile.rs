@@ -247,7 +247,9 @@ impl Reconciler {
 
     /// Brings the system to `desired` from whatever it holds, without a rollback: for the
     /// boot replay and `reconcile`, where there is no older state to go back to (driving
-    /// "back" to an empty state would take the router down).
+    /// "back" to an empty state would take the router down). Each concern observes the
+    /// system just before it runs, not all of them first: a hung charon or FRR (each call has
+    /// a deadline) then delays only the concerns after nftables and addresses, never those.
     pub async fn converge(&mut self, desired: &DesiredState) -> Report {
         self.converge_from(&DesiredState::default(), desired).await
     }
@@ -273,8 +275,15 @@ impl Reconciler {
         each_concern!(self, c => {
             if failed {
                 report.outcomes.push(Outcome { concern: name_of(&*c), status: Status::Skipped, changes: 0, millis: 0.0 });
-            } else if !run(c, applied, desired, &mut report.outcomes).await {
-                failed = true;
+            } else {
+                if !rollback {
+                    if let Err((concern, e)) = observe_one(c).await {
+                        tracing::warn!(concern, "cannot read current state: {e}");
+                    }
+                }
+                if !run(c, applied, desired, &mut report.outcomes).await {
+                    failed = true;
+                }
             }
         });
         report.failed = failed;
@@ -348,8 +357,10 @@ impl Reconciler {
 
 async fn heal_one<C: Concern>(c: &mut C, committed: &DesiredState, out: &mut Vec<Outcome>) {
     if !c.may_have_drifted().await {
+        tracing::trace!(concern = C::NAME, "self-heal: unchanged since last look");
         return;
     }
+    tracing::trace!(concern = C::NAME, "self-heal: observing");
     let start = Instant::now();
     if let Err(e) = c.observe().await {
         // Reported like a failed repair: the engine backs off (and a daemon that does not

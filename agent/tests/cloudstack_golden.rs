@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use vr_agent::cloudstack::{
-    is_aggregate, merge, merge_aggregate, parse_aggregate, parse_payload, redact_pending, LocalNics,
+    is_aggregate, merge, merge_aggregate, parse_aggregate, parse_payload, LocalNics,
 };
 use vr_agent::state::DesiredState;
 
@@ -100,6 +100,24 @@ const CASES: &[(&str, bool, &[&str], &[&str])] = &[
             "firewall_revoke.json",
             "egress_revoke.json",
         ],
+    ),
+    // CloudStack may send a revoked rule as its id alone.
+    (
+        "egress_revoke_id_only",
+        false,
+        ISO,
+        &[
+            "firewall_add.json",
+            "egress_add.json",
+            "egress_revoke_id_only.json",
+        ],
+    ),
+    // A newer management server adds fields: they are ignored (and logged), the rest applies.
+    (
+        "newer_cloudstack_fields",
+        false,
+        ISO,
+        &["newer_fields_forwardrules.json"],
     ),
     ("ipv6firewall_add", true, VPC, &["ipv6firewall_add.json"]),
     (
@@ -220,7 +238,7 @@ fn golden_cases() {
         let mut out = serde_json::json!({ "state": state, "not_yet_applied": nya });
         if !state.cloudstack.pending.is_empty() {
             out["redacted_pending"] =
-                serde_json::to_value(redact_pending(&state.cloudstack).pending).unwrap();
+                vr_agent::redact::redacted(&state.cloudstack)["pending"].clone();
         }
         let text = serde_json::to_string_pretty(&out).unwrap() + "\n";
         let path = dir().join("golden").join(format!("{case}.json"));
@@ -294,4 +312,24 @@ fn push_path_takes_containers_whole() {
         prepare(&base, &single, &nics).unwrap().format,
         Format::Cloudstack
     );
+}
+
+#[test]
+fn a_revoke_by_id_alone_equals_the_full_revoke() {
+    let n = nics(false);
+    let full: Vec<&str> = ISO
+        .iter()
+        .chain(&["firewall_add.json", "egress_add.json", "egress_revoke.json"])
+        .copied()
+        .collect();
+    let by_id: Vec<&str> = ISO
+        .iter()
+        .chain(&[
+            "firewall_add.json",
+            "egress_add.json",
+            "egress_revoke_id_only.json",
+        ])
+        .copied()
+        .collect();
+    assert_eq!(apply(&full, &n).0.firewall, apply(&by_id, &n).0.firewall);
 }

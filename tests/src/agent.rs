@@ -99,7 +99,10 @@ impl AgentProc {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
-        cmd.env("RUST_LOG", "info");
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("VR_TEST_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+        );
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

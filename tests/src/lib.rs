@@ -10,6 +10,7 @@ pub mod netns;
 pub mod peers;
 pub mod summary;
 pub mod traffic;
+pub mod vpn_sites;
 
 pub use agent::AgentProc;
 pub use netns::{veth, Netns};

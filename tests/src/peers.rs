@@ -37,6 +37,9 @@ impl Charon {
         );
         std::fs::write(&conf, text).expect("strongswan.conf");
         let _ = std::fs::remove_file(&vici);
+        // A charon killed by a test is a zombie until the namespace handle reaps it, so the
+        // PID in its pid file still exists and a new charon would refuse to start.
+        let _ = std::fs::remove_file(dir.join("run/charon.pid"));
         let stderr = std::fs::File::create(dir.join("charon.stderr")).expect("stderr file");
         // `ip netns exec` gives the command its own mount namespace: a private /run keeps the
         // hard-coded /var/run/charon.pid from clashing between instances and with the host.

@@ -129,3 +129,73 @@ fn tech_support_bundle_has_the_outputs_and_no_secret() {
         "bundle readable by others"
     );
 }
+
+/// `--json` is honoured by the tools and tech-support: one JSON object with the tool, the
+/// target, the exit status and the output lines (or the bundle path).
+#[test]
+fn tools_and_tech_support_answer_json() {
+    if !require_root("tools_and_tech_support_answer_json") {
+        return;
+    }
+    let ns = Netns::new("vrdj");
+    let mut agent = AgentProc::new(Some(&ns.name));
+    agent.start();
+    let json = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let out = agent.cli(args);
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code(), v)
+    };
+    let (code, v) = json(&["ping", "127.0.0.1", "--count", "1", "--json"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["tool"], "ping");
+    assert_eq!(v["target"], "127.0.0.1");
+    assert_eq!(v["exit_status"], 0);
+    let lines = v["output"].as_array().expect("output lines");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.as_str().unwrap_or("").contains("1 received")),
+        "{v}"
+    );
+    let (code, v) = json(&["traceroute", "127.0.0.1", "--max-hops", "2", "--json"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(
+        (v["tool"].as_str(), v["target"].as_str()),
+        (Some("traceroute"), Some("127.0.0.1"))
+    );
+    assert!(!v["output"].as_array().unwrap().is_empty(), "{v}");
+    // No neighbour answers ARP on loopback: the exit status says so, still as JSON.
+    let (code, v) = json(&[
+        "arping",
+        "--interface",
+        "lo",
+        "--count",
+        "1",
+        "--json",
+        "127.0.0.2",
+    ]);
+    assert_eq!(v["tool"], "arping");
+    assert_eq!(v["target"], "127.0.0.2");
+    assert!(v["exit_status"].as_i64().is_some_and(|c| c != 0), "{v}");
+    assert_eq!(code, Some(1), "{v}");
+    // Refused arguments: nothing runs, the answer is still one JSON object.
+    let (code, v) = json(&["ping", "--json", "--", "$(reboot)"]);
+    assert_eq!(code, Some(2));
+    assert!(v["refused"].as_str().unwrap().contains("not an IP address"));
+    let out_path = agent.dir.path().join("b.tar.gz");
+    let (code, v) = json(&[
+        "tech-support",
+        "--output",
+        out_path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["tool"], "tech-support");
+    assert_eq!(v["bundle"], out_path.to_str().unwrap());
+    assert!(out_path.exists());
+}

@@ -1,46 +1,32 @@
-//! Issue 9 acceptance (secrets): the test PSKs, pushed natively, the CloudStack way, through the
-//! spool and inside a push that is rejected, never appear in the agent's log, in any push
-//! result, in the output of any subcommand (text and `--json`), in the tech-support bundle,
-//! or in any file that users other than root can read. The one file that must hold them
-//! (`state.json`, for replay) is readable by root alone.
+//! Issues 9 and 12 acceptance (secrets): every kind of secret (site-to-site and remote-access
+//! PSKs, OSPF keys, VM passwords, user data, VPN user and BGP passwords, secret `cmdline`
+//! keys), pushed natively, the CloudStack way, through the socket and the spool, and inside
+//! pushes that are rejected, never appears in the agent's log, in any push result, in the
+//! output of any subcommand (text and `--json`), in the tech-support bundle, in any file that
+//! users other than root can read, or in the argument list of any process while the agent
+//! applies them. The one file that must hold them (`state.json`, for replay) is readable by
+//! root alone.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use vr_tests::peers::{Charon, CHARON};
+use vr_tests::peers::{Charon, Frr, CHARON, OSPFD};
 use vr_tests::{require_program, require_root, veth, AgentProc, Netns};
 
-const PSK_NATIVE: &str = "scan-native-psk-Hq27Tz";
-const PSK_CS: &str = "scan-cloudstack-psk-Vw81Rd";
-const PSK_SPOOL: &str = "scan-spool-psk-Mn55Pk";
-const PSK_BAD: &str = "scan-rejected-psk-Jx03Ls";
-const PSKS: [&str; 4] = [PSK_NATIVE, PSK_CS, PSK_SPOOL, PSK_BAD];
+#[path = "secrets_scan/argv.rs"]
+mod argv;
+#[path = "secrets_scan/payloads.rs"]
+mod payloads;
 
-fn native(psk: &str, peer: &str, ike: &str) -> String {
-    format!(
-        r#"{{"schema":1,"interfaces":[{{"device":"eth2","role":"public","addresses":["192.0.2.10/24"]}}],
-        "vpn":{{"site_to_site":[{{"local_public_ip":"192.0.2.10","local_cidrs":["10.1.1.0/24"],
-        "peer_gateway":"{peer}","peer_cidrs":["10.2.0.0/24"],"psk":"{psk}","ike_policy":"{ike}",
-        "esp_policy":"aes128-sha1","passive":true}}]}}}}"#
-    )
-}
+use payloads::*;
 
-fn cloudstack(psk: &str) -> String {
-    format!(
-        r#"{{"type":"site2sitevpn","local_public_ip":"192.0.2.10","local_guest_cidr":"10.1.1.0/24",
-        "local_public_gateway":"192.0.2.1","peer_gateway_ip":"203.0.113.9","peer_guest_cidr_list":"10.9.0.0/16",
-        "esp_policy":"aes128-sha1;modp1536","ike_policy":"aes128-sha1;modp1536","ipsec_psk":"{psk}",
-        "ike_lifetime":86400,"esp_lifetime":3600,"create":true,"dpd":true,"passive":true,"encap":false,
-        "split_connections":false}}"#
-    )
-}
-
-/// (where, how many PSK occurrences) for every text that leaks.
+/// Every secret found in `bytes`, as "<kind> in <what>".
 fn leaks(what: &str, bytes: &[u8], found: &mut Vec<String>) {
-    for psk in PSKS {
-        if bytes.windows(psk.len()).any(|w| w == psk.as_bytes()) {
-            found.push(format!("{psk} in {what}"));
+    for (s, kind) in SECRETS {
+        if bytes.windows(s.len()).any(|w| w == s.as_bytes()) {
+            found.push(format!("{kind} ({s}) in {what}"));
         }
     }
 }
@@ -71,23 +57,44 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
-fn psks_appear_nowhere_but_the_root_only_state() {
-    if !require_root("psks_appear_nowhere_but_the_root_only_state")
-        || !require_program("psks_appear_nowhere_but_the_root_only_state", CHARON)
-    {
+fn secrets_appear_nowhere_but_the_root_only_state() {
+    let name = "secrets_appear_nowhere_but_the_root_only_state";
+    if !require_root(name) || !require_program(name, CHARON) || !require_program(name, OSPFD) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("vr-scan")
+        .tempdir()
+        .unwrap();
     let mut vr = Netns::new("scvr");
     let peer = Netns::new("scpeer");
     veth(&vr, "eth2", &peer, "eth0");
+    vr.ip(&["addr", "replace", "192.0.2.10/24", "dev", "eth2"]);
     let charon = Charon::start(&mut vr, &dir.path().join("charon"));
+    let frr = Frr::start(&mut vr, &dir.path().join("frr"), "scvr", "");
     let mut agent = AgentProc::new(Some(&vr.name));
     agent.extra_args = vec![
         "--vici-socket".into(),
         charon.vici_socket.display().to_string(),
+        "--frr-vty-dir".into(),
+        frr.dir.display().to_string(),
+        "--frr-config".into(),
+        frr.dir.join("frr.conf").display().to_string(),
     ];
+    // Every tool the agent (daemon and CLI) runs is recorded with its arguments.
+    let tools = argv::ToolRecorder::new(&[
+        "vtysh",
+        "swanctl",
+        "nft",
+        "ip",
+        "conntrack",
+        "journalctl",
+        "tar",
+        "chown",
+    ]);
+    agent.env.push(("PATH".into(), tools.path.clone()));
     agent.start();
+    let watch = argv::ArgvWatch::start(SECRETS);
 
     let mut found = Vec::new();
     let mut scanned = 0u64;
@@ -96,50 +103,135 @@ fn psks_appear_nowhere_but_the_root_only_state() {
         leaks(&what, bytes, found);
     };
 
-    // Pushes: accepted natively and the CloudStack way, through the spool, and one rejected
-    // (an unknown cipher) whose error must name the field without echoing the secret.
-    let (code, r) = agent.apply_text(
-        "native.json",
-        &native(PSK_NATIVE, "203.0.113.5", "aes128-sha1;modp1536"),
-    );
-    assert_eq!(code, 0, "{r}");
-    scan(
-        "native push result".into(),
-        r.to_string().as_bytes(),
-        &mut found,
-    );
-    let (code, r) = agent.apply_text("cs.json", &cloudstack(PSK_CS));
-    assert_eq!(code, 0, "{r}");
-    scan(
-        "cloudstack push result".into(),
-        r.to_string().as_bytes(),
-        &mut found,
-    );
-    let (code, r) = agent.apply_text(
-        "bad.json",
-        &native(PSK_BAD, "203.0.113.7", "rot13-sha1;modp1536"),
-    );
-    assert_ne!(
-        code, 0,
-        "a push with an unknown cipher must be rejected: {r}"
-    );
+    // Accepted pushes through the socket, natively and the CloudStack way.
+    // The control: after each accepted push, state.json holds its secrets (so the scan can
+    // fail), even those a later push replaces.
+    let stored = |agent: &AgentProc, secrets: &[&str]| {
+        let state = agent.state_json().unwrap();
+        for s in secrets {
+            assert!(
+                state.windows(s.len()).any(|w| w == s.as_bytes()),
+                "state.json lacks {s}: the scan proves nothing"
+            );
+        }
+    };
+    let accepted = [
+        (
+            "native.json",
+            native(PSK_NATIVE, "203.0.113.5", "aes128-sha1;modp1536"),
+            vec![PSK_NATIVE, OSPF_KEY],
+        ),
+        ("cs.json", site2site(PSK_CS), vec![PSK_CS]),
+        ("cmdline.json", cmdline(), vec![CMD_ROUTER_PW, CMD_KEY]),
+        (
+            "ra.json",
+            remote_access(RA_PSK, "10.1.2.1-10.1.2.8"),
+            vec![RA_PSK],
+        ),
+        ("vmdata.json", vm_data(), vec![USER_DATA]),
+        ("users.json", vpn_users(), vec![VPN_USER_PW]),
+        ("bgp.json", bgp_peers(), vec![BGP_PW]),
+    ];
+    for (file, text, secrets) in &accepted {
+        let (code, r) = agent.apply_text(file, text);
+        assert_eq!(code, 0, "{file}: {r}");
+        stored(&agent, secrets);
+        scan(
+            format!("result of {file}"),
+            r.to_string().as_bytes(),
+            &mut found,
+        );
+    }
+    // A field this agent does not know is logged by name and not kept.
     assert!(
-        r.to_string().contains("ike_policy"),
-        "the error names the field: {r}"
+        agent.log_text().contains("vm_new_field"),
+        "the ignored field is not logged"
     );
-    scan(
-        "rejected push result".into(),
-        r.to_string().as_bytes(),
-        &mut found,
+    let state = agent.state_json().unwrap();
+    assert!(!state
+        .windows(UNKNOWN_FIELD.len())
+        .any(|w| w == UNKNOWN_FIELD.as_bytes()));
+    // The OSPF key reached FRR (through vtysh's standard input, not its arguments).
+    let running = frr.vtysh(&["show running-config"]);
+    assert!(
+        running.contains(&format!("message-digest-key 1 md5 {OSPF_KEY}")),
+        "FRR lacks the OSPF key: {running}"
     );
+    // Honest answer: stored but not applied is said, by type and concern, and stays ok.
+    let (code, r) = agent.apply_text("ra2.json", &remote_access(RA_PSK, "10.1.2.1-10.1.2.9"));
+    assert_eq!(code, 0, "{r}");
+    let msg = r[0]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("NOT applied") && msg.contains("remoteaccessvpn (remote-access VPN)"),
+        "{r}"
+    );
+    assert_eq!(
+        r[0]["not_yet_applied"],
+        serde_json::json!(["remoteaccessvpn"])
+    );
+
+    // Rejected pushes: the error names the field and never quotes the secret.
+    let rejected = [
+        (
+            "bad.json",
+            native(PSK_BAD, "203.0.113.7", "rot13-sha1;modp1536"),
+            "ike_policy",
+        ),
+        ("bad-ospf.json", ospf_rejected(), "authentication"),
+        ("bad-ra.json", remote_access(RA_BAD, "10.1.2.1"), "ip_range"),
+        (
+            "VR-bad.cfg",
+            aggregate_rejected(),
+            "expected the file path line",
+        ),
+        (
+            "bad-vmpw.json",
+            vm_password(VM_PW_BAD, "10.1.1.300"),
+            "ip_address",
+        ),
+    ];
+    for (file, text, field) in &rejected {
+        let (code, r) = agent.apply_text(file, text);
+        assert_ne!(code, 0, "{file} must be rejected: {r}");
+        assert!(
+            r.to_string().contains(field),
+            "{file}: the error names {field}: {r}"
+        );
+        scan(
+            format!("result of rejected {file}"),
+            r.to_string().as_bytes(),
+            &mut found,
+        );
+        // The text answer the management server reads over SSH.
+        let path = agent.dir.path().join(file);
+        let out = agent.cli(&["apply", path.to_str().unwrap()]);
+        scan(format!("`apply {file}` stdout"), &out.stdout, &mut found);
+        scan(format!("`apply {file}` stderr"), &out.stderr, &mut found);
+    }
+
+    // Through the spool: a native push and a CloudStack one.
     agent.spool_push(
         "spooled.json",
         &native(PSK_SPOOL, "203.0.113.6", "aes256-sha256;modp2048"),
     );
     let (ok, r) = agent
-        .spool_result("spooled.json", std::time::Duration::from_secs(30))
+        .spool_result("spooled.json", Duration::from_secs(30))
         .expect("spool result");
     assert!(ok, "{r}");
+    stored(&agent, &[PSK_SPOOL]);
+    agent.spool_push("vmpassword.json", &vm_password(VM_PW, "10.1.1.23"));
+    let (ok, r) = agent
+        .spool_result("vmpassword.json", Duration::from_secs(30))
+        .expect("spool result");
+    assert!(ok, "{r}");
+    stored(&agent, &[VM_PW]);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("vmpassword (VM passwords)"),
+        "{r}"
+    );
 
     // Every subcommand, as text and as JSON.
     let out_bundle = agent.dir.path().join("support.tar.gz");
@@ -159,26 +251,31 @@ fn psks_appear_nowhere_but_the_root_only_state() {
         vec!["check"],
         vec!["reconcile"],
         vec!["validate", "PATH_NATIVE"],
+        vec!["validate", "PATH_BAD_OSPF"],
         vec!["apply", "--dry-run", "PATH_NATIVE"],
         vec!["tech-support", "--output", out_bundle.to_str().unwrap()],
     ];
     let native_path = agent.dir.path().join("native.json");
+    let bad_ospf_path = agent.dir.path().join("bad-ospf.json");
     for cmd in commands {
         for json in [false, true] {
             let mut args: Vec<&str> = cmd
                 .iter()
-                .map(|a| {
-                    if *a == "PATH_NATIVE" {
-                        native_path.to_str().unwrap()
-                    } else {
-                        a
-                    }
+                .map(|a| match *a {
+                    "PATH_NATIVE" => native_path.to_str().unwrap(),
+                    "PATH_BAD_OSPF" => bad_ospf_path.to_str().unwrap(),
+                    a => a,
                 })
                 .collect();
             if json {
                 args.push("--json");
             }
-            let out = agent.cli(&args);
+            let out = agent
+                .command()
+                .args(&args)
+                .env("PATH", &tools.path)
+                .output()
+                .expect("run vr-agent");
             scan(
                 format!("`vr-agent {}` stdout", args.join(" ")),
                 &out.stdout,
@@ -191,6 +288,7 @@ fn psks_appear_nowhere_but_the_root_only_state() {
             );
         }
     }
+    let seen = watch.finish();
 
     // The tech-support bundle, unpacked.
     let x = agent.dir.path().join("unpacked");
@@ -215,12 +313,13 @@ fn psks_appear_nowhere_but_the_root_only_state() {
     }
     std::fs::remove_dir_all(&x).unwrap();
 
-    // The agent's log, then every file it or its tests wrote that others can read, including
-    // charon's directory (the PSKs reach charon over VICI only, never as a file).
+    // The agent's log, then every file it, charon or FRR wrote that others can read (the
+    // secrets reach charon over VICI and FRR through vtysh, never as a readable file).
     scan("agent log".into(), agent.log_text().as_bytes(), &mut found);
     let mut files = Vec::new();
     walk(agent.dir.path(), &mut files);
     walk(&dir.path().join("charon"), &mut files);
+    walk(&frr.dir, &mut files);
     let mut state_seen = false;
     for f in &files {
         let bytes = std::fs::read(f).unwrap_or_default();
@@ -235,10 +334,12 @@ fn psks_appear_nowhere_but_the_root_only_state() {
             );
             continue;
         }
-        // The pushes this test wrote (as the management server would) carry the PSK by
+        // The pushes this test wrote (as the management server would) carry the secrets by
         // design; what the agent keeps of them (spool `done/`, results) is scanned.
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        if f.parent() == Some(agent.dir.path()) && name.ends_with(".json") {
+        if f.parent() == Some(agent.dir.path())
+            && (name.ends_with(".json") || name.ends_with(".cfg"))
+        {
             continue;
         }
         if readable_by_others(f) || name.ends_with(".result.json") || name == "agent.log" {
@@ -260,24 +361,34 @@ fn psks_appear_nowhere_but_the_root_only_state() {
         "state dir mode {state_dir_mode:o}"
     );
 
-    // The scan can fail: the state holds the secrets it must keep.
-    let mut control = Vec::new();
-    leaks("state.json", &agent.state_json().unwrap(), &mut control);
+    // Argument lists: of every tool the agent ran, and of every process seen meanwhile.
+    let calls = tools.calls();
+    for (prog, argv) in &calls {
+        scan(format!("argv of {prog}"), argv, &mut found);
+    }
     assert!(
-        !control.is_empty(),
-        "state.json lacks the PSKs: the scan proves nothing"
+        calls.iter().any(|(p, _)| p == "vtysh") && calls.iter().any(|(p, _)| p == "swanctl"),
+        "the agent's vtysh and swanctl were not recorded: the argv scan proves nothing"
     );
+    found.extend(seen.leaks.iter().cloned());
 
     vr_tests::summary::record(vr_tests::summary::Row {
         check: "secrets".into(),
         runs: scanned,
-        unit: "outputs and files scanned".into(),
+        unit: format!(
+            "outputs, files and tool argvs scanned ({} secrets)",
+            SECRETS.len()
+        ),
         failures: found.len() as u64,
         leaked_secrets: Some(found.len() as u64),
         ..Default::default()
     });
     println!(
-        "secrets: {scanned} outputs and files scanned, {} leaked",
+        "secrets: {scanned} outputs, files and argvs ({} tool runs) scanned for {} secrets, \
+         {} passes over /proc, {} leaked",
+        calls.len(),
+        SECRETS.len(),
+        seen.passes,
         found.len()
     );
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));

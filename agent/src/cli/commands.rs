@@ -101,40 +101,59 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             destination,
             count,
             interface,
-        } => run_tool(crate::diag::tools::ping(
-            &destination,
-            count,
-            interface.as_deref(),
-        )),
+        } => run_tool(
+            "ping",
+            crate::diag::tools::ping(&destination, count, interface.as_deref()),
+            json,
+        ),
         Command::Traceroute {
             destination,
             max_hops,
             interface,
-        } => run_tool(crate::diag::tools::traceroute(
-            &destination,
-            max_hops,
-            interface.as_deref(),
-        )),
+        } => run_tool(
+            "traceroute",
+            crate::diag::tools::traceroute(&destination, max_hops, interface.as_deref()),
+            json,
+        ),
         Command::Arping {
             destination,
             interface,
             count,
-        } => run_tool(crate::diag::tools::arping(&destination, count, &interface)),
-        Command::TechSupport { output } => super::support::tech_support(&cfg, output).await,
+        } => run_tool(
+            "arping",
+            crate::diag::tools::arping(&destination, count, &interface),
+            json,
+        ),
+        Command::TechSupport { output } => super::support::tech_support(&cfg, output, json).await,
     }
 }
 
-/// Runs a validated diagnostics tool with the terminal attached; refused arguments run nothing.
+/// Runs a validated diagnostics tool with the terminal attached (`--json`: captured, and
+/// answered as one JSON object); refused arguments run nothing.
 fn run_tool(
+    tool: &str,
     inv: Result<crate::diag::tools::Invocation, crate::diag::tools::ToolError>,
+    json: bool,
 ) -> ExitCode {
     let inv = match inv {
         Ok(i) => i,
         Err(e) => {
+            if json {
+                println!("{}", pretty(&crate::diag::tools::refused_json(tool, &e)));
+            }
             eprintln!("vr-agent: refused: {e}");
             return ExitCode::from(2);
         }
     };
+    if json {
+        let v = inv.run_json();
+        println!("{}", pretty(&v));
+        return if v["ok"] == true {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     match inv.command().status() {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::diag::support::{bundle, secrets_in, Item};
+use crate::diag::support::{bundle, Item};
 use crate::intake::protocol::Request;
 use crate::intake::socket;
+use crate::redact::secrets_of;
 use crate::store::Store;
 
-pub async fn tech_support(cfg: &Config, output: Option<PathBuf>) -> ExitCode {
+/// `--json`: `{"tool": "tech-support", "ok", "bundle"}` (or `error`) instead of the path.
+pub async fn tech_support(cfg: &Config, output: Option<PathBuf>, json: bool) -> ExitCode {
     let out = output.unwrap_or_else(|| {
         PathBuf::from(format!(
             "/var/tmp/vr-agent-tech-support-{}.tar.gz",
@@ -21,7 +23,7 @@ pub async fn tech_support(cfg: &Config, output: Option<PathBuf>) -> ExitCode {
     // scrubbed of them, whatever tool printed it.
     let secrets = Store::open(&cfg.state_dir)
         .and_then(|s| s.load())
-        .map(|s| secrets_in(&serde_json::to_value(&s).unwrap_or_default()))
+        .map(|s| secrets_of(&s))
         .unwrap_or_default();
     let mut items = Vec::new();
     for (name, req) in [
@@ -84,9 +86,21 @@ pub async fn tech_support(cfg: &Config, output: Option<PathBuf>) -> ExitCode {
             s(&["-u", "vr-agent", "-n", "2000", "--no-pager"]),
         ),
     ]);
-    match bundle(items, &secrets, &out) {
+    let result = bundle(items, &secrets, &out);
+    if json {
+        let v = match &result {
+            Ok(p) => serde_json::json!({"tool": "tech-support", "ok": true, "bundle": p}),
+            Err(e) => {
+                serde_json::json!({"tool": "tech-support", "ok": false, "error": e.to_string()})
+            }
+        };
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    match result {
         Ok(p) => {
-            println!("{}", p.display());
+            if !json {
+                println!("{}", p.display());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

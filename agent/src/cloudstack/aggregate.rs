@@ -54,7 +54,24 @@ pub fn cut_short(text: &str) -> bool {
 }
 
 fn at(line: usize, value: &str, reason: &str) -> FieldError {
-    FieldError::new(format!("line {line}"), super::check::q(value), reason)
+    FieldError::new(format!("line {line}"), quote_line(value), reason)
+}
+
+/// A misplaced line may be a payload (a `<file>` without its path line, a JSON line outside
+/// `<file>`) and carry secrets: JSON is quoted with its secrets hidden, and a line that looks
+/// like JSON but does not parse is not quoted at all.
+fn quote_line(v: &str) -> String {
+    let t = v.trim();
+    if !(t.starts_with('{') || t.starts_with('[') || t.contains('"')) {
+        return super::check::q(v);
+    }
+    match serde_json::from_str::<serde_json::Value>(t) {
+        Ok(mut j) => {
+            crate::parse::hide_secrets(&mut j);
+            j.to_string()
+        }
+        Err(_) => "<not quoted: a JSON-like line may hold secrets>".into(),
+    }
 }
 
 /// Re-roots a payload error under its container part.
@@ -63,6 +80,11 @@ pub fn in_part(k: usize, file: &str, line: usize, e: FieldError) -> FieldError {
         format!("aggregate[{k}]")
     } else {
         format!("aggregate[{k}].{}", e.path)
+    };
+    // A "file name" that is really a payload (its path line missing) is quoted like one.
+    let file = match file.trim_start().starts_with(['{', '[']) {
+        true => quote_line(file),
+        false => file.to_string(),
     };
     FieldError {
         path,
@@ -332,6 +354,27 @@ mod tests {
 
         let err = parse_aggregate("#Apache CloudStack Virtual Router Config File\n").unwrap_err();
         assert!(err.to_string().contains("no <file>"));
+    }
+
+    #[test]
+    fn a_misplaced_payload_line_is_quoted_without_its_secrets() {
+        let s2s =
+            r#"{"type":"site2sitevpn","peer_gateway_ip":"203.0.113.5","ipsec_psk":"agg-psk-Vn20"}"#;
+        // A <file> whose path line is missing: the JSON is taken for the path.
+        let text = format!("<file>\n{s2s}\n{s2s}\n</file>\n");
+        let err = parse_aggregate(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("file path line") && err.contains("203.0.113.5"),
+            "{err}"
+        );
+        assert!(!err.contains("agg-psk-Vn20"), "{err}");
+        // A payload line outside <file>, whole or cut.
+        for line in [s2s, &s2s[..60]] {
+            let text = format!("{}{line}\n", container(&[("ip_associations.json", IPS)]));
+            let err = parse_aggregate(&text).unwrap_err().to_string();
+            assert!(err.contains("unexpected line"), "{err}");
+            assert!(!err.contains("agg-psk"), "{err}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Later-wave payload types: parsed, validated and kept in `state.cloudstack.pending` until
 //! their feature lands; the push is answered "accepted, not yet applied" for that concern.
 //!
-//! Unknown fields are tolerated here (CloudStack adds fields across versions and nothing of
-//! these payloads reaches the data path yet); the raw JSON object is what is stored, so nothing
-//! the sender wrote is lost. Every field this agent knows is typed and validated.
+//! Unknown fields are logged and ignored, as in every CloudStack payload (see
+//! [`super::parse_payload`]). What is stored is the serialization of the typed struct, so every
+//! stored secret is a [`vr_secret::Secret`] that a redacted view hides (see [`super::secrets`]).
+//! Every field this agent knows is typed and validated.
 //!
 //! Identities in `pending[type]`: `dhcpentry` by MAC (`remove: true` deletes), `vmdata` by VM
 //! IP, `vmpassword` by VM IP, `ipaliases` per alias IP (`revoke` deletes), `remoteaccessvpn`
@@ -18,7 +19,7 @@ use serde_json::Value;
 use super::check::{self, q, Errors};
 pub use super::later_types::*;
 use crate::error::Invalid;
-use crate::parse::{is_secret_path, parse_strict};
+use crate::parse::parse_lenient;
 use crate::state::CloudStackContext;
 
 /// One typed later-wave payload.
@@ -52,6 +53,7 @@ pub struct LaterPayload {
     /// The CloudStack type, e.g. `dhcpentry`.
     pub kind: &'static str,
     pub typed: Later,
+    /// The typed struct serialized in clear (secrets included): what `pending` stores.
     pub raw: RawJson,
 }
 
@@ -68,32 +70,48 @@ pub const LATER_TYPES: &[&str] = &[
     "bgppeers",
 ];
 
-/// `None` when `kind` is not a later-wave type.
-pub fn parse(kind: &str, text: &str) -> Option<Result<LaterPayload, Invalid>> {
+/// `None` when `kind` is not a later-wave type. The second value of `Ok` lists the fields
+/// ignored because this agent does not know them.
+pub fn parse(kind: &str, text: &str) -> Option<Result<(LaterPayload, Vec<String>), Invalid>> {
     let kind: &'static str = LATER_TYPES.iter().find(|k| **k == kind)?;
     Some(parse_known(kind, text))
 }
 
-fn parse_known(kind: &'static str, text: &str) -> Result<LaterPayload, Invalid> {
-    let typed = match kind {
-        "dhcpentry" => Later::DhcpEntry(parse_strict(text)?),
-        "dhcpconfig" => Later::DhcpConfig(parse_strict(text)?),
-        "vmdata" => Later::VmData(parse_strict(text)?),
-        "vmpassword" => Later::VmPassword(parse_strict(text)?),
-        "ipaliases" => Later::IpAliases(parse_strict(text)?),
-        "loadbalancer" => Later::LoadBalancer(parse_strict(text)?),
-        "remoteaccessvpn" => Later::RemoteAccessVpn(parse_strict(text)?),
-        "vpnuserlist" => Later::VpnUserList(parse_strict(text)?),
-        "monitorservice" => Later::MonitorService(parse_strict(text)?),
-        _ => Later::BgpPeers(parse_strict(text)?),
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(
+    text: &str,
+    ignored: &mut Vec<String>,
+    wrap: fn(T) -> Later,
+) -> Result<(Later, Value), Invalid> {
+    let (t, ign): (T, _) = parse_lenient(text)?;
+    ignored.extend(ign);
+    let v = serde_json::to_value(&t).unwrap_or(Value::Null);
+    Ok((wrap(t), v))
+}
+
+fn parse_known(kind: &'static str, text: &str) -> Result<(LaterPayload, Vec<String>), Invalid> {
+    let mut ign = Vec::new();
+    let i = &mut ign;
+    let (typed, stored) = match kind {
+        "dhcpentry" => typed(text, i, Later::DhcpEntry)?,
+        "dhcpconfig" => typed(text, i, Later::DhcpConfig)?,
+        "vmdata" => typed(text, i, Later::VmData)?,
+        "vmpassword" => typed(text, i, Later::VmPassword)?,
+        "ipaliases" => typed(text, i, Later::IpAliases)?,
+        "loadbalancer" => typed(text, i, Later::LoadBalancer)?,
+        "remoteaccessvpn" => typed(text, i, Later::RemoteAccessVpn)?,
+        "vpnuserlist" => typed(text, i, Later::VpnUserList)?,
+        "monitorservice" => typed(text, i, Later::MonitorService)?,
+        _ => typed(text, i, Later::BgpPeers)?,
     };
     validate(&typed)?;
-    let raw: Value = parse_strict(text)?;
-    Ok(LaterPayload {
-        kind,
-        typed,
-        raw: RawJson(raw),
-    })
+    Ok((
+        LaterPayload {
+            kind,
+            typed,
+            raw: RawJson(stored),
+        },
+        ign,
+    ))
 }
 
 fn opt_str(s: &Option<String>) -> Option<&str> {
@@ -154,6 +172,7 @@ fn validate(p: &Later) -> Result<(), Invalid> {
         Later::VmData(d) => {
             check::ipv4(&mut e, "vm_ip_address", &d.vm_ip_address);
             for (i, t) in d.vm_metadata.iter().enumerate() {
+                let t = &t.0;
                 if t.len() != 3 {
                     e.push(
                         format!("vm_metadata[{i}]"),
@@ -287,14 +306,25 @@ fn validate(p: &Later) -> Result<(), Invalid> {
                 if let Some(a) = opt_str(&p.ip6_address) {
                     check::ip_any(&mut e, &format!("{pre}.ip6_address"), a);
                 }
-                if let Some(c) = opt_str(&p.ip4_cidr) {
-                    check::cidr4(&mut e, &format!("{pre}.ip4_cidr"), c);
+                if let Some(c) = opt_str(&p.guest_ip4_cidr) {
+                    check::cidr4(&mut e, &format!("{pre}.guest_ip4_cidr"), c);
                 }
-                if let Some(c) = opt_str(&p.ip6_cidr) {
-                    check::cidr6(&mut e, &format!("{pre}.ip6_cidr"), c);
+                if let Some(c) = opt_str(&p.guest_ip6_cidr) {
+                    check::cidr6(&mut e, &format!("{pre}.guest_ip6_cidr"), c);
                 }
-                if p.as_number == 0 {
-                    e.push(format!("{pre}.as_number"), 0, "AS number 0 is reserved");
+                if p.peer_as_number == 0 {
+                    e.push(
+                        format!("{pre}.peer_as_number"),
+                        0,
+                        "AS number 0 is reserved",
+                    );
+                }
+                if p.network_as_number == Some(0) {
+                    e.push(
+                        format!("{pre}.network_as_number"),
+                        0,
+                        "AS number 0 is reserved",
+                    );
                 }
             }
         }
@@ -366,52 +396,12 @@ pub fn store(p: &LaterPayload, ctx: &mut CloudStackContext) {
     }
 }
 
-/// Replaces every secret-bearing value in `v` by `"<redacted>"`.
-pub fn redact_value(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            let is_user_data = map.get("file").and_then(Value::as_str) == Some("user-data");
-            for (k, val) in map.iter_mut() {
-                if is_secret_key(k) || (is_user_data && k == "content") {
-                    if !val.is_null() {
-                        *val = Value::String("<redacted>".into());
-                    }
-                } else if k == "vm_metadata" {
-                    redact_metadata(val);
-                } else {
-                    redact_value(val);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact_value),
-        _ => {}
-    }
-}
-
-fn is_secret_key(k: &str) -> bool {
-    is_secret_path(k) || k == "preshared_key" || k.ends_with("_key") && k != "public_key"
-}
-
-/// `vm_metadata` triples: user data and anything password-like is not shown.
-fn redact_metadata(v: &mut Value) {
-    if let Value::Array(items) = v {
-        for t in items {
-            if let Value::Array(t) = t {
-                let file = t.get(1).and_then(Value::as_str).unwrap_or("").to_string();
-                if (file == "user-data" || file.contains("password")) && t.len() > 2 {
-                    t[2] = Value::String("<redacted>".into());
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parsed(kind: &str, text: &str) -> Result<LaterPayload, Invalid> {
-        parse(kind, text).expect("later type")
+        parse(kind, text).expect("later type").map(|(p, _)| p)
     }
 
     #[test]
@@ -438,10 +428,16 @@ mod tests {
         assert!(!format!("{p:?}").contains("s3cret"));
         let mut ctx = CloudStackContext::default();
         store(&p, &mut ctx);
-        let mut v = ctx.pending["vmpassword"]["10.1.1.23"].clone();
-        assert_eq!(v["password"], "s3cret-pw");
-        redact_value(&mut v);
-        assert_eq!(v["password"], "<redacted>");
+        assert_eq!(
+            ctx.pending["vmpassword"]["10.1.1.23"]["password"],
+            "s3cret-pw"
+        );
+        let v = crate::redact::redacted(&ctx);
+        assert_eq!(
+            v["pending"]["vmpassword"]["10.1.1.23"]["password"],
+            "<redacted>"
+        );
+        assert_eq!(crate::redact::secrets_of(&ctx), ["s3cret-pw"]);
     }
 
     #[test]
@@ -469,10 +465,10 @@ mod tests {
     fn wrong_json_type_names_the_path() {
         let err = parsed(
             "bgppeers",
-            r#"{"type":"bgppeers","delete_from_processed_cache":false,"peers":[{"as_number":"x"}]}"#,
+            r#"{"type":"bgppeers","delete_from_processed_cache":false,"peers":[{"peer_as_number":"x"}]}"#,
         )
         .unwrap_err();
-        assert_eq!(err.0[0].path, "peers[0].as_number");
+        assert_eq!(err.0[0].path, "peers[0].peer_as_number");
     }
 
     #[test]
@@ -481,9 +477,11 @@ mod tests {
         let err = parsed("vmdata", text).unwrap_err();
         assert_eq!(err.0[0].path, "vm_metadata[1][1]");
         let ok = text.replace("../x", "vm-id");
-        let mut v = parsed("vmdata", &ok).unwrap().raw.0;
-        redact_value(&mut v);
+        let mut ctx = CloudStackContext::default();
+        store(&parsed("vmdata", &ok).unwrap(), &mut ctx);
+        let v = &crate::redact::redacted(&ctx)["pending"]["vmdata"]["10.1.1.23"];
         assert_eq!(v["vm_metadata"][0][2], "<redacted>");
         assert_eq!(v["vm_metadata"][1][2], "a");
+        assert_eq!(crate::redact::secrets_of(&ctx), ["c2VjcmV0"]);
     }
 }

@@ -1,11 +1,13 @@
 //! Wire structs of the later-wave CloudStack types (field names from CloudStack's
 //! `core/.../virtualnetwork/model/*.java`, snake_case as Gson writes them). Unknown fields are
-//! tolerated: see [`super::later`].
+//! logged and ignored: see [`super::later`]. Every secret is typed: [`Secret`] fields, and the
+//! user data inside a [`MetaEntry`].
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use vr_vpn::Secret;
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize, Serializer};
+use vr_secret::Secret;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DhcpEntry {
@@ -56,7 +58,46 @@ pub struct VmData {
     pub vm_ip_address: String,
     /// `[folder, file, content]` triples.
     #[serde(default)]
-    pub vm_metadata: Vec<Vec<Option<String>>>,
+    pub vm_metadata: Vec<MetaEntry>,
+}
+
+/// One `[folder, file, content]` triple of `vmdata`. The content of user data (folder
+/// `userdata`, file `user-data`) and of any password file is a secret: it serializes as a
+/// [`Secret`] (hidden in every output, kept in the state file).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct MetaEntry(pub Vec<Option<String>>);
+
+impl MetaEntry {
+    fn part(&self, i: usize) -> &str {
+        self.0.get(i).and_then(|s| s.as_deref()).unwrap_or("")
+    }
+    /// Whether the content is secret: user data, or a file whose name says password.
+    pub fn is_secret(&self) -> bool {
+        self.part(0) == "userdata"
+            || self.part(1) == "user-data"
+            || self.part(1).contains("password")
+    }
+}
+
+impl std::fmt::Debug for MetaEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.part(0), self.part(1))
+    }
+}
+
+impl Serialize for MetaEntry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let secret = self.is_secret();
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (i, part) in self.0.iter().enumerate() {
+            match part {
+                Some(c) if i >= 2 && secret => seq.serialize_element(&Secret::new(c.clone()))?,
+                other => seq.serialize_element(other)?,
+            }
+        }
+        seq.end()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +146,23 @@ pub struct LoadBalancerRule {
     pub stat_rules: Vec<String>,
     #[serde(default)]
     pub router_ip: Option<String>,
+    #[serde(default)]
+    pub ssl_certs: Vec<SslCert>,
+}
+
+/// A certificate for an HTTPS listener; its key and the key's password are secrets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SslCert {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub cert: Option<String>,
+    #[serde(default)]
+    pub key: Option<Secret>,
+    #[serde(default)]
+    pub chain: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +221,8 @@ pub struct BgpPeers {
     pub peers: Vec<BgpPeer>,
 }
 
+/// One BGP peer (`BgpPeerTO`). Older agents of this project read `as_number`, `password`,
+/// `ip4_cidr`, `ip6_cidr`: accepted as aliases.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BgpPeer {
     #[serde(default)]
@@ -171,15 +231,21 @@ pub struct BgpPeer {
     pub ip4_address: Option<String>,
     #[serde(default)]
     pub ip6_address: Option<String>,
-    pub as_number: u32,
-    #[serde(default)]
-    pub password: Option<Secret>,
+    #[serde(alias = "as_number")]
+    pub peer_as_number: u32,
+    #[serde(default, alias = "password")]
+    pub peer_password: Option<Secret>,
     #[serde(default)]
     pub network_id: Option<u64>,
     #[serde(default)]
-    pub ip4_cidr: Option<String>,
+    pub network_as_number: Option<u32>,
+    #[serde(default, alias = "ip4_cidr")]
+    pub guest_ip4_cidr: Option<String>,
+    #[serde(default, alias = "ip6_cidr")]
+    pub guest_ip6_cidr: Option<String>,
+    /// e.g. `{"EBGP_MultiHop": "2"}`.
     #[serde(default)]
-    pub ip6_cidr: Option<String>,
+    pub details: Option<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for VmData {
@@ -188,7 +254,7 @@ impl std::fmt::Debug for VmData {
             .vm_metadata
             .iter()
             .map(|t| {
-                t.iter()
+                t.0.iter()
                     .take(2)
                     .flatten()
                     .cloned()

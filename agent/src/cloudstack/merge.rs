@@ -371,6 +371,12 @@ fn firewall(next: &mut DesiredState, p: &FirewallRules) -> Result<(), Invalid> {
     let fw = &mut next.firewall;
     for (revoked, rule) in convert::firewall(p)? {
         match rule {
+            FwRule::Revoked { id } => {
+                fw.ingress.retain(|x| x.id != id);
+                for pol in &mut fw.egress {
+                    pol.rules.retain(|x| x.id != id);
+                }
+            }
             FwRule::Ingress(r) => {
                 let id = r.id;
                 for pol in &mut fw.egress {

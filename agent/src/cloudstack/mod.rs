@@ -11,12 +11,13 @@
 //! `ospf` push until `vr_ospf::cloudstack` is wired) are validated and kept in
 //! `state.cloudstack.pending[type][identity]`; [`Merged::not_yet_applied`] names them so the
 //! caller answers "accepted, not yet applied" for that concern. Their secrets live only in the
-//! state file (0600); show pending data through [`redact_pending`].
+//! state file (0600); every view of them goes through [`crate::redact::redacted`], which
+//! hides them by type (see [`secrets`]).
 //!
 //! Decisions worth knowing:
-//! - Unknown fields: wave-1 payloads deny them (a field this agent does not understand must not
-//!   be ignored on the data path); `cmd_line` keeps every key; later-wave payloads tolerate
-//!   them and keep the raw object.
+//! - Unknown fields: logged (path only) and ignored in every CloudStack payload, since
+//!   CloudStack adds fields between releases; `cmd_line` keeps every key. The native format
+//!   and this agent's own `ospf` push type deny them.
 //! - NICs: `vif_mac_address`/`mac_address` is looked up in the caller's [`LocalNics`] first,
 //!   then `eth<nic_dev_id>` or the payload's `device` is used. An `ips` removal needs no NIC:
 //!   the address is removed wherever it is. A public NIC whose last address is removed goes.
@@ -41,6 +42,7 @@ pub mod later_types;
 pub mod merge;
 pub mod rules;
 pub mod s2s;
+pub mod secrets;
 pub mod types;
 
 use serde::Deserialize;
@@ -51,9 +53,9 @@ pub use merge::resolve_nic;
 pub use types::*;
 
 use crate::error::{FieldError, Invalid};
-use crate::parse::parse_strict;
+use crate::parse::{parse_lenient, parse_strict};
 pub use crate::push::LocalNics;
-use crate::state::{CloudStackContext, DesiredState};
+use crate::state::DesiredState;
 
 /// One parsed and validated CloudStack payload.
 #[derive(Debug, Clone)]
@@ -166,8 +168,13 @@ impl<'de> Deserialize<'de> for TypeName {
 }
 
 /// Parses and validates one payload.
+///
+/// CloudStack adds fields to its payloads between releases: a field this agent does not know
+/// is logged (its path, never its value) and ignored, so that a management-server upgrade
+/// does not make every push fail. Every known field is still strictly typed and validated, and
+/// the native format keeps denying unknown fields.
 pub fn parse_payload(text: &str) -> Result<Payload, Invalid> {
-    let probe: Probe = parse_strict(text)?;
+    let probe: Probe = parse_lenient(text)?.0;
     let kind = match probe.kind {
         Some(TypeName::Name(s)) => s,
         Some(TypeName::NotAString) => {
@@ -176,24 +183,31 @@ pub fn parse_payload(text: &str) -> Result<Payload, Invalid> {
         }
         None => return Err(FieldError::new("type", "", "missing type").into()),
     };
+    let mut ignored = Vec::new();
+    let ign = &mut ignored;
     let p = match kind.as_str() {
-        "ips" => Payload::Ips(parse_strict(text)?),
-        "cmdline" => Payload::Cmdline(parse_strict(text)?),
-        "guestnetwork" => Payload::GuestNetwork(parse_strict(text)?),
-        "forwardrules" => Payload::ForwardRules(parse_strict(text)?),
-        "staticnatrules" => Payload::StaticNatRules(parse_strict(text)?),
-        "firewallrules" => Payload::FirewallRules(parse_strict(text)?),
-        "ipv6firewallrules" => Payload::Ipv6FirewallRules(parse_strict(text)?),
-        "networkacl" => Payload::NetworkAcl(parse_strict(text)?),
-        "site2sitevpn" => Payload::Site2SiteVpn(parse_strict(text)?),
-        "staticroutes" => Payload::StaticRoutes(parse_strict(text)?),
+        "ips" => Payload::Ips(lenient(text, ign)?),
+        "cmdline" => Payload::Cmdline(lenient(text, ign)?),
+        "guestnetwork" => Payload::GuestNetwork(lenient(text, ign)?),
+        "forwardrules" => Payload::ForwardRules(lenient(text, ign)?),
+        "staticnatrules" => Payload::StaticNatRules(lenient(text, ign)?),
+        "firewallrules" => Payload::FirewallRules(lenient(text, ign)?),
+        "ipv6firewallrules" => Payload::Ipv6FirewallRules(lenient(text, ign)?),
+        "networkacl" => Payload::NetworkAcl(lenient(text, ign)?),
+        "site2sitevpn" => Payload::Site2SiteVpn(lenient(text, ign)?),
+        "staticroutes" => Payload::StaticRoutes(lenient(text, ign)?),
         "ospf" => {
-            // Strict typed parse first (paths and values in errors), then kept as JSON.
+            // Not a CloudStack payload but this agent's own CloudStack-style type: strict typed
+            // parse first (paths and values in errors), then kept as JSON.
             let _: vr_ospf::cloudstack::CloudStackOspf = parse_strict(text)?;
             Payload::Ospf(RawJson(parse_strict(text)?))
         }
         other => match later::parse(other, text) {
-            Some(r) => Payload::Later(r?),
+            Some(r) => {
+                let (p, later_ignored) = r?;
+                ign.extend(later_ignored);
+                Payload::Later(p)
+            }
             None => {
                 return Err(FieldError::new(
                     "type",
@@ -205,7 +219,36 @@ pub fn parse_payload(text: &str) -> Result<Payload, Invalid> {
         },
     };
     validate(&p)?;
+    log_ignored(p.kind(), &ignored);
     Ok(p)
+}
+
+fn lenient<T: serde::de::DeserializeOwned>(
+    text: &str,
+    ignored: &mut Vec<String>,
+) -> Result<T, Invalid> {
+    let (v, ign) = parse_lenient(text)?;
+    ignored.extend(ign);
+    Ok(v)
+}
+
+/// The envelope fields every payload carries, which the later-wave structs do not model.
+const ENVELOPE: &[&str] = &["type", "delete_from_processed_cache"];
+
+/// Logs the fields ignored in a payload: their paths only (a value may be a secret).
+pub fn log_ignored(kind: &str, ignored: &[String]) {
+    let fields: Vec<&str> = ignored
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !ENVELOPE.contains(f))
+        .collect();
+    if !fields.is_empty() {
+        tracing::warn!(
+            payload = kind,
+            fields = %fields.join(", "),
+            "ignored fields this agent does not know"
+        );
+    }
 }
 
 /// Every value check of a payload that needs no state.
@@ -294,29 +337,7 @@ pub fn merge_aggregate(
     })
 }
 
-/// A copy of the context safe to show: passwords, keys and user data in pending payloads
-/// (and any secret-looking cmdline key) replaced by `<redacted>`.
-pub fn redact_pending(ctx: &CloudStackContext) -> CloudStackContext {
-    let mut out = ctx.clone();
-    for by_id in out.pending.values_mut() {
-        by_id.values_mut().for_each(later::redact_value);
-    }
-    for (k, v) in out.cmdline.iter_mut() {
-        if is_secret_cmdline_key(k) {
-            *v = "<redacted>".into();
-        }
-    }
-    out
-}
-
-/// Boot arguments that carry secrets (e.g. `baremetalnotificationsecuritykey`).
-pub fn is_secret_cmdline_key(k: &str) -> bool {
-    let l = k.to_ascii_lowercase();
-    crate::parse::is_secret_path(k)
-        || l.contains("secret")
-        || l.contains("password")
-        || l.ends_with("key")
-}
+pub use secrets::is_secret_cmdline_key;
 
 #[cfg(test)]
 mod tests;

@@ -169,6 +169,11 @@ pub enum FwRule {
         default_allow: bool,
         id: u64,
     },
+    /// A revoked rule: its id is all that is needed (and all CloudStack may send) to remove
+    /// it, wherever it is.
+    Revoked {
+        id: u64,
+    },
 }
 
 fn rule_protocol(e: &mut Errors, path: &str, s: &str) -> Option<RuleProtocol> {
@@ -231,6 +236,10 @@ pub fn firewall(p: &FirewallRules) -> Result<Vec<(bool, FwRule)>, Invalid> {
             if let Some(v) = v {
                 check::plain(&mut e, &format!("{pre}.{name}"), v);
             }
+        }
+        if r.revoked {
+            out.push((true, FwRule::Revoked { id: r.id }));
+            continue;
         }
         if let Some(g) = r.guest_cidr.as_deref().filter(|g| !g.is_empty()) {
             check::cidr_any(&mut e, &format!("{pre}.guest_cidr"), g);
@@ -329,6 +338,10 @@ pub fn firewall6(p: &FirewallRules) -> Result<Vec<(bool, u64)>, Invalid> {
     let mut out = Vec::new();
     for (i, r) in p.rules.iter().enumerate() {
         let pre = format!("rules[{i}]");
+        if r.revoked {
+            out.push((true, r.id));
+            continue;
+        }
         if let Some(protocol) = rule_protocol(&mut e, &format!("{pre}.protocol"), &r.protocol) {
             matchers(
                 &mut e,

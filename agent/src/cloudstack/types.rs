@@ -1,20 +1,19 @@
 //! Wire structs of the wave-1 CloudStack payload types, field names exactly as CloudStack's
 //! Gson writes them (snake_case of the Java fields, odd spellings included).
 //!
-//! Unknown fields: every wave-1 struct denies them (a typo or a field this agent does not
-//! understand must not be silently ignored in something that changes the data path), except
-//! `cmdline`, whose keys come from boot arguments and are kept as they are. Values that carry
+//! Unknown fields: ignored and logged by [`super::parse_payload`] (CloudStack adds fields
+//! between releases; a management-server upgrade must not make every push fail); `cmdline`
+//! keeps every key, since its keys come from boot arguments. Values that carry
 //! addresses stay strings here and are checked by [`super::convert`], so an error can quote the
 //! value exactly as sent.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use vr_vpn::Secret;
+use vr_secret::Secret;
 
 /// `ips` (ip_associations.json).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IpAssociation {
     #[serde(rename = "type")]
     pub kind: String,
@@ -24,7 +23,6 @@ pub struct IpAssociation {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IpAddress {
     pub public_ip: String,
     #[serde(default)]
@@ -55,7 +53,6 @@ pub struct IpAddress {
 /// `cmdline`: boot arguments, all strings; unknown keys are kept. `Debug` hides the values of
 /// secret-looking keys.
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CmdLine {
     #[serde(rename = "type")]
     pub kind: String,
@@ -66,7 +63,6 @@ pub struct CmdLine {
 
 /// `guestnetwork` (guest_network.json).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GuestNetwork {
     #[serde(rename = "type")]
     pub kind: String,
@@ -115,7 +111,6 @@ pub struct GuestNetwork {
 
 /// `forwardrules` (forwarding_rules.json).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ForwardRules {
     #[serde(rename = "type")]
     pub kind: String,
@@ -125,7 +120,6 @@ pub struct ForwardRules {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ForwardRule {
     #[serde(default)]
     pub revoke: bool,
@@ -141,7 +135,6 @@ pub struct ForwardRule {
 
 /// `staticnatrules` (staticnat_rules.json).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StaticNatRules {
     #[serde(rename = "type")]
     pub kind: String,
@@ -151,7 +144,6 @@ pub struct StaticNatRules {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StaticNatRule {
     #[serde(default)]
     pub revoke: bool,
@@ -170,7 +162,6 @@ pub struct StaticNatRule {
 
 /// `firewallrules` and `ipv6firewallrules` (the latter adds `guest_ip6_cidr`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FirewallRules {
     #[serde(rename = "type")]
     pub kind: String,
@@ -180,7 +171,8 @@ pub struct FirewallRules {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A revoked rule needs only its `id` (CloudStack may send nothing else for it): the other
+/// fields default and are not checked.
 pub struct FirewallRule {
     pub id: u64,
     #[serde(default)]
@@ -188,6 +180,7 @@ pub struct FirewallRule {
     /// The public IP for ingress, `""` for egress.
     #[serde(default)]
     pub src_ip: Option<String>,
+    #[serde(default)]
     pub protocol: String,
     #[serde(default)]
     pub src_port_range: Option<Vec<i64>>,
@@ -205,6 +198,7 @@ pub struct FirewallRule {
     pub icmp_type: Option<i64>,
     #[serde(default)]
     pub icmp_code: Option<i64>,
+    #[serde(default)]
     pub traffic_type: String,
     #[serde(default)]
     pub guest_cidr: Option<String>,
@@ -220,7 +214,6 @@ pub struct FirewallRule {
 
 /// `networkacl` (network_acl.json): one tier's whole ACL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NetworkAcl {
     #[serde(rename = "type")]
     pub kind: String,
@@ -243,7 +236,6 @@ pub struct NetworkAcl {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AclItem {
     /// tcp|udp|icmp|all|protocol
     #[serde(rename = "type")]
@@ -268,7 +260,6 @@ pub struct AclItem {
 
 /// `site2sitevpn` (site_2_site_vpn.json). The PSK is a [`Secret`]: never printed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Site2SiteVpn {
     #[serde(rename = "type")]
     pub kind: String,
@@ -308,7 +299,6 @@ pub struct Site2SiteVpn {
 
 /// `staticroutes` (static_routes.json).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StaticRoutes {
     #[serde(rename = "type")]
     pub kind: String,
@@ -318,7 +308,6 @@ pub struct StaticRoutes {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StaticRoute {
     #[serde(default)]
     pub revoke: bool,

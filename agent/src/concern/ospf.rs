@@ -62,14 +62,28 @@ impl OspfConcern {
     /// `vtysh [--vty_socket DIR] -c CMD...` -> stdout; a daemon that cannot be reached is
     /// `Unavailable`, a refused command `Failed`.
     fn vtysh(&self, args: &[String]) -> Result<String, ConcernError> {
+        self.vtysh_with(args, None)
+    }
+
+    /// `vtysh` with `script` (one command a line) on its standard input: configuration lines
+    /// carry OSPF keys, and an argument list is readable by every user (`/proc/PID/cmdline`).
+    fn vtysh_with(&self, args: &[String], script: Option<&str>) -> Result<String, ConcernError> {
         let mut c = Command::new("vtysh");
         if let Some(d) = &self.vty_dir {
             c.arg("--vty_socket").arg(d);
         }
         c.args(args);
-        let out = c
-            .output()
-            .map_err(|e| ConcernError::Unavailable(format!("vtysh: {e}")))?;
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let unavailable = |e: std::io::Error| ConcernError::Unavailable(format!("vtysh: {e}"));
+        let mut child = c.spawn().map_err(unavailable)?;
+        if let (Some(script), Some(mut stdin)) = (script, child.stdin.take()) {
+            use std::io::Write;
+            // A vtysh that exits early (no FRR) closes the pipe: its output says why.
+            let _ = stdin.write_all(script.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(unavailable)?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if stderr.contains("failed to connect") || stdout.contains("failed to connect") {
@@ -165,7 +179,14 @@ impl Concern for OspfConcern {
         let running = self.read_running()?;
         let cmds = diff(&running, &want);
         if !cmds.is_empty() {
-            self.vtysh(&cmds.vtysh_args())?;
+            // The same commands as `vtysh -c ...`, one a line on standard input.
+            let script: String = cmds
+                .vtysh_args()
+                .chunks(2)
+                .filter_map(|pair| pair.get(1))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            self.vtysh_with(&[], Some(&script))?;
         }
         let after = self.read_running()?;
         let left = diff(&after, &want);

@@ -207,8 +207,12 @@ impl VpnConcern {
                     .into_iter()
                     .collect(),
             ),
-            Err(_) => None,
+            Err(e) => {
+                tracing::trace!("charon not reachable: {e}");
+                None
+            }
         };
+        tracing::trace!(loaded = ?self.loaded, "connections charon holds");
         Ok(())
     }
 

@@ -43,7 +43,10 @@ pub fn nft_objects(view: &str) -> (&'static [&'static str], &'static [&'static s
 
 /// Output of a tool, or why it could not run.
 pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    match Command::new(program).args(args).output() {
+    match crate::process::output_within(
+        Command::new(program).args(args),
+        crate::process::TOOL_DEADLINE,
+    ) {
         Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
         Ok(o) => Err(format!(
             "{program} {}: {}",

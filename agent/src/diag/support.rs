@@ -1,47 +1,11 @@
 //! `vr-agent tech-support`: one tar.gz with everything an engineer asks for first, with every
-//! secret of the desired state replaced by `<redacted>` in every file.
+//! secret of the desired state (found by type: [`crate::redact::secrets_of`]) replaced by
+//! `<redacted>` in every file.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::parse::is_secret_path;
-
-/// Every secret value in a JSON tree (values of psk/password/... keys), longest first so that
-/// a secret containing another is replaced whole.
-pub fn secrets_in(v: &serde_json::Value) -> Vec<String> {
-    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, val) in m {
-                    match val {
-                        serde_json::Value::String(s) if is_secret_path(k) && !s.is_empty() => {
-                            out.push(s.clone())
-                        }
-                        _ => walk(val, out),
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(v, &mut out);
-    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    out.dedup();
-    out
-}
-
-/// `text` with every occurrence of every secret replaced.
-pub fn redact_text(text: &str, secrets: &[String]) -> String {
-    let mut t = text.to_string();
-    for s in secrets {
-        if s.len() >= 2 {
-            t = t.replace(s.as_str(), "<redacted>");
-        }
-    }
-    t
-}
+use crate::redact::scrub;
 
 /// One file of the bundle: a name and how to produce its content.
 #[derive(Debug)]
@@ -62,7 +26,10 @@ pub fn bundle(items: Vec<Item>, secrets: &[String], out: &Path) -> std::io::Resu
         let (name, text) = match item {
             Item::Text(name, text) => (name, text),
             Item::Run(name, program, args) => {
-                let text = match Command::new(program).args(&args).output() {
+                let text = match crate::process::output_within(
+                    Command::new(program).args(&args),
+                    crate::process::TOOL_DEADLINE,
+                ) {
                     Ok(o) => format!(
                         "$ {program} {}\n{}{}",
                         args.join(" "),
@@ -76,7 +43,7 @@ pub fn bundle(items: Vec<Item>, secrets: &[String], out: &Path) -> std::io::Resu
         };
         index.push_str(name);
         index.push('\n');
-        std::fs::write(root.join(name), redact_text(&text, secrets))?;
+        std::fs::write(root.join(name), scrub(&text, secrets))?;
     }
     std::fs::write(root.join("INDEX"), index)?;
     let status = Command::new("tar")
@@ -99,12 +66,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_found_and_replaced_everywhere() {
-        let v = serde_json::json!({"vpn":{"site_to_site":[{"psk":"abc-psk"}]},"ospf":{"interfaces":[{"authentication":{"password":"k2"}}]}});
-        let s = secrets_in(&v);
-        assert_eq!(s, ["abc-psk", "k2"]);
-        let text = "ip ospf message-digest-key 1 md5 k2\nsecret = abc-psk\n";
-        let red = redact_text(text, &s);
-        assert!(!red.contains("abc-psk") && !red.contains(" k2"), "{red}");
+    fn every_file_is_scrubbed_of_the_typed_secrets() {
+        let out = tempfile::tempdir().unwrap();
+        let secrets = ["abc-psk".to_string(), "k2".to_string()];
+        let items = vec![
+            Item::Text("a.txt", "ip ospf message-digest-key 1 md5 k2\n".into()),
+            Item::Run("b.txt", "echo", vec!["secret = abc-psk".into()]),
+        ];
+        let tgz = bundle(items, &secrets, &out.path().join("b.tar.gz")).unwrap();
+        let x = out.path().join("x");
+        std::fs::create_dir(&x).unwrap();
+        assert!(Command::new("tar")
+            .arg("xzf")
+            .arg(&tgz)
+            .arg("-C")
+            .arg(&x)
+            .status()
+            .unwrap()
+            .success());
+        let root = x.join("vr-agent-tech-support");
+        let a = std::fs::read_to_string(root.join("a.txt")).unwrap();
+        let b = std::fs::read_to_string(root.join("b.txt")).unwrap();
+        assert_eq!(a, "ip ospf message-digest-key 1 md5 <redacted>\n");
+        assert!(
+            b.contains("secret = <redacted>") && !b.contains("abc-psk"),
+            "{b}"
+        );
     }
 }

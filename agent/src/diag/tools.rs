@@ -40,6 +40,41 @@ impl Invocation {
         c.args(&self.args);
         c
     }
+
+    /// `--json`: runs the tool with its output captured and answers one JSON object: the
+    /// tool, the target (the validated destination, its last argument), the exit status
+    /// (`null` when it could not run or was killed) and the output lines.
+    pub fn run_json(&self) -> serde_json::Value {
+        let target = self.args.last().cloned().unwrap_or_default();
+        let lines = |b: &[u8]| -> Vec<String> {
+            String::from_utf8_lossy(b)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        };
+        match self.command().stdin(std::process::Stdio::null()).output() {
+            Ok(o) => serde_json::json!({
+                "tool": self.program,
+                "target": target,
+                "ok": o.status.success(),
+                "exit_status": o.status.code(),
+                "output": lines(&o.stdout),
+                "stderr": lines(&o.stderr),
+            }),
+            Err(e) => serde_json::json!({
+                "tool": self.program,
+                "target": target,
+                "ok": false,
+                "exit_status": null,
+                "error": format!("cannot run {}: {e}", self.program),
+            }),
+        }
+    }
+}
+
+/// `--json` answer of a refused request: nothing was run.
+pub fn refused_json(tool: &str, e: &ToolError) -> serde_json::Value {
+    serde_json::json!({"tool": tool, "ok": false, "exit_status": null, "refused": e.to_string()})
 }
 
 fn destination(s: &str) -> Result<IpAddr, ToolError> {
@@ -169,6 +204,34 @@ mod tests {
             arping("::1", 3, "eth0"),
             Err(ToolError::Destination(_))
         ));
+    }
+
+    #[test]
+    fn json_answer_has_tool_target_status_and_lines() {
+        // `echo` stands in for the tools (the real ones run in tests/diag_basic.rs): the shape
+        // of the answer is what is tested here.
+        let inv = Invocation {
+            program: "echo",
+            args: vec!["line one\nline two".into(), "192.0.2.1".into()],
+        };
+        let v = inv.run_json();
+        assert_eq!(v["tool"], "echo");
+        assert_eq!(v["target"], "192.0.2.1");
+        assert_eq!(v["exit_status"], 0);
+        assert_eq!(v["ok"], true);
+        assert_eq!(
+            v["output"],
+            serde_json::json!(["line one", "line two 192.0.2.1"])
+        );
+        let missing = Invocation {
+            program: "vr-agent-no-such-tool",
+            args: vec!["192.0.2.1".into()],
+        };
+        let v = missing.run_json();
+        assert_eq!(v["ok"], false);
+        assert!(v["exit_status"].is_null());
+        let v = refused_json("ping", &ping("$(id)", 3, None).unwrap_err());
+        assert!(v["refused"].as_str().unwrap().contains("not an IP address"));
     }
 
     #[test]

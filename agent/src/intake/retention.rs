@@ -85,18 +85,11 @@ pub fn keep(text: &str) -> Kept {
     }
 }
 
-/// One JSON document with every secret (native, CloudStack, boot arguments) redacted.
+/// One JSON document with every value under a secret-bearing key redacted (the raw-text rule
+/// of [`crate::parse::hide_secrets`]: there is no typed value of a stored push to ask).
 fn redact_doc(text: &str) -> Option<String> {
     let mut v: Value = serde_json::from_str(text).ok()?;
-    crate::redact::redact_json(&mut v);
-    crate::cloudstack::later::redact_value(&mut v);
-    if let Some(Value::Object(cmdline)) = v.get_mut("cmd_line") {
-        for (k, val) in cmdline.iter_mut() {
-            if crate::cloudstack::is_secret_cmdline_key(k) {
-                *val = Value::String("<redacted>".into());
-            }
-        }
-    }
+    crate::parse::hide_secrets(&mut v);
     serde_json::to_string(&v).ok()
 }
 

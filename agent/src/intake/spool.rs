@@ -169,7 +169,9 @@ impl Spool {
         let dest_dir = self.dir.join(sub);
         self.ensure_dirs()?;
         let stored = stored_name(taken.path.file_name().unwrap_or_default());
-        let mut json = serde_json::to_vec_pretty(result).map_err(io::Error::other)?;
+        // Through the one redaction every output takes.
+        let mut json = serde_json::to_vec_pretty(&crate::redact::redacted(result))
+            .map_err(io::Error::other)?;
         json.push(b'\n');
         crate::store::write_atomic(&dest_dir.join(format!("{stored}.result.json")), &json)?;
         let kept = match &taken.text {
