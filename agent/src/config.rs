@@ -37,7 +37,9 @@ pub struct ConfigFile {
     pub frr_config: Option<PathBuf>,
     /// `netlink` (default) or `cli` (`nft -f -`, for debugging).
     pub nft_backend: Option<String>,
-    /// `frr` (default) or `quagga`.
+    /// Removed: the agent always drives FRR. Kept only to name its replacement when an old
+    /// config file still sets it.
+    #[serde(default, skip_serializing)]
     pub ospf_dialect: Option<String>,
     /// Seconds between self-heal observations (0 = off).
     pub observe_interval: Option<u64>,
@@ -76,7 +78,6 @@ pub struct Config {
     pub frr_vty_dir: Option<PathBuf>,
     pub frr_config: PathBuf,
     pub nft_backend: String,
-    pub ospf_dialect: String,
     /// Seconds between self-heal observations; 0 turns self-healing off (drift then waits
     /// for `vr-agent reconcile`).
     pub observe_interval: u64,
@@ -121,11 +122,10 @@ impl Config {
                 format!("nft-backend {nft_backend:?}: expected netlink or cli"),
             ));
         }
-        let ospf_dialect = f.ospf_dialect.unwrap_or_else(|| "frr".into());
-        if !matches!(ospf_dialect.as_str(), "frr" | "quagga") {
+        if let Some(v) = &f.ospf_dialect {
             return Err(ConfigError::Invalid(
                 path,
-                format!("ospf-dialect {ospf_dialect:?}: expected frr or quagga"),
+                format!("ospf-dialect = {v:?} is no longer a setting: the agent always drives FRR; `vr-agent show ospf --dialect quagga` prints Quagga's zebra.conf and ospfd.conf for the current state"),
             ));
         }
         let kernel = crate::state::KernelSection {
@@ -168,7 +168,6 @@ impl Config {
                 .or(f.frr_config)
                 .unwrap_or_else(|| DEFAULT_FRR_CONFIG.into()),
             nft_backend,
-            ospf_dialect,
             observe_interval: o
                 .observe_interval
                 .or(f.observe_interval)
@@ -212,6 +211,14 @@ mod tests {
             ..Default::default()
         })
         .is_err());
+        std::fs::write(tmp.path().join("d.toml"), "ospf-dialect = \"quagga\"\n").unwrap();
+        let e = Config::resolve(Overrides {
+            config: Some(tmp.path().join("d.toml")),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("show ospf --dialect quagga"), "{e}");
         let missing = tmp.path().join("none.toml");
         assert!(Config::resolve(Overrides {
             config: Some(missing),

@@ -2,10 +2,13 @@
 //!
 //! model (the `ospf` section) -> validation -> FRR `frr.conf` or Quagga `zebra.conf` +
 //! `ospfd.conf` text -> incremental apply to a running FRR through `vtysh` (only the lines that
-//! differ, so unrelated changes never reset an adjacency).
+//! differ, in an order FRR accepts, so unrelated changes never reset an adjacency). The Quagga
+//! dialect is an export for operators ([`export`]); the agent drives FRR only.
 
 pub mod apply;
+pub mod blocks;
 pub mod cloudstack;
+pub mod export;
 pub mod model;
 pub mod render;
 pub mod status;

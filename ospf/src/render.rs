@@ -145,26 +145,27 @@ pub fn quagga_confs(s: Option<&OspfSection>, hostname: &str) -> (String, String)
     (zebra, ospfd)
 }
 
-/// `text` with every authentication key replaced (for plans, logs and diagnostics).
+/// `text` with every authentication key replaced (for plans, logs, diagnostics and vtysh's
+/// error messages, which quote the refused line after a prefix of their own).
 pub fn redact(text: &str) -> String {
-    text.lines()
-        .map(|l| {
-            let t = l.trim_start();
-            if let Some(rest) = t.strip_prefix("ip ospf authentication-key ") {
-                let _ = rest;
-                l.replace(rest, "<redacted>")
-            } else if t.starts_with("ip ospf message-digest-key ") {
-                match l.rfind(" md5 ") {
-                    Some(i) => format!("{} md5 <redacted>", &l[..i]),
-                    None => l.to_string(),
-                }
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().map(redact_line).collect::<Vec<_>>().join("\n")
         + if text.ends_with('\n') { "\n" } else { "" }
+}
+
+fn redact_line(l: &str) -> String {
+    if let Some(i) = l.find("ip ospf authentication-key ") {
+        let start = i + "ip ospf authentication-key ".len();
+        return format!("{}<redacted>", &l[..start]);
+    }
+    if let Some(i) = l.find("ip ospf message-digest-key ") {
+        // `ip ospf message-digest-key ID md5 KEY`: everything after the id is secret.
+        let start = i + "ip ospf message-digest-key ".len();
+        let id_end = l[start..].find(' ').map(|j| start + j).unwrap_or(l.len());
+        if id_end < l.len() {
+            return format!("{} md5 <redacted>", &l[..id_end]);
+        }
+    }
+    l.to_string()
 }
 
 #[cfg(test)]
@@ -177,5 +178,17 @@ mod tests {
         let r = redact(t);
         assert!(!r.contains("s3cr3t") && !r.contains("k3y"), "{r}");
         assert!(r.contains("ip ospf cost 5") && r.contains("message-digest-key 1 md5 <redacted>"));
+        // vtysh quotes a refused line after its own prefix.
+        let e = "line 3: Failure to communicate[13] to ospfd, line:  ip ospf message-digest-key 1 md5 k3y!\nline 4: x ip ospf authentication-key s3cr3t";
+        let r = redact(e);
+        assert!(!r.contains("k3y") && !r.contains("s3cr3t"), "{r}");
+        assert!(
+            r.contains("line:  ip ospf message-digest-key 1 md5 <redacted>"),
+            "{r}"
+        );
+        assert_eq!(
+            redact("no ip ospf message-digest-key 1"),
+            "no ip ospf message-digest-key 1"
+        );
     }
 }

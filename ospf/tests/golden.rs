@@ -1,10 +1,13 @@
 //! Golden files for every rendered artefact: FRR `frr.conf` and the Quagga dialect
 //! (`zebra.conf` + `ospfd.conf`), for a full native section and for CloudStack's OSPF push.
+//! Also the operator's Quagga export (`vr-agent show ospf --dialect quagga`) and the printed
+//! plan of a push FRR only takes in order (area switch, router-id change, interface removal).
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test -p vr-ospf --test golden`.
 
 use std::path::PathBuf;
 
 use vr_ospf::cloudstack::{from_cloudstack, CloudStackOspf};
+use vr_ospf::export::quagga_export;
 use vr_ospf::render::{frr_conf, quagga_confs};
 use vr_ospf::OspfSection;
 
@@ -66,4 +69,70 @@ fn cloudstack_push_renders_for_frr_and_quagga() {
 #[test]
 fn no_ospf_renders_an_empty_router() {
     golden("none.frr.conf", &frr_conf(None, "vr1"));
+}
+
+/// Interface areas (no network statements) and md5 keys: the export turns the areas into
+/// networks for the interfaces' addresses and never prints a key.
+const AREAS: &str = r#"{
+  "router_id": "192.0.2.10",
+  "areas": [ { "id": "0.0.0.1" } ],
+  "interfaces": [
+    { "device": "eth2", "area": "0.0.0.0", "network_type": "point-to-point", "hello_interval": 1, "dead_interval": 4,
+      "authentication": { "type": "md5", "key_id": 3, "password": "export-key" } },
+    { "device": "eth0", "area": "0.0.0.1", "passive": true },
+    { "device": "eth9", "area": "0.0.0.1" }
+  ],
+  "redistribute": { "connected": true }
+}"#;
+
+#[test]
+fn quagga_export_for_operators() {
+    let s: OspfSection = serde_json::from_str(AREAS).unwrap();
+    vr_ospf::validate_ospf(&s).unwrap();
+    let addrs = |dev: &str| -> Vec<ipnet::Ipv4Net> {
+        match dev {
+            "eth2" => vec!["172.16.0.1/30".parse().unwrap()],
+            "eth0" => vec![
+                "10.1.1.1/24".parse().unwrap(),
+                "10.1.2.1/24".parse().unwrap(),
+            ],
+            _ => Vec::new(),
+        }
+    };
+    let e = quagga_export(Some(&s), "r-7-VM", &addrs);
+    let text = e.to_string();
+    assert!(!text.contains("export-key"), "{text}");
+    golden("areas.quagga.export.txt", &text);
+    let full: OspfSection = serde_json::from_str(FULL).unwrap();
+    let e = quagga_export(Some(&full), "vr1", &|_| Vec::new());
+    assert!(!e.ospfd_conf.contains("golden-md5") && !e.ospfd_conf.contains("pw8"));
+    golden("full.quagga.export.txt", &e.to_string());
+    golden(
+        "none.quagga.export.txt",
+        &quagga_export(None, "vr1", &|_| Vec::new()).to_string(),
+    );
+}
+
+/// FRR as `show running-config` prints it: network statements, md5 on eth2, eth4 in OSPF.
+const RUNNING: &str = "Building configuration...\n\nCurrent configuration:\n!\nfrr version 8.4.4\nfrr defaults traditional\nhostname vr1\n!\ninterface eth0\n description guests\n ip ospf passive\nexit\n!\ninterface eth2\n ip ospf authentication message-digest\n ip ospf message-digest-key 1 md5 golden-md5\n ip ospf network point-to-point\nexit\n!\ninterface eth4\n ip ospf cost 30\nexit\n!\nrouter ospf\n ospf router-id 192.0.2.10\n network 10.1.1.0/24 area 0.0.0.0\n network 172.16.0.0/30 area 0.0.0.0\n network 172.16.1.0/30 area 0.0.0.1\nexit\n!\nend\n";
+
+#[test]
+fn a_plan_frr_takes_in_order() {
+    let desired: OspfSection = serde_json::from_str(
+        r#"{"router_id": "192.0.2.11", "areas": [{"id": "0.0.0.2"}],
+            "interfaces": [
+              {"device": "eth2", "area": "0.0.0.2", "network_type": "point-to-point",
+               "authentication": {"type": "md5", "key_id": 2, "password": "new-md5"}},
+              {"device": "eth0", "area": "0.0.0.0", "passive": true}]}"#,
+    )
+    .unwrap();
+    vr_ospf::validate_ospf(&desired).unwrap();
+    let want = vr_ospf::render::ospf_blocks(&desired, vr_ospf::render::Dialect::Frr);
+    let plan = vr_ospf::apply::plan(RUNNING, "192.0.2.10".parse().ok(), &want);
+    let text = plan.to_string();
+    assert!(
+        !text.contains("golden-md5") && !text.contains("new-md5"),
+        "{text}"
+    );
+    golden("plan.area-switch.txt", &text);
 }

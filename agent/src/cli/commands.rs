@@ -68,10 +68,26 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
         } => print_view(crate::diag::show::nft_view("firewall"), json),
         Command::Show { what: Show::Acl } => print_view(crate::diag::show::nft_view("acl"), json),
         Command::Show { what: Show::Vpn } => query(&cfg, Request::ShowVpn, json, print_vpn).await,
-        Command::Show { what: Show::Ospf } => print_view(
-            crate::diag::show::ospf_view(cfg.frr_vty_dir.as_deref()),
+        Command::Show {
+            what: Show::Ospf { dialect: None },
+        } => print_view(
+            crate::diag::ospf::live_view(cfg.frr_vty_dir.as_deref()).await,
             json,
         ),
+        Command::Show {
+            what: Show::Ospf {
+                dialect: Some(dialect),
+            },
+        } => match Store::open(&cfg.state_dir).and_then(|s| s.load()) {
+            Ok(stored) => print_view(
+                crate::diag::ospf::export(&stored.state, &dialect, &crate::diag::ospf::hostname()),
+                json,
+            ),
+            Err(e) => {
+                eprintln!("vr-agent: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Show {
             what: Show::Interfaces,
         } => print_view(

@@ -213,10 +213,16 @@ pub enum Show {
     ///
     /// Example: vr-agent show vpn --json
     Vpn,
-    /// OSPF neighbors (state, uptime) and OSPF routes, from FRR.
+    /// OSPF neighbors (state, uptime) and OSPF routes, from FRR; with --dialect, the
+    /// committed OSPF state as FRR or Quagga configuration (keys redacted).
     ///
-    /// Example: vr-agent show ospf
-    Ospf,
+    /// Example: vr-agent show ospf --dialect quagga
+    Ospf {
+        /// Print the committed state as `frr.conf` (frr) or as Quagga's `zebra.conf` and
+        /// `ospfd.conf` (quagga) instead of FRR's live view
+        #[arg(long, value_parser = ["frr", "quagga"])]
+        dialect: Option<String>,
+    },
     /// Conntrack entries, filtered, with counts by state.
     ///
     /// Example: vr-agent show conntrack --address 192.0.2.11 --port 8080 --protocol tcp

@@ -3,6 +3,7 @@
 
 pub mod addressing;
 pub mod check;
+pub mod ospf;
 pub mod show;
 pub mod support;
 pub mod tools;

@@ -1,4 +1,4 @@
-//! `vr-agent show nat|firewall|acl|conntrack|vpn|ospf`: what the kernel and
+//! `vr-agent show nat|firewall|acl|conntrack|vpn` (ospf: [`super::ospf`]): what the kernel and
 //! the daemons hold now, read with their own tools (run without a shell), as text and as JSON.
 
 use std::process::Command;
@@ -120,66 +120,6 @@ fn chain_wanted(patterns: &[&str], name: &str) -> bool {
         Some(prefix) => name.starts_with(prefix),
         None => *p == name,
     })
-}
-
-/// OSPF neighbors and routes from FRR (`vtysh ... json`), typed.
-pub fn ospf_view(vty_dir: Option<&std::path::Path>) -> (String, Value) {
-    let vtysh = |cmd: &str| -> Result<String, String> {
-        let mut args: Vec<String> = Vec::new();
-        if let Some(d) = vty_dir {
-            args.extend(["--vty_socket".to_string(), d.display().to_string()]);
-        }
-        args.extend(["-c".to_string(), cmd.to_string()]);
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        run("vtysh", &a)
-    };
-    let neighbors = vtysh("show ip ospf neighbor json")
-        .map_err(|e| e.to_string())
-        .and_then(|t| vr_ospf::status::parse_neighbors(&t).map_err(|e| e.to_string()));
-    let routes = vtysh("show ip ospf route json")
-        .map_err(|e| e.to_string())
-        .and_then(|t| vr_ospf::status::parse_routes(&t).map_err(|e| e.to_string()));
-    let mut text = String::new();
-    match &neighbors {
-        Ok(ns) => {
-            text.push_str(&format!(
-                "{:<16} {:<12} {:<24} {:>10}\n",
-                "NEIGHBOR", "STATE", "INTERFACE", "UP (s)"
-            ));
-            for n in ns {
-                text.push_str(&format!(
-                    "{:<16} {:<12} {:<24} {:>10}\n",
-                    n.router_id,
-                    n.state,
-                    n.interface,
-                    n.up_msec
-                        .map(|m| (m / 1000).to_string())
-                        .unwrap_or_else(|| "-".into())
-                ));
-            }
-        }
-        Err(e) => text.push_str(&format!("FRR: {e}\n")),
-    }
-    if let Ok(rs) = &routes {
-        text.push_str(&format!(
-            "\n{:<20} {:<6} {:>6}  NEXT HOPS\n",
-            "PREFIX", "TYPE", "COST"
-        ));
-        for r in rs {
-            text.push_str(&format!(
-                "{:<20} {:<6} {:>6}  {}\n",
-                r.prefix,
-                r.route_type,
-                r.cost.unwrap_or(0),
-                r.nexthops.join(", ")
-            ));
-        }
-    }
-    let body = match (neighbors, routes) {
-        (Ok(n), Ok(r)) => json!({"neighbors": n, "routes": r}),
-        (n, r) => json!({"error": n.err().or(r.err()), }),
-    };
-    (text, body)
 }
 
 /// One conntrack entry as `conntrack -L -o extended` prints it, parsed.
