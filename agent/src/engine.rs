@@ -43,6 +43,11 @@ pub struct Engine {
     pub started_at: u64,
     /// Concerns whose backend was unavailable at the last apply: retried by `retry`.
     pub pending_retry: Vec<&'static str>,
+    /// Why the agent is not running from `state.json` (see `Store::load_recovering`); cleared
+    /// by the next commit, which rewrites it.
+    pub state_problem: Option<String>,
+    /// No readable state at all: the boot replay must not tear down what the kernel has.
+    skip_replay: bool,
     /// Self-heal bookkeeping (backoffs, recent repairs).
     pub heal: crate::heal::HealState,
     /// `retry` waits until then, doubling the wait after each retry that found the daemon
@@ -59,7 +64,11 @@ impl Engine {
     pub fn open(cfg: Config, wait: bool) -> Result<Engine, StoreError> {
         let store = Store::open(&cfg.state_dir)?;
         let lock = store.lock(wait)?;
-        let stored = store.load()?;
+        let loaded = store.load_recovering()?;
+        if let Some(p) = &loaded.problem {
+            tracing::error!("{p}");
+        }
+        let stored = loaded.stored;
         let reconciler = Reconciler::new(&cfg);
         Ok(Engine {
             cfg,
@@ -71,6 +80,8 @@ impl Engine {
             replay: None,
             started_at: push::now_secs(),
             pending_retry: Vec::new(),
+            skip_replay: loaded.problem.is_some() && !loaded.from_good,
+            state_problem: loaded.problem,
             heal: Default::default(),
             retry_after: None,
         })
@@ -107,10 +118,15 @@ impl Engine {
                 ok = false;
             }
         }
-        let report = self.reconciler.converge(&self.stored.state).await;
-        ok &= !report.failed;
-        self.pending_retry = report.unavailable();
-        outcomes.extend(report.outcomes);
+        if self.skip_replay {
+            tracing::error!("no readable state: replay skipped, the kernel is left as it is");
+            ok = false;
+        } else {
+            let report = self.reconciler.converge(&self.stored.state).await;
+            ok &= !report.failed;
+            self.pending_retry = report.unavailable();
+            outcomes.extend(report.outcomes);
+        }
         let r = ReplayReport {
             generation: self.stored.generation,
             at: push::now_secs(),
@@ -153,7 +169,7 @@ impl Engine {
         };
         match push::prepare(&self.stored.state, text, nics) {
             Err(invalid) => {
-                result.message = match invalid.0.len() {
+                result.message = match invalid.total() {
                     1 => format!("rejected: {invalid}"),
                     n => format!("rejected: {n} invalid values"),
                 };
@@ -197,12 +213,20 @@ impl Engine {
         }
         result.millis = start.elapsed().as_millis() as u64;
         if !dry_run {
-            self.history.push_back(result.clone());
-            while self.history.len() > HISTORY {
-                self.history.pop_front();
-            }
+            self.remember(&result);
         }
+        // What parsing and planning freed goes back to the kernel (the push text itself is
+        // mapped on its own and goes when the caller drops it).
+        crate::memory::release_free();
         result
+    }
+
+    /// Keeps a summary of `result` (never the push itself) in the bounded history.
+    fn remember(&mut self, result: &PushResult) {
+        self.history.push_back(result.summary());
+        while self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
     }
 
     async fn commit_push(&mut self, result: &mut PushResult, next_state: DesiredState) {
@@ -262,6 +286,10 @@ impl Engine {
             return;
         }
         self.stored = next;
+        if let Some(p) = self.state_problem.take() {
+            tracing::warn!("state.json rewritten by this push; it was unreadable: {p}");
+            self.skip_replay = false;
+        }
         self.pending_retry = report.unavailable();
         result.ok = true;
         result.generation = self.stored.generation;
@@ -297,10 +325,7 @@ impl Engine {
             plan: None,
         };
         tracing::warn!(push = name, "{}", r.message);
-        self.history.push_back(r.clone());
-        while self.history.len() > HISTORY {
-            self.history.pop_front();
-        }
+        self.remember(&r);
         r
     }
 
@@ -313,6 +338,10 @@ impl Engine {
             "uptime_secs": push::now_secs().saturating_sub(self.started_at),
             "generation": self.stored.generation,
             "committed_at": self.stored.committed_at,
+            "state_file": match &self.state_problem {
+                None => serde_json::json!({"ok": true}),
+                Some(p) => serde_json::json!({"ok": false, "problem": p}),
+            },
             "replay": self.replay,
             "last_push": last,
             "pending_retry": self.pending_retry,
@@ -391,6 +420,11 @@ impl Engine {
     /// without a push. Concerns waiting for their daemon (`pending_retry`) are left to
     /// `retry`; concerns backing off are left alone.
     pub async fn heal(&mut self) {
+        if self.skip_replay {
+            // No readable state: "repairing" toward the empty state would tear the router
+            // down. The next push gives the agent a state to keep again.
+            return;
+        }
         let now = std::time::Instant::now();
         let mut skip = self.heal.resting(now);
         skip.extend(self.pending_retry.iter().copied());
@@ -435,6 +469,13 @@ impl Engine {
                 push::now_secs().saturating_sub(self.started_at)
             ),
         )];
+        out.push(match &self.state_problem {
+            None => Check::ok(
+                "state file",
+                format!("state.json generation {}", self.stored.generation),
+            ),
+            Some(p) => Check::fail("state file", p.clone()),
+        });
         out.push(match &self.replay {
             Some(r) if r.ok => Check::ok(
                 "boot replay",

@@ -92,6 +92,28 @@ fn parse_reporting<T: DeserializeOwned, F: FnMut(serde_ignored::Path<'_>)>(
         )
         .into());
     }
+    // Only large texts can hide a huge key or list; small ones skip the extra pass.
+    if text.len() > OVERSIZE_SCAN_FROM {
+        use crate::oversize::{oversized, Oversized, MAX_ITEMS, MAX_KEY};
+        if let Some((path, what)) = oversized(text) {
+            let path = if path.is_empty() {
+                "(document)".to_string()
+            } else {
+                path
+            };
+            return Err(match what {
+                Oversized::Key(len) => FieldError::new(
+                    path,
+                    format!("key of {len} bytes"),
+                    format!("object key longer than {MAX_KEY} bytes"),
+                ),
+                Oversized::List => {
+                    FieldError::new(path, "", format!("list of more than {MAX_ITEMS} entries"))
+                }
+            }
+            .into());
+        }
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let err = match serde_path_to_error::deserialize::<_, T>(serde_ignored::Deserializer::new(
         &mut de, ignored,
@@ -99,7 +121,8 @@ fn parse_reporting<T: DeserializeOwned, F: FnMut(serde_ignored::Path<'_>)>(
         Ok(v) => match de.end() {
             Ok(()) => return Ok(v),
             Err(e) => {
-                let reason = strip_position(&e.to_string());
+                let msg = e.to_string();
+                let reason = crate::excerpt::truncate_to(strip_position(&msg), MAX_REASON);
                 return Err(FieldError {
                     path: "(document)".into(),
                     value: String::new(),
@@ -110,14 +133,17 @@ fn parse_reporting<T: DeserializeOwned, F: FnMut(serde_ignored::Path<'_>)>(
         },
         Err(err) => err,
     };
-    let path = err.path().to_string();
+    // A path or message naming a 10 MB key is cut, not copied whole.
+    let path = crate::excerpt::display(err.path());
     let path = if path == "." || path.is_empty() {
         "(document)".to_string()
     } else {
         path
     };
     let inner = err.into_inner();
-    let mut reason = strip_position(&inner.to_string());
+    let msg = inner.to_string();
+    let mut reason = crate::excerpt::truncate_to(strip_position(&msg), MAX_REASON);
+    drop(msg);
     if inner.is_syntax() || inner.is_eof() {
         reason = format!(
             "{reason} at line {} column {}",
@@ -145,44 +171,28 @@ fn parse_reporting<T: DeserializeOwned, F: FnMut(serde_ignored::Path<'_>)>(
     .into())
 }
 
+/// Texts from this size on are checked for huge keys and lists before the typed parse.
+const OVERSIZE_SCAN_FROM: usize = 64 * 1024;
+
+/// Longest reason quoted from the parser (an unknown field's message names the field).
+const MAX_REASON: usize = 400;
+
 /// serde_json appends " at line L column C"; the path already says where.
-fn strip_position(msg: &str) -> String {
+fn strip_position(msg: &str) -> &str {
     match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
+        Some(i) => &msg[..i],
+        None => msg,
     }
 }
 
-/// The value at `path` in `text`, compact JSON, cut to 120 characters.
-pub fn value_at(text: &str, path: &str) -> Option<String> {
-    let root: serde_json::Value = serde_json::from_str(text).ok()?;
-    let mut cur = &root;
-    for seg in path_segments(path) {
-        cur = match seg {
-            Seg::Key(k) => cur.get(k)?,
-            Seg::Index(i) => cur.get(i)?,
-        };
-    }
-    let mut cur = cur.clone();
-    hide_secrets(&mut cur);
-    let mut s = cur.to_string();
-    if s.len() > 120 {
-        let mut cut = 117;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push_str("...");
-    }
-    Some(s)
-}
+pub use crate::excerpt::value_at;
 
-enum Seg<'a> {
+pub(crate) enum Seg<'a> {
     Key(&'a str),
     Index(usize),
 }
 
-fn path_segments(path: &str) -> Vec<Seg<'_>> {
+pub(crate) fn path_segments(path: &str) -> Vec<Seg<'_>> {
     let mut out = Vec::new();
     for part in path.split('.').filter(|p| !p.is_empty()) {
         let mut rest = part;

@@ -34,8 +34,13 @@ pub struct Prepared {
     pub not_yet_applied: Vec<String>,
 }
 
-/// Parses, merges and validates `text` on top of `current`. Nothing is applied.
+/// Parses, merges and validates `text` on top of `current`. Nothing is applied. At most
+/// [`MAX_ERRORS`](crate::error::MAX_ERRORS) errors are listed, the rest counted.
 pub fn prepare(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<Prepared, Invalid> {
+    prepare_all(current, text, nics).map_err(|e| Invalid::capped(e.0))
+}
+
+fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<Prepared, Invalid> {
     if text.len() > MAX_PUSH_BYTES {
         return Err(FieldError::new(
             "(document)",
@@ -159,6 +164,41 @@ pub struct PushResult {
     /// `--dry-run`: the plan, as the commands it stands for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+}
+
+/// Errors a history entry keeps (its message still counts them all).
+const SUMMARY_ERRORS: usize = 3;
+
+/// Longest push name a history entry keeps, in bytes (a file name's limit).
+const SUMMARY_NAME: usize = 255;
+
+impl PushResult {
+    /// What the push history keeps: the verdict, the message, the outcomes and the first few
+    /// errors; no plan, no long name. A hundred entries then stay small whatever was pushed.
+    pub fn summary(&self) -> PushResult {
+        let mut name = self.name.clone();
+        if name.len() > SUMMARY_NAME {
+            let mut cut = SUMMARY_NAME - 3;
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            name.truncate(cut);
+            name.push_str("...");
+        }
+        PushResult {
+            name,
+            ok: self.ok,
+            format: self.format,
+            generation: self.generation,
+            received_at: self.received_at,
+            millis: self.millis,
+            message: crate::excerpt::truncate_to(&self.message, 1024),
+            errors: self.errors.iter().take(SUMMARY_ERRORS).cloned().collect(),
+            outcomes: self.outcomes.clone(),
+            not_yet_applied: self.not_yet_applied.clone(),
+            plan: None,
+        }
+    }
 }
 
 /// Seconds since the epoch.

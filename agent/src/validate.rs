@@ -24,35 +24,35 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
     for (i, iface) in s.interfaces.iter().enumerate() {
         let p = format!("interfaces[{i}]");
         if !is_valid_ifname(&iface.device) {
-            errs.push(FieldError::new(
-                format!("{p}.device"),
-                format!("{:?}", iface.device),
-                "invalid interface name",
-            ));
+            Invalid::push_capped(&mut errs, || {
+                FieldError::new(
+                    format!("{p}.device"),
+                    format_args!("{:?}", iface.device),
+                    "invalid interface name",
+                )
+            });
         }
         if !devices.insert(iface.device.as_str()) {
-            errs.push(FieldError::new(
-                format!("{p}.device"),
-                format!("{:?}", iface.device),
-                "interface listed twice",
-            ));
+            Invalid::push_capped(&mut errs, || {
+                FieldError::new(
+                    format!("{p}.device"),
+                    format_args!("{:?}", iface.device),
+                    "interface listed twice",
+                )
+            });
         }
         if let Some(mtu) = iface.mtu {
             if !(68..=65535).contains(&mtu) {
-                errs.push(FieldError::new(
-                    format!("{p}.mtu"),
-                    mtu,
-                    "MTU out of range 68-65535",
-                ));
+                Invalid::push_capped(&mut errs, || {
+                    FieldError::new(format!("{p}.mtu"), mtu, "MTU out of range 68-65535")
+                });
             }
         }
         for (j, a) in iface.addresses.iter().enumerate() {
             if a.addr().is_unspecified() || a.addr().is_broadcast() || a.addr().is_multicast() {
-                errs.push(FieldError::new(
-                    format!("{p}.addresses[{j}]"),
-                    a,
-                    "not a host address",
-                ));
+                Invalid::push_capped(&mut errs, || {
+                    FieldError::new(format!("{p}.addresses[{j}]"), a, "not a host address")
+                });
             }
         }
     }
@@ -64,26 +64,32 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
     for (i, r) in s.routes.iter().enumerate() {
         let p = format!("routes[{i}]");
         if r.destination.trunc() != r.destination {
-            errs.push(FieldError::new(
-                format!("{p}.destination"),
-                r.destination,
-                "host bits set in a route destination",
-            ));
+            Invalid::push_capped(&mut errs, || {
+                FieldError::new(
+                    format!("{p}.destination"),
+                    r.destination,
+                    "host bits set in a route destination",
+                )
+            });
         }
         if !dests.insert(r.destination) {
-            errs.push(FieldError::new(
-                format!("{p}.destination"),
-                r.destination,
-                "route listed twice",
-            ));
+            Invalid::push_capped(&mut errs, || {
+                FieldError::new(
+                    format!("{p}.destination"),
+                    r.destination,
+                    "route listed twice",
+                )
+            });
         }
         if let Some(d) = &r.device {
             if !is_valid_ifname(d) {
-                errs.push(FieldError::new(
-                    format!("{p}.device"),
-                    format!("{d:?}"),
-                    "invalid interface name",
-                ));
+                Invalid::push_capped(&mut errs, || {
+                    FieldError::new(
+                        format!("{p}.device"),
+                        format_args!("{d:?}"),
+                        "invalid interface name",
+                    )
+                });
             }
         }
     }
@@ -107,7 +113,7 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(Invalid(errs))
+        Err(Invalid::capped(errs))
     }
 }
 

@@ -351,9 +351,80 @@ fn read_push(path: &Path) -> Result<PushFile, String> {
 }
 
 async fn apply(cfg: &Config, files: &[PathBuf], dry_run: bool, json: bool) -> ExitCode {
-    let mut pushes = Vec::new();
+    // Every file is checked (size, UTF-8) before any is sent, so one unreadable file applies
+    // nothing; each is read again when its turn comes, so one push at a time is in memory
+    // (standard input, which cannot be read twice, is kept).
+    let mut stdin = None;
     for f in files {
         match read_push(f) {
+            Ok(p) if f == Path::new("-") => stdin = Some(p),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("vr-agent: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let mut list = Vec::new();
+    for f in files {
+        let p = match (&stdin, read_push(f)) {
+            (Some(p), _) if f == Path::new("-") => p.clone(),
+            (_, Ok(p)) => p,
+            (_, Err(e)) => {
+                eprintln!("vr-agent: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        match socket::push(&cfg.socket, &p.name, dry_run, &p.text).await {
+            Ok(Some(Response { error: Some(e), .. })) => {
+                // What was applied before stays listed.
+                if !list.is_empty() {
+                    print_results_json(&list, json);
+                }
+                eprintln!("vr-agent: {e}");
+                return ExitCode::from(1);
+            }
+            Ok(Some(resp)) => match serde_json::from_value::<Vec<serde_json::Value>>(resp.body) {
+                Ok(r) => list.extend(r),
+                Err(e) => {
+                    eprintln!("vr-agent: bad answer from agent: {e}");
+                    return ExitCode::from(1);
+                }
+            },
+            Ok(None) if list.is_empty() => {
+                return apply_in_process(cfg, files, stdin, dry_run, json).await
+            }
+            Ok(None) => {
+                eprintln!(
+                    "vr-agent: the agent stopped answering on {}",
+                    cfg.socket.display()
+                );
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("vr-agent: {}: {e}", cfg.socket.display());
+                return ExitCode::from(1);
+            }
+        }
+    }
+    print_results_json(&list, json)
+}
+
+/// `apply` without a running agent (`stdin`: standard input, already read).
+async fn apply_in_process(
+    cfg: &Config,
+    files: &[PathBuf],
+    stdin: Option<PushFile>,
+    dry_run: bool,
+    json: bool,
+) -> ExitCode {
+    let mut pushes = Vec::new();
+    for f in files {
+        let p = match &stdin {
+            Some(p) if f == Path::new("-") => Ok(p.clone()),
+            _ => read_push(f),
+        };
+        match p {
             Ok(p) => pushes.push(p),
             Err(e) => {
                 eprintln!("vr-agent: {e}");
@@ -361,35 +432,10 @@ async fn apply(cfg: &Config, files: &[PathBuf], dry_run: bool, json: bool) -> Ex
             }
         }
     }
-    let req = Request::Apply {
-        dry_run,
-        pushes: pushes.clone(),
-    };
-    let results: Vec<PushResult> = match socket::call(&cfg.socket, &req).await {
-        Ok(Some(Response {
-            ok: _,
-            error: Some(e),
-            ..
-        })) => {
-            eprintln!("vr-agent: {e}");
-            return ExitCode::from(1);
-        }
-        Ok(Some(resp)) => match serde_json::from_value::<Vec<serde_json::Value>>(resp.body) {
-            Ok(list) => return print_results_json(&list, json),
-            Err(e) => {
-                eprintln!("vr-agent: bad answer from agent: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        Ok(None) => match in_process(cfg, &pushes, dry_run).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("vr-agent: {e}");
-                return ExitCode::from(1);
-            }
-        },
+    let results = match in_process(cfg, &pushes, dry_run).await {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("vr-agent: {}: {e}", cfg.socket.display());
+            eprintln!("vr-agent: {e}");
             return ExitCode::from(1);
         }
     };
@@ -579,6 +625,9 @@ fn print_status(b: &serde_json::Value) {
         b["uptime_secs"],
         b["generation"]
     );
+    if let Some(p) = b["state_file"]["problem"].as_str() {
+        println!("STATE FILE UNREADABLE: {p}");
+    }
     if let Some(r) = b.get("replay").filter(|r| !r.is_null()) {
         println!(
             "replay: {} in {} ms",

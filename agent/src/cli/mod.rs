@@ -270,6 +270,7 @@ impl Global {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    crate::memory::tune_allocator();
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Run));
     let cfg = match cli.global.config() {

@@ -146,6 +146,11 @@ async fn process_spool(engine: &mut Engine, spool: &Spool) -> bool {
         }
         let nics = push::local_nics();
         for path in ready {
+            // One push in memory at a time: a socket client holding the permit is answered by
+            // this loop first, and the spool is scanned again on the next tick.
+            let Some(_permit) = socket::try_push_permit() else {
+                return true;
+            };
             let taken = spool.take(&path);
             if spool.still_being_written(&taken) {
                 // Later files wait too: pushes are applied in name order.
@@ -158,8 +163,7 @@ async fn process_spool(engine: &mut Engine, spool: &Spool) -> bool {
             if let Err(e) = spool.finish(&taken, &result) {
                 tracing::error!(file = %path.display(), "cannot move processed push: {e}");
                 // Leave it out of the next scan's way: a push must not be applied twice.
-                let _ =
-                    std::fs::rename(&path, spool.dir.join(format!(".unmovable.{}", taken.name)));
+                spool.set_aside(&taken);
             }
         }
     }
@@ -187,6 +191,12 @@ async fn handle(engine: &mut Engine, req: Request) -> Response {
                 body: serde_json::Value::Array(results),
             }
         }
+        // The socket turns a `push` and its body into an `apply`.
+        Request::Push { name, .. } => Response {
+            ok: false,
+            error: Some(format!("{name}: push body missing")),
+            body: Default::default(),
+        },
         Request::Status => ok(engine.status()),
         Request::ShowState => ok(redacted(&engine.stored)),
         Request::ShowPushes => ok(serde_json::Value::Array(

@@ -19,6 +19,11 @@
 //! must run `update_config.py` on the file right before it (optionally with the keep-in-cache
 //! flag `true`/`false`), or `configure.py NAME.json`, which re-runs what the merge already did.
 //! This agent runs no scripts, so any other script is refused rather than silently skipped.
+//!
+//! CloudStack writes every `<file>` with the `<script>` that applies it, so a container always
+//! ends with `</script>`. A `<file>` without its script is a container cut short (a copy
+//! interrupted after a `</file>`): it is refused, never applied as the shorter container it
+//! happens to look like.
 
 use super::{parse_payload, Payload};
 use crate::error::{FieldError, Invalid};
@@ -41,6 +46,11 @@ pub fn is_aggregate(text: &str) -> bool {
     head.starts_with("#Apache CloudStack")
         || head.starts_with("<version>")
         || head.starts_with("<file>")
+}
+
+/// Whether a container looks cut short: it does not end with a `</script>` line.
+pub fn cut_short(text: &str) -> bool {
+    text.trim_end().lines().last().map(str::trim) != Some("</script>")
 }
 
 fn at(line: usize, value: &str, reason: &str) -> FieldError {
@@ -193,6 +203,14 @@ pub fn parse_aggregate(text: &str) -> Result<Vec<AggregateEntry>, Invalid> {
                 i += 1;
             }
         }
+    }
+    if let Some((part, None)) = out.last() {
+        // The last file has no script: the copy stopped after its `</file>`.
+        errs.push(at(
+            part.line,
+            &part.file,
+            "<file> without its <script>: the container is cut short (CloudStack writes a script after every file)",
+        ));
     }
     if out.is_empty() && errs.is_empty() {
         errs.push(FieldError::new(
@@ -356,6 +374,27 @@ mod tests {
             let err = parse_aggregate(&text).unwrap_err().to_string();
             assert!(err.contains("unexpected line"), "{err}");
             assert!(!err.contains("agg-psk"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_container_cut_after_a_file_is_refused() {
+        let whole = container(&[
+            ("ip_associations.json", IPS),
+            ("static_routes.json", ROUTES),
+        ]);
+        assert!(!cut_short(&whole));
+        let cut = &whole[..whole.rfind("<script>").unwrap()];
+        assert!(cut.trim_end().ends_with("</file>"));
+        assert!(cut_short(cut));
+        let err = parse_aggregate(cut).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].path, "line 14");
+        assert!(err.0[0].reason.contains("cut short"), "{err}");
+        // Cut inside the JSON line or a tag: an unterminated block.
+        for n in [whole.len() / 2, whole.rfind("</file>").unwrap() + 3] {
+            assert!(cut_short(&whole[..n]));
+            assert!(parse_aggregate(&whole[..n]).is_err());
         }
     }
 

@@ -16,8 +16,9 @@ use crate::state::MacAddr;
 pub struct Errors(pub Vec<FieldError>);
 
 impl Errors {
+    /// Records an error; past [`MAX_ERRORS`](crate::error::MAX_ERRORS) only counts it.
     pub fn push(&mut self, path: impl Into<String>, value: impl fmt::Display, reason: &str) {
-        self.0.push(FieldError::new(path, value, reason));
+        Invalid::push_capped(&mut self.0, || FieldError::new(path, value, reason));
     }
 
     pub fn finish(self) -> Result<(), Invalid> {
@@ -35,8 +36,13 @@ impl Errors {
 }
 
 /// How a string value is quoted in errors (JSON-like, as `parse_strict` quotes values).
+/// Only as much of `s` is quoted as an error shows (a 10 MB value is not copied to be cut).
 pub fn q(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
+    let head = match s.char_indices().nth(crate::excerpt::MAX_QUOTE) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    };
+    crate::excerpt::truncate(&serde_json::Value::String(head.to_string()).to_string())
 }
 
 pub fn ipv4(e: &mut Errors, path: &str, s: &str) -> Option<Ipv4Addr> {

@@ -110,7 +110,62 @@ pub struct Merged {
 #[derive(Deserialize)]
 struct Probe {
     #[serde(rename = "type")]
-    kind: Option<serde_json::Value>,
+    kind: Option<TypeName>,
+}
+
+/// The `"type"` of a payload: its name, or only the fact that it is no string (a 16 MiB
+/// array there is skipped, not built).
+enum TypeName {
+    Name(String),
+    NotAString,
+}
+
+impl<'de> Deserialize<'de> for TypeName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TypeName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a payload type")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<TypeName, E> {
+                Ok(TypeName::Name(v.to_string()))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<TypeName, E> {
+                Ok(TypeName::NotAString)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<TypeName, E> {
+                Ok(TypeName::NotAString)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<TypeName, E> {
+                Ok(TypeName::NotAString)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<TypeName, E> {
+                Ok(TypeName::NotAString)
+            }
+            fn visit_unit<E>(self) -> Result<TypeName, E> {
+                Ok(TypeName::NotAString)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<TypeName, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(TypeName::NotAString)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<TypeName, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(TypeName::NotAString)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Parses and validates one payload.
@@ -122,8 +177,11 @@ struct Probe {
 pub fn parse_payload(text: &str) -> Result<Payload, Invalid> {
     let probe: Probe = parse_lenient(text)?.0;
     let kind = match probe.kind {
-        Some(serde_json::Value::String(s)) => s,
-        Some(v) => return Err(FieldError::new("type", v, "type must be a string").into()),
+        Some(TypeName::Name(s)) => s,
+        Some(TypeName::NotAString) => {
+            let v = crate::excerpt::value_at(text, "type").unwrap_or_default();
+            return Err(FieldError::new("type", v, "type must be a string").into());
+        }
         None => return Err(FieldError::new("type", "", "missing type").into()),
     };
     let mut ignored = Vec::new();

@@ -539,7 +539,7 @@ fn redaction_of_cmdline_secrets() {
 #[test]
 fn aggregate_merges_as_one_unit() {
     let text = format!(
-        "#Apache CloudStack Virtual Router Config File\n<version>\n1.0\n</version>\n<file>\n/var/cache/cloud/ip_associations.json.a1\n{IPS}\n</file>\n<file>\n/var/cache/cloud/forwarding_rules.json.a2\n{FWD}\n</file>\n"
+        "#Apache CloudStack Virtual Router Config File\n<version>\n1.0\n</version>\n<file>\n/var/cache/cloud/ip_associations.json.a1\n{IPS}\n</file>\n<file>\n/var/cache/cloud/forwarding_rules.json.a2\n{FWD}\n</file>\n<script>\n/opt/cloud/bin/update_config.py forwarding_rules.json.a2\n</script>\n"
     );
     let entries = parse_aggregate(&text).unwrap();
     let m = merge_aggregate(&DesiredState::default(), &entries, &LocalNics::new()).unwrap();

@@ -2,5 +2,6 @@
 //! local Unix socket (`vr-agent apply`, diagnostics).
 
 pub mod protocol;
+pub mod retention;
 pub mod socket;
 pub mod spool;

@@ -1,9 +1,17 @@
-//! The local socket protocol: one JSON request line, one JSON response line.
+//! The local socket protocol: one JSON request line, one JSON response line. A `push`
+//! request line is followed by the push itself, raw, of exactly the length it announces: the
+//! agent reads no more than one push's size limit and keeps one copy of it, where a push
+//! escaped inside an `apply` line costs the line plus the unescaped copy.
 
 use serde::{Deserialize, Serialize};
 
-/// Largest request line: a few pushes at their size limit.
-pub const MAX_REQUEST_BYTES: u64 = 4 * crate::parse::MAX_PUSH_BYTES as u64;
+/// Largest request line other than an inline `apply`.
+pub const MAX_HEADER_BYTES: u64 = 64 * 1024;
+
+/// Largest inline `apply` line. The line and the pushes parsed out of it are both in memory
+/// while it is read (a 10 MB push inline peaks at 56 MiB, where a `push` of it stays at 42);
+/// larger pushes go as a `push`, as `vr-agent apply` sends them.
+pub const MAX_REQUEST_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
@@ -12,6 +20,13 @@ pub enum Request {
     Apply {
         dry_run: bool,
         pushes: Vec<PushFile>,
+    },
+    /// Apply one push whose `bytes` bytes follow the request line, raw (what `vr-agent apply`
+    /// sends). Answered like an `apply` of that one push.
+    Push {
+        name: String,
+        dry_run: bool,
+        bytes: u64,
     },
     /// Agent status (`vr-agent status`).
     Status,

@@ -3,11 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use std::time::Duration;
 
-use super::protocol::{Request, Response, MAX_REQUEST_BYTES};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedReadHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
+
+use super::protocol::{PushFile, Request, Response, MAX_HEADER_BYTES, MAX_REQUEST_BYTES};
+use crate::parse::MAX_PUSH_BYTES;
 
 /// A request from a socket client with the channel for its answer.
 pub type Job = (Request, oneshot::Sender<Response>);
@@ -49,46 +53,136 @@ pub async fn serve(listener: UnixListener, jobs: mpsc::Sender<Job>) {
     }
 }
 
+/// Push bodies in memory at once (socket and spool together): a dozen clients each sending
+/// 16 MiB must not cost 16 MiB each. The main loop takes its permit without waiting (see
+/// [`try_push_permit`]); socket clients wait for theirs.
+static PUSH_MEMORY: Semaphore = Semaphore::const_new(1);
+
+/// How long a client may take to send the rest of a request once it started a large one
+/// (holding the push permit meanwhile).
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The permit for holding one push in memory, if free right now.
+pub fn try_push_permit() -> Option<SemaphorePermit<'static>> {
+    PUSH_MEMORY.try_acquire().ok()
+}
+
+fn refused(error: String) -> Response {
+    Response {
+        ok: false,
+        error: Some(error),
+        body: Default::default(),
+    }
+}
+
 async fn handle(stream: UnixStream, jobs: mpsc::Sender<Job>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES + 1));
-    let mut line = Vec::new();
-    reader.read_until(b'\n', &mut line).await?;
-    let response = if line.len() as u64 > MAX_REQUEST_BYTES {
-        Response {
-            ok: false,
-            error: Some(format!("request larger than {MAX_REQUEST_BYTES} bytes")),
-            body: Default::default(),
-        }
-    } else {
-        match serde_json::from_slice::<Request>(&line) {
-            Err(e) => Response {
-                ok: false,
-                error: Some(format!("bad request: {e}")),
-                body: Default::default(),
-            },
-            Ok(req) => {
-                let (tx, rx) = oneshot::channel();
-                if jobs.send((req, tx)).await.is_err() {
-                    Response {
-                        ok: false,
-                        error: Some("agent is shutting down".into()),
-                        body: Default::default(),
-                    }
-                } else {
-                    rx.await.unwrap_or(Response {
-                        ok: false,
-                        error: Some("agent dropped the request".into()),
-                        body: Default::default(),
-                    })
-                }
-            }
+    let response = match read_request(read).await {
+        Err(resp) => resp,
+        Ok((req, permit)) => {
+            let (tx, rx) = oneshot::channel();
+            let resp = if jobs.send((req, tx)).await.is_err() {
+                refused("agent is shutting down".into())
+            } else {
+                rx.await
+                    .unwrap_or_else(|_| refused("agent dropped the request".into()))
+            };
+            drop(permit);
+            resp
         }
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
     out.push(b'\n');
     write.write_all(&out).await?;
     write.shutdown().await
+}
+
+/// Reads one request: a line of at most [`MAX_HEADER_BYTES`], or, holding the push permit, an
+/// inline `apply` line of at most [`MAX_REQUEST_BYTES`] or a `push` line and its body.
+async fn read_request(
+    read: OwnedReadHalf,
+) -> Result<(Request, Option<SemaphorePermit<'static>>), Response> {
+    let io = |e: std::io::Error| refused(format!("cannot read request: {e}"));
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    (&mut reader)
+        .take(MAX_HEADER_BYTES)
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(io)?;
+    let mut permit = None;
+    if line.len() as u64 == MAX_HEADER_BYTES && line.last() != Some(&b'\n') {
+        // A long line: an inline apply. Only one is held in memory at a time.
+        permit = Some(
+            PUSH_MEMORY
+                .acquire()
+                .await
+                .map_err(|e| refused(e.to_string()))?,
+        );
+        let mut rest = (&mut reader).take(MAX_REQUEST_BYTES + 1 - MAX_HEADER_BYTES);
+        tokio::time::timeout(BODY_DEADLINE, rest.read_until(b'\n', &mut line))
+            .await
+            .map_err(|_| refused(format!("request not complete within {BODY_DEADLINE:?}")))?
+            .map_err(io)?;
+        if line.len() as u64 > MAX_REQUEST_BYTES {
+            return Err(refused(format!(
+                "request larger than {MAX_REQUEST_BYTES} bytes (send a large push as a `push` request, as `vr-agent apply` does)"
+            )));
+        }
+    }
+    let req = serde_json::from_slice::<Request>(&line).map_err(|e| {
+        refused(format!(
+            "bad request: {}",
+            crate::excerpt::truncate(&e.to_string())
+        ))
+    })?;
+    drop(line);
+    let Request::Push {
+        name,
+        dry_run,
+        bytes,
+    } = req
+    else {
+        return Ok((req, permit));
+    };
+    if bytes > MAX_PUSH_BYTES as u64 {
+        return Err(refused(format!(
+            "{name}: (document): push of {bytes} bytes is larger than the {MAX_PUSH_BYTES}-byte limit"
+        )));
+    }
+    let permit = PUSH_MEMORY
+        .acquire()
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    let mut body = Vec::with_capacity(bytes as usize);
+    let mut limited = (&mut reader).take(bytes);
+    tokio::time::timeout(BODY_DEADLINE, limited.read_to_end(&mut body))
+        .await
+        .map_err(|_| {
+            refused(format!(
+                "{name}: push not received within {BODY_DEADLINE:?}"
+            ))
+        })?
+        .map_err(io)?;
+    if body.len() as u64 != bytes {
+        return Err(refused(format!(
+            "{name}: push ended after {} of {bytes} bytes",
+            body.len()
+        )));
+    }
+    let text = String::from_utf8(body).map_err(|e| {
+        refused(format!(
+            "{name}: (document): not UTF-8 at byte {}",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    Ok((
+        Request::Apply {
+            dry_run,
+            pushes: vec![PushFile { name, text }],
+        },
+        Some(permit),
+    ))
 }
 
 /// Client side: sends one request and waits for the answer. `Ok(None)` means no agent is
@@ -116,4 +210,49 @@ pub async fn call(path: &PathBuf, req: &Request) -> std::io::Result<Option<Respo
     serde_json::from_slice(&buf)
         .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Client side of a `push`: the request line, then the push raw. `Ok(None)`: no agent.
+pub async fn push(
+    path: &PathBuf,
+    name: &str,
+    dry_run: bool,
+    text: &str,
+) -> std::io::Result<Option<Response>> {
+    let stream = match UnixStream::connect(path).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let (read, mut write) = stream.into_split();
+    let req = Request::Push {
+        name: name.to_string(),
+        dry_run,
+        bytes: text.len() as u64,
+    };
+    let mut line = serde_json::to_vec(&req)?;
+    line.push(b'\n');
+    // The agent may answer (a refusal) before reading everything: its answer counts, not the
+    // broken pipe.
+    let sent = async {
+        write.write_all(&line).await?;
+        write.write_all(text.as_bytes()).await?;
+        write.shutdown().await
+    }
+    .await;
+    let mut buf = Vec::new();
+    BufReader::new(read).read_to_end(&mut buf).await?;
+    match serde_json::from_slice(&buf) {
+        Ok(resp) => Ok(Some(resp)),
+        Err(e) => Err(sent
+            .err()
+            .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+    }
 }

@@ -14,6 +14,7 @@ use notify::RecursiveMode;
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use tokio::sync::mpsc;
 
+use super::retention::{self, Kept};
 use crate::parse::MAX_PUSH_BYTES;
 use crate::push::PushResult;
 
@@ -63,9 +64,11 @@ impl Spool {
         let now = SystemTime::now();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
+            // Names that are not UTF-8 are taken too: they are rejected with a result instead
+            // of sitting in the spool unseen.
             let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if is_writer_temp(name) {
+            let name = name.to_string_lossy();
+            if is_writer_temp(&name) {
                 continue;
             }
             let meta = match entry.metadata() {
@@ -100,12 +103,18 @@ impl Spool {
         Ok((ready, settling))
     }
 
-    /// Reads a file, refusing oversized ones before reading them.
+    /// Reads a file, refusing oversized ones before reading them, and ones whose name cannot
+    /// carry a result (not UTF-8, too long) without reading them.
     pub fn take(&self, path: &Path) -> Taken {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let os_name = path.file_name().unwrap_or_default();
+        let name = os_name.to_string_lossy().into_owned();
+        if let Some(why) = name_problem(os_name) {
+            return Taken {
+                path: path.to_path_buf(),
+                name,
+                text: Err(why),
+            };
+        }
         let text = (|| {
             let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
             let len = f.metadata().map_err(|e| format!("cannot read: {e}"))?.len();
@@ -130,17 +139,21 @@ impl Spool {
         }
     }
 
-    /// Whether a taken file looks cut short (JSON ending early) and is young enough that its
-    /// writer may still be appending to it in place.
+    /// Whether a taken file looks cut short (JSON ending early, a `.cfg` container not ending
+    /// with a `</script>`) and is young enough that its writer may still be appending to it in
+    /// place.
     pub fn still_being_written(&self, taken: &Taken) -> bool {
         let Ok(text) = &taken.text else { return false };
-        if !text.trim_start().starts_with('{') {
-            return false;
-        }
-        let truncated = matches!(
-            serde_json::from_str::<serde::de::IgnoredAny>(text),
-            Err(e) if e.is_eof()
-        );
+        let truncated = if crate::cloudstack::is_aggregate(text) {
+            crate::cloudstack::aggregate::cut_short(text)
+        } else if text.trim_start().starts_with('{') {
+            matches!(
+                serde_json::from_str::<serde::de::IgnoredAny>(text),
+                Err(e) if e.is_eof()
+            )
+        } else {
+            false
+        };
         let age = std::fs::metadata(&taken.path)
             .and_then(|m| m.modified())
             .ok()
@@ -149,21 +162,108 @@ impl Spool {
         truncated && age < INCOMPLETE_GRACE
     }
 
-    /// Moves the file to `done/` or `failed/` and writes its result beside it.
+    /// Moves the file to `done/` or `failed/` (under [`stored_name`], secrets redacted, see
+    /// [`retention`]) and writes its result beside it; then prunes that directory.
     pub fn finish(&self, taken: &Taken, result: &PushResult) -> io::Result<()> {
         let sub = if result.ok { "done" } else { "failed" };
         let dest_dir = self.dir.join(sub);
         self.ensure_dirs()?;
+        let stored = stored_name(taken.path.file_name().unwrap_or_default());
         // Through the one redaction every output takes.
         let mut json = serde_json::to_vec_pretty(&crate::redact::redacted(result))
             .map_err(io::Error::other)?;
         json.push(b'\n');
-        crate::store::write_atomic(&dest_dir.join(format!("{}.result.json", taken.name)), &json)?;
-        // The push may carry PSKs and was written with its writer's umask: root only, before
-        // it moves (a missing file is the rename's error to report).
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&taken.path, std::fs::Permissions::from_mode(0o600));
-        std::fs::rename(&taken.path, dest_dir.join(&taken.name))
+        crate::store::write_atomic(&dest_dir.join(format!("{stored}.result.json")), &json)?;
+        let kept = match &taken.text {
+            Ok(text) => retention::keep(text),
+            // Never read (too large, not UTF-8, bad name): only its result stays.
+            Err(_) => Kept::Dropped,
+        };
+        match kept {
+            Kept::Original => {
+                // The push was written with its writer's umask: root only, before it moves (a
+                // missing file is the rename's error to report).
+                use std::os::unix::fs::PermissionsExt;
+                let _ =
+                    std::fs::set_permissions(&taken.path, std::fs::Permissions::from_mode(0o600));
+                std::fs::rename(&taken.path, dest_dir.join(&stored))?;
+            }
+            Kept::Redacted(text) => {
+                crate::store::write_atomic(&dest_dir.join(&stored), text.as_bytes())?;
+                std::fs::remove_file(&taken.path)?;
+            }
+            Kept::Dropped => std::fs::remove_file(&taken.path)?,
+        }
+        retention::prune(&dest_dir, SystemTime::now());
+        Ok(())
+    }
+
+    /// Last resort for a push that could not be finished: out of the next scan's way under a
+    /// dot name (a push must not be applied twice), or, failing that, removed.
+    pub fn set_aside(&self, taken: &Taken) {
+        let stored = stored_name(taken.path.file_name().unwrap_or_default());
+        let aside = self.dir.join(format!(".unmovable.{stored}"));
+        if std::fs::rename(&taken.path, &aside).is_err() {
+            if let Err(e) = std::fs::remove_file(&taken.path) {
+                tracing::error!(file = %taken.path.display(), "cannot set aside: {e}");
+            }
+        }
+    }
+}
+
+/// Longest spool name kept as it is: the result (`<name>.result.json`) and the temp file it is
+/// written through (`.<name>.result.json.tmp.<pid>`) must fit in the 255 bytes of a name.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// Why a push's file name cannot be used (None: it can).
+fn name_problem(name: &std::ffi::OsStr) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_bytes();
+    if std::str::from_utf8(bytes).is_err() {
+        return Some(format!(
+            "(document): file name is not UTF-8; kept as {}",
+            stored_name(name)
+        ));
+    }
+    if bytes.len() > MAX_NAME_BYTES {
+        return Some(format!(
+            "(document): file name of {} bytes is longer than {MAX_NAME_BYTES} (its result name would not fit); kept as {}",
+            bytes.len(),
+            stored_name(name)
+        ));
+    }
+    None
+}
+
+/// The name a processed push and its result are kept under: the file's own name, or for a
+/// name that is not UTF-8 or too long, a short one: its start, `~`, and a hash of all of it.
+pub fn stored_name(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.len() <= MAX_NAME_BYTES => s.to_string(),
+        _ => {
+            // FNV-1a: stable across builds, so the same name always maps to the same file.
+            let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            let lossy = String::from_utf8_lossy(bytes);
+            let mut cut = 120.min(lossy.len());
+            while !lossy.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let head: String = lossy[..cut]
+                .chars()
+                .map(|c| {
+                    if c == char::REPLACEMENT_CHARACTER {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            format!("{head}~{hash:016x}")
+        }
     }
 }
 
