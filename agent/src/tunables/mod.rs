@@ -119,6 +119,14 @@ pub fn conntrack_max_for(mem: u64) -> u64 {
     (mem / 4096).clamp(CONNTRACK_MIN, CONNTRACK_MAX)
 }
 
+/// The hash size the kernel really sets for `n`: it allocates whole pages of bucket pointers
+/// (512 on a 64-bit kernel with 4 KiB pages) and rounds up. Planning the rounded value keeps
+/// the read-back verification exact (122,935 asked is 123,392 held).
+pub fn kernel_buckets(n: u64) -> u64 {
+    const PER_PAGE: u64 = 4096 / 8;
+    n.div_ceil(PER_PAGE) * PER_PAGE
+}
+
 /// Whether the state makes this machine route anything. An empty state (an agent that has
 /// not been told anything yet) owns no tunables: installing the package does not turn a host
 /// into a router behind its owner's back.
@@ -176,7 +184,7 @@ pub fn wanted(s: &DesiredState, config: &KernelSection, facts: &Facts) -> Tunabl
         let max = k
             .conntrack_max
             .unwrap_or_else(|| conntrack_max_for(facts.mem_total_bytes));
-        let buckets = k.conntrack_buckets.unwrap_or(max / 2);
+        let buckets = kernel_buckets(k.conntrack_buckets.unwrap_or(max / 2));
         if facts.init_netns {
             set(format!("{nf}/nf_conntrack_max"), max);
             set(format!("{nf}/nf_conntrack_buckets"), buckets);

@@ -150,3 +150,21 @@ fn conntrack_size_follows_memory_within_bounds() {
     assert_eq!(conntrack_max_for(2048 * MIB), 524_288);
     assert_eq!(conntrack_max_for(1 << 50), CONNTRACK_MAX);
 }
+
+#[test]
+fn buckets_are_planned_as_the_kernel_rounds_them() {
+    assert_eq!(kernel_buckets(122_935), 123_392);
+    assert_eq!(kernel_buckets(65_536), 65_536);
+    // A 1 GiB VM (1015 MiB usable): the planned hash size is one the kernel keeps as is.
+    let facts = Facts {
+        mem_total_bytes: 1015 * MIB,
+        ..vm(0)
+    };
+    let p = plan(&router(""), &KernelSection::default(), &fresh(facts));
+    let b = p
+        .writes
+        .iter()
+        .find(|w| w.path.ends_with("nf_conntrack_buckets"))
+        .expect("buckets planned");
+    assert_eq!(b.to.parse::<u64>().unwrap() % 512, 0, "{p}");
+}
