@@ -204,7 +204,8 @@ if vssh root@127.0.0.1 'setpriv --reuid=65534 --regid=65534 --clear-groups su -c
   fail "su to root from nobody succeeded without a password"
 fi
 echo "boot-test: su to root from an ordinary user: refused"
-vssh root@127.0.0.1 'systemctl --no-block poweroff' || true
+# (systemctl first asks logind over D-Bus, which the image does not run, and says so.)
+vssh root@127.0.0.1 'systemctl --no-block poweroff 2>/dev/null' || true
 for _ in $(seq 240); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.5; done
 if kill -0 "$qpid" 2>/dev/null; then fail "boot 1 did not power off"; fi
 wait "$qpid" || true
