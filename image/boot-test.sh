@@ -52,7 +52,7 @@ set_inode_field /root/.ssh mode 040700
 set_inode_field /root/.ssh/authorized_keys mode 0100600
 EOF
 debugfs -w -f "$work/debugfs.cmd" "$work/base.raw" >/dev/null 2>&1
-debugfs -R 'stat /root/.ssh/authorized_keys' "$work/base.raw" 2>/dev/null | grep -q 'Mode:  0600' \
+grep -q 'Mode:  0600' <<<"$(debugfs -R 'stat /root/.ssh/authorized_keys' "$work/base.raw" 2>/dev/null)" \
   || { echo "boot-test: could not put the test key into the image copy" >&2; exit 1; }
 # A throw-away disk on top of that copy: both boots share it, the image stays pristine.
 qemu-img create -q -f qcow2 -b "$work/base.raw" -F raw "$work/disk.qcow2"
@@ -85,6 +85,8 @@ set_qemu() { # set_qemu SERIAL CMDLINE_EXTRA [extra qemu args...]: the command l
     -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 $extra"
     -serial "$serial" -monitor none)
 }
+# Checks use `grep -q PATTERN <<<"$text"`, never `echo "$text" | grep -q`: under pipefail, grep
+# leaving early makes echo die of SIGPIPE and a match reads as a miss.
 section() { sed -n '/==== VR-CONSOLE BEGIN/,/==== VR-CONSOLE END/p' "$1" | tr -d '\r'; }
 # On a failure while boot 1 runs, what the router says about itself over SSH (the console takes
 # no password), then the end of the console.
@@ -119,7 +121,7 @@ since() { tail -c +$(($1 + 1)) "$log1" | tr -d '\r'; }
 wait_for() { # wait_for OFFSET REGEX SECONDS: REGEX in the console output after byte OFFSET
   local end=$(($(date +%s) + $3))
   while [ "$(date +%s)" -lt "$end" ]; do
-    since "$1" | grep -qE "$2" && return 0
+    grep -qE "$2" <<<"$(since "$1")" && return 0
     kill -0 "$qpid" 2>/dev/null || return 1
     sleep 0.5
   done
@@ -138,7 +140,7 @@ login_refused() {
   off=$(size)
   type_line root
   wait_for "$off" 'Password:|root@vr-router|# *$' 60 || fail "no answer to 'root' on the console"
-  if ! since "$off" | grep -q 'Password:'; then
+  if ! grep -q 'Password:' <<<"$(since "$off")"; then
     since "$off" >&2
     fail "root logged in on the serial console without being asked for a password"
   fi
@@ -146,7 +148,7 @@ login_refused() {
   type_line "$2"
   wait_for "$off" 'Login incorrect|root@vr-router|Last login|# *$' 60 \
     || fail "no answer to the $1 password on the console"
-  since "$off" | grep -q 'Login incorrect' || { since "$off" >&2; fail "root logged in on the serial console with the $1 password"; }
+  grep -q 'Login incorrect' <<<"$(since "$off")" || { since "$off" >&2; fail "root logged in on the serial console with the $1 password"; }
   echo "boot-test: serial console: root with the $1 password: $(since "$off" | grep -o 'Login incorrect' | head -1)"
 }
 
@@ -166,8 +168,8 @@ pids+=("$qpid")
 wait_for 0 '==== VR-CONSOLE END' 600 || fail "boot 1 did not reach the console summary"
 s1=$(section "$log1")
 echo "$s1"
-echo "$s1" | grep -q 'push result push.json.result.json: .*"ok": *true' || fail "the push was not applied"
-echo "$s1" | grep -qE '192.0.2.10 . (tcp|6) . 8080 : 10.1.1.10 . 80' || fail "no port forward after the push"
+grep -q 'push result push.json.result.json: .*"ok": *true' <<<"$s1" || fail "the push was not applied"
+grep -qE '192.0.2.10 . (tcp|6) . 8080 : 10.1.1.10 . 80' <<<"$s1" || fail "no port forward after the push"
 check_listeners "boot 1 console" "$s1"
 
 login_refused empty ""
@@ -186,7 +188,7 @@ out=$(ssh "${ssh_opts[@]}" -o PubkeyAuthentication=no -o PreferredAuthentication
   root@127.0.0.1 true 2>&1)
 rc=$?
 set -e
-[ $rc = 255 ] && echo "$out" | grep -q 'Permission denied (publickey)' \
+[ $rc = 255 ] && grep -q 'Permission denied (publickey)' <<<"$out" \
   || fail "ssh without a key: rc=$rc '$out' (want 'Permission denied (publickey)': no other method offered)"
 echo "boot-test: ssh without a key: $(echo "$out" | tail -1) (the server offers publickey only)"
 head -c 65536 /dev/urandom > "$work/payload"
@@ -215,9 +217,9 @@ set_qemu "file:$work/boot2.log" vr.poweroff
 "${qemu[@]}" </dev/null >/dev/null
 s2=$(section "$work/boot2.log")
 echo "$s2"
-echo "$s2" | grep -qE '192.0.2.10 . (tcp|6) . 8080 : 10.1.1.10 . 80' || fail "the port forward was not replayed"
-echo "$s2" | grep -q 'replay: ok' || fail "no successful replay in status"
-if echo "$s2" | grep -q 'last push:'; then fail "boot 2 received a push; the test proves nothing"; fi
-echo "$s2" | grep -q '192.0.2.10/24' || fail "the address was not replayed"
+grep -qE '192.0.2.10 . (tcp|6) . 8080 : 10.1.1.10 . 80' <<<"$s2" || fail "the port forward was not replayed"
+grep -q 'replay: ok' <<<"$s2" || fail "no successful replay in status"
+if grep -q 'last push:' <<<"$s2"; then fail "boot 2 received a push; the test proves nothing"; fi
+grep -q '192.0.2.10/24' <<<"$s2" || fail "the address was not replayed"
 check_listeners "boot 2 console" "$s2"
 echo "boot-test: PASS (two boots in $(( $(date +%s) - t0 )) s)"
