@@ -3,6 +3,11 @@
 # a serial console, vr-agent (the package image/build-deb.sh makes) and what it drives
 # (nftables, conntrack, strongSwan charon with VICI, FRR).
 #
+# The image is locked: every account's password is locked (root included: nobody logs in on the
+# console by password and `su` asks for a password nobody has), sshd takes keys only and listens
+# on the control address only (image/overlay/etc/ssh/sshd_config.d/vr-agent.conf,
+# vr-ssh-listen.service), and FRR opens no TCP vty port. The build fails if any of that is not so.
+#
 #   image/build.sh [OUT_DIR]      # default target/image; writes vr-router.qcow2, vmlinuz, initrd.img
 #
 # One command from a clean clone, as root, a few minutes (most of it downloading packages).
@@ -15,13 +20,10 @@ cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:-target/image}")
 mkdir -p "$out"
 
-need=()
-for p in mmdebstrap e2fsprogs qemu-utils dpkg-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+# shellcheck source=image/host-tools.sh
+. image/host-tools.sh
+host_packages mmdebstrap e2fsprogs dpkg-dev
+host_qemu
 
 deb=$(bash image/build-deb.sh | tail -1)
 deb=$(realpath "$deb")
@@ -42,13 +44,17 @@ mmdebstrap --variant=minbase --include="$inc" \
   --customize-hook='chroot "$1" sh /tmp/package-lifecycle.sh /tmp/'"$(basename "$deb")" \
   --customize-hook='rm "$1"/tmp/vr-agent_*.deb "$1"/tmp/package-lifecycle.sh' \
   --customize-hook='cp -a image/overlay/. "$1"/' \
-  --customize-hook='chroot "$1" systemctl enable vr-agent.service vr-agent-seed.service vr-agent-console.service vr-ssh-keygen.service' \
+  --customize-hook='chroot "$1" systemctl enable vr-agent.service vr-agent-seed.service vr-agent-console.service vr-ssh-keygen.service vr-ssh-listen.service' \
   --customize-hook='echo vr-router > "$1/etc/hostname"' \
-  --customize-hook='chroot "$1" passwd -d root' \
+  --customize-hook='chroot "$1" sh -c "for u in \$(cut -d: -f1 /etc/passwd); do passwd -q -l \$u; done"' \
+  --customize-hook='sed -i -E "s/^([a-z0-9]+_options=\"[^\"]*)\"/\1 -P 0\"/" "$1"/etc/frr/daemons' \
+  --customize-hook='copy-in image/lock-check.sh /tmp' \
+  --customize-hook='chroot "$1" sh /tmp/lock-check.sh' \
+  --customize-hook='rm "$1"/tmp/lock-check.sh' \
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
   bookworm "$root" http://deb.debian.org/debian > "$out/mmdebstrap.log" 2>&1 \
   || { tail -40 "$out/mmdebstrap.log" >&2; echo "build: mmdebstrap failed (log: $out/mmdebstrap.log)" >&2; exit 1; }
-grep '^package-lifecycle' "$out/mmdebstrap.log"
+grep -E '^(package-lifecycle|lock-check)' "$out/mmdebstrap.log"
 
 cp -L "$root/vmlinuz" "$out/vmlinuz"
 cp -L "$root/initrd.img" "$out/initrd.img"

@@ -4,7 +4,11 @@
 #
 #   bash scripts/demo.sh            # the namespace demo (about 5 s once built)
 #   bash scripts/demo.sh --image    # also build the system-VM image and boot it twice under
-#                                   # qemu: a push from a seed disk, then its replay after reboot
+#                                   # qemu: a push from a seed disk, then its replay after reboot;
+#                                   # checks the image is locked (root password login refused
+#                                   # on the console, SSH by key only on the control address,
+#                                   # only the named listeners). Installs qemu-system-x86 and
+#                                   # qemu-utils (one release) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
