@@ -13,7 +13,7 @@ pub mod traffic;
 pub mod vpn_sites;
 
 pub use agent::AgentProc;
-pub use netns::{veth, Netns};
+pub use netns::{lan_router, veth, Netns};
 
 use std::time::{Duration, Instant};
 

@@ -93,6 +93,19 @@ impl Drop for Netns {
     }
 }
 
+/// A router namespace with one NIC `lan0` (10.99.0.1/24; its veth peer `lan0p` stays in the
+/// namespace): enough for pushes of routes via 10.99.0.2.
+pub fn lan_router(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.ip(&[
+        "link", "add", "lan0", "type", "veth", "peer", "name", "lan0p",
+    ]);
+    ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "lan0"]);
+    ns.ip(&["link", "set", "lan0", "up"]);
+    ns.ip(&["link", "set", "lan0p", "up"]);
+    ns
+}
+
 /// `ip link add A netns NS_A type veth peer name B netns NS_B`, both ends up.
 pub fn veth(a: &Netns, if_a: &str, b: &Netns, if_b: &str) {
     run_ok(Command::new("ip").args([

@@ -123,3 +123,10 @@ pub fn topology(tag: &str) -> (tempfile::TempDir, Netns) {
     sw.ip(&["link", "set", "br0", "up"]);
     (dir, sw)
 }
+
+/// Pushes `a`'s NICs, source NAT and one tunnel towards `b` (`passive`: wait for `b` to
+/// initiate); returns `apply`'s exit code and results.
+pub fn push_tunnel(a: &Site, b: &Site, psk: &str, passive: bool) -> (i32, serde_json::Value) {
+    let t = tunnel(a.public, a.lan, b.public, b.lan, psk, passive, 3600);
+    a.agent.apply_text("vpn.json", &push(a, &[t]))
+}

@@ -7,17 +7,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use vr_tests::{require_root, wait_for, AgentProc, Netns};
+use vr_tests::{lan_router, require_root, wait_for, AgentProc, Netns};
 
 fn router(tag: &str) -> Netns {
-    let ns = Netns::new(tag);
-    ns.ip(&[
-        "link", "add", "lan0", "type", "veth", "peer", "name", "lan0p",
-    ]);
-    ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "lan0"]);
-    ns.ip(&["link", "set", "lan0", "up"]);
-    ns.ip(&["link", "set", "lan0p", "up"]);
-    ns
+    lan_router(tag)
 }
 
 fn push(i: u32) -> String {

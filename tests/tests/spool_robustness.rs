@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use vr_tests::{require_root, AgentProc, Netns};
+use vr_tests::{lan_router, require_root, AgentProc, Netns};
 
 fn push(i: u32) -> String {
     format!(
@@ -15,14 +15,7 @@ fn push(i: u32) -> String {
 }
 
 fn router(tag: &str) -> Netns {
-    let ns = Netns::new(tag);
-    ns.ip(&[
-        "link", "add", "lan0", "type", "veth", "peer", "name", "lan0p",
-    ]);
-    ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "lan0"]);
-    ns.ip(&["link", "set", "lan0", "up"]);
-    ns.ip(&["link", "set", "lan0p", "up"]);
-    ns
+    lan_router(tag)
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use vr_tests::peers::{Charon, CHARON};
 use vr_tests::summary::{record, Row};
 use vr_tests::traffic::ping;
-use vr_tests::vpn_sites::{push, site, topology, tunnel};
+use vr_tests::vpn_sites::{push, push_tunnel, site, topology, tunnel};
 use vr_tests::{require_program, require_root, wait_for};
 
 const PSK: &str = "vpn-fault-psk-5d1e";
@@ -40,25 +40,10 @@ fn a_restarted_charon_gets_its_tunnels_back_without_a_push() {
     let (dir, sw) = topology("vr-vpnrs");
     let mut s1 = site(&sw, dir.path(), 1, "192.0.2.10", "10.1.1.0/24", true);
     let s2 = site(&sw, dir.path(), 2, "192.0.2.20", "10.2.0.0/24", true);
-    let (c, r) = s2.agent.apply_text(
-        "vpn.json",
-        &push(
-            &s2,
-            &[tunnel(
-                s2.public, s2.lan, s1.public, s1.lan, PSK, true, 3600,
-            )],
-        ),
-    );
+    // The responder first (passive), then the initiator.
+    let (c, r) = push_tunnel(&s2, &s1, PSK, true);
     assert_eq!(c, 0, "{r}");
-    let (c, r) = s1.agent.apply_text(
-        "vpn.json",
-        &push(
-            &s1,
-            &[tunnel(
-                s1.public, s1.lan, s2.public, s2.lan, PSK, false, 3600,
-            )],
-        ),
-    );
+    let (c, r) = push_tunnel(&s1, &s2, PSK, false);
     assert_eq!(c, 0, "{r}");
     assert!(
         wait_for(Duration::from_secs(15), || ping(&s1.host, "10.2.0.10", 1)),

@@ -185,20 +185,28 @@ async fn read_request(
     ))
 }
 
-/// Client side: sends one request and waits for the answer. `Ok(None)` means no agent is
-/// listening (socket missing or connection refused).
-pub async fn call(path: &PathBuf, req: &Request) -> std::io::Result<Option<Response>> {
-    let stream = match UnixStream::connect(path).await {
-        Ok(s) => s,
+/// Client side: the agent's socket, or `None` when no agent is listening (socket missing or
+/// connection refused).
+async fn connect(path: &PathBuf) -> std::io::Result<Option<UnixStream>> {
+    match UnixStream::connect(path).await {
+        Ok(s) => Ok(Some(s)),
         Err(e)
             if matches!(
                 e.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
             ) =>
         {
-            return Ok(None)
+            Ok(None)
         }
-        Err(e) => return Err(e),
+        Err(e) => Err(e),
+    }
+}
+
+/// Client side: sends one request and waits for the answer. `Ok(None)` means no agent is
+/// listening (socket missing or connection refused).
+pub async fn call(path: &PathBuf, req: &Request) -> std::io::Result<Option<Response>> {
+    let Some(stream) = connect(path).await? else {
+        return Ok(None);
     };
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_vec(req)?;
@@ -219,17 +227,8 @@ pub async fn push(
     dry_run: bool,
     text: &str,
 ) -> std::io::Result<Option<Response>> {
-    let stream = match UnixStream::connect(path).await {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
+    let Some(stream) = connect(path).await? else {
+        return Ok(None);
     };
     let (read, mut write) = stream.into_split();
     let req = Request::Push {
