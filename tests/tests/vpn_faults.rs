@@ -235,3 +235,52 @@ fn a_stopped_charon_makes_the_vpn_unavailable_within_the_deadline() {
         assert!(ok, "{what}\nlog:\n{}", s1.agent.log_text());
     }
 }
+
+#[test]
+fn many_tunnels_to_silent_peers_do_not_hold_the_push() {
+    let name = "many_tunnels_to_silent_peers_do_not_hold_the_push";
+    if !require_root(name) || !require_program(name, CHARON) {
+        return;
+    }
+    let (dir, sw) = topology("vr-vpnmany");
+    let s1 = site(&sw, dir.path(), 1, "192.0.2.10", "10.1.1.0/24", true);
+    // The peers are routable but nobody answers (the next hop does not exist): charon keeps
+    // retransmitting each IKE_SA_INIT, the way it does towards a peer that is down.
+    s1.router
+        .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.254"]);
+    let n = 20;
+    let tunnels: Vec<String> = (1..=n)
+        .map(|i| {
+            tunnel(
+                s1.public,
+                s1.lan,
+                &format!("198.51.100.{i}"),
+                &format!("10.8.{i}.0/24"),
+                PSK,
+                false,
+                3600,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let (c, r) = s1.agent.apply_text("many.json", &push(&s1, &tunnels));
+    let took = t.elapsed();
+    let t = Instant::now();
+    let serving = s1.agent.cli(&["status", "--json"]).status.success();
+    let status_took = t.elapsed();
+    record(Row {
+        check: "deadline: tunnels to silent peers".into(),
+        runs: 1,
+        failures: u64::from(c != 0 || took >= Duration::from_secs(5) || !serving),
+        unit: format!(
+            "push of {n} initiating tunnels ({:.2} s; status right after {:.2} s)",
+            took.as_secs_f64(),
+            status_took.as_secs_f64()
+        ),
+        ..Default::default()
+    });
+    assert_eq!(c, 0, "{r}");
+    // Synchronous initiates took charon's 5 s timeout each: 100 s for this push.
+    assert!(took < Duration::from_secs(5), "push took {took:?}");
+    assert!(serving && status_took < Duration::from_secs(5));
+}
