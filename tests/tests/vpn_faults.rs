@@ -244,10 +244,6 @@ fn many_tunnels_to_silent_peers_do_not_hold_the_push() {
     }
     let (dir, sw) = topology("vr-vpnmany");
     let s1 = site(&sw, dir.path(), 1, "192.0.2.10", "10.1.1.0/24", true);
-    // The peers are routable but nobody answers (the next hop does not exist): charon keeps
-    // retransmitting each IKE_SA_INIT, the way it does towards a peer that is down.
-    s1.router
-        .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.254"]);
     let n = 20;
     let tunnels: Vec<String> = (1..=n)
         .map(|i| {
@@ -263,7 +259,16 @@ fn many_tunnels_to_silent_peers_do_not_hold_the_push() {
         })
         .collect();
     let t = Instant::now();
-    let (c, r) = s1.agent.apply_text("many.json", &push(&s1, &tunnels));
+    // The peers are routable but nobody answers (the next hop does not exist): charon keeps
+    // retransmitting each IKE_SA_INIT, the way it does towards a peer that is down. The route
+    // is part of the push: the agent owns the router's routes.
+    let doc = push(&s1, &tunnels).replacen(
+        r#"{"schema":1,"#,
+        r#"{"schema":1,"routes":[{"destination":"198.51.100.0/24","gateway":"192.0.2.254"}],"#,
+        1,
+    );
+    assert!(doc.contains("\"routes\""), "push shape changed: {doc}");
+    let (c, r) = s1.agent.apply_text("many.json", &doc);
     let took = t.elapsed();
     let t = Instant::now();
     let serving = s1.agent.cli(&["status", "--json"]).status.success();
@@ -280,6 +285,11 @@ fn many_tunnels_to_silent_peers_do_not_hold_the_push() {
         ..Default::default()
     });
     assert_eq!(c, 0, "{r}");
+    let route = s1.router.ip(&["route", "show", "198.51.100.0/24"]);
+    assert!(
+        route.contains("via 192.0.2.254"),
+        "peers not routed: {route}"
+    );
     // Synchronous initiates took charon's 5 s timeout each: 100 s for this push.
     assert!(took < Duration::from_secs(5), "push took {took:?}");
     assert!(serving && status_took < Duration::from_secs(5));
