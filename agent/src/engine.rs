@@ -175,6 +175,15 @@ impl Engine {
                 };
                 result.errors = invalid.0;
                 tracing::warn!(push = name, "{}", result.message);
+                // The count, never the values (an invalid value may be a mistyped secret).
+                crate::alerts::record(
+                    self.store.dir(),
+                    "push",
+                    &format!(
+                        "push {name} rejected: {} invalid value(s)",
+                        result.errors.len()
+                    ),
+                );
             }
             Ok(prepared) => {
                 result.format = Some(prepared.format);
@@ -278,6 +287,27 @@ impl Engine {
                 }
             }
             tracing::error!(push = result.name, "{}", result.message);
+            // Concern names only: a concern's error text may quote daemon output.
+            let concerns: Vec<&str> = report
+                .outcomes
+                .iter()
+                .filter(|o| matches!(o.status, Status::Failed(_)))
+                .map(|o| o.concern)
+                .collect();
+            crate::alerts::record(
+                self.store.dir(),
+                "push",
+                &format!(
+                    "push {} failed in {}; {}",
+                    result.name,
+                    concerns.join(", "),
+                    if report.rollback_incomplete.is_empty() {
+                        "rolled back"
+                    } else {
+                        "rollback incomplete, retrying"
+                    }
+                ),
+            );
             return;
         }
         if let Err(e) = self.store.commit_next() {
@@ -335,6 +365,7 @@ impl Engine {
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
+            "state_dir": self.store.dir(),
             "uptime_secs": push::now_secs().saturating_sub(self.started_at),
             "generation": self.stored.generation,
             "committed_at": self.stored.committed_at,
@@ -431,10 +462,18 @@ impl Engine {
         let outcomes = self.reconciler.heal(&self.stored.state, &skip).await;
         for o in &outcomes {
             match &o.status {
-                Status::Applied => tracing::warn!(
-                    concern = o.concern,
-                    changes = o.changes,
-                    "self-heal: drift repaired"
+                Status::Applied => {
+                    tracing::warn!(
+                        concern = o.concern,
+                        changes = o.changes,
+                        "self-heal: drift repaired"
+                    );
+                    crate::alerts::record(self.store.dir(), o.concern, &heal_alert(o));
+                }
+                Status::Failed(_) => crate::alerts::record(
+                    self.store.dir(),
+                    o.concern,
+                    "self-heal: repair failed; see vr-agent status",
                 ),
                 Status::Unavailable(_) if !self.pending_retry.contains(&o.concern) => {
                     self.pending_retry.push(o.concern)
@@ -537,6 +576,18 @@ impl Engine {
         let report = self.reconciler.converge(&self.stored.state).await;
         self.pending_retry = report.unavailable();
         report.outcomes
+    }
+}
+
+/// The alert text of one self-heal repair (concern names and counts only).
+fn heal_alert(o: &Outcome) -> String {
+    match o.concern {
+        "dhcp" => "self-heal: dnsmasq was down or its files changed; restarted/rewritten".into(),
+        "nftables" => format!(
+            "self-heal: nftables ruleset drifted (deleted or changed by hand); restored ({} change(s))",
+            o.changes
+        ),
+        c => format!("self-heal: {c} drifted from the desired state; repaired ({} change(s))", o.changes),
     }
 }
 

@@ -1,6 +1,7 @@
 //! vr-agent: the virtual-router agent library (intake, state, CloudStack adapter, store,
 //! reconciler, diagnostics). The binary is a thin clap front end over it.
 
+pub mod alerts;
 pub mod cli;
 pub mod cloudstack;
 pub mod concern;
