@@ -56,8 +56,11 @@ pub async fn diagnostics_files(cfg: &Config, args: &[String]) -> ExitCode {
         cfg.state_dir.clone(),
         cfg.spool_dir.clone(),
     ];
+    // The secrets to scrub are read from the state file where the running agent keeps it.
+    let mut at_agent = cfg.clone();
+    at_agent.state_dir = state_dir.clone();
     let (mut items, secrets) =
-        tokio::time::timeout(GATHER_LIMIT, super::super::support::items(cfg))
+        tokio::time::timeout(GATHER_LIMIT, super::super::support::items(&at_agent))
             .await
             .unwrap_or_default();
     let (mut found, mut missing) = (Vec::new(), Vec::new());
