@@ -19,7 +19,7 @@ use crate::intake::socket;
 
 mod files;
 mod monitor;
-mod netusage;
+pub mod netusage;
 mod query;
 
 /// Query verbs (`checkbatchs2svpn.sh`, `getRouterAlerts.sh`, ...).

@@ -45,6 +45,19 @@ pub async fn netusage(cfg: &Config, args: &[String], vpc: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Converges the counters to the committed state's NICs without answering anything: for the
+/// apply verbs (`update_config.py`, `vr_cfg.sh`) to call after a push that may have added a
+/// public or guest NIC, so its traffic is counted from then on rather than from the next `-g`.
+pub async fn ensure_counters(cfg: &Config) -> Result<(), String> {
+    let state = super::committed_state(cfg)
+        .await
+        .ok_or_else(|| "no committed state (agent not answering)".to_string())?;
+    let spec = spec_of(&state);
+    tokio::task::spawn_blocking(move || converge(&spec).map(|_| ()))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
 /// The NICs of the committed state; a VPC router (`cmdline` type `vpcrouter` with a
 /// `vpccidr`) counts by the VPC's CIDR.
 fn spec_of(stored: &serde_json::Value) -> Spec {
