@@ -115,11 +115,7 @@ enum Detected {
 /// A push is CloudStack when its top-level object has a `"type"`; an aggregate container
 /// starts with its header comment or a `<version>`/`<file>` tag. Never by file name.
 fn detect(text: &str) -> Detected {
-    let head = text.trim_start();
-    if head.starts_with("#Apache CloudStack")
-        || head.starts_with("<version>")
-        || head.starts_with("<file>")
-    {
+    if vr_cloudstack::is_aggregate(text) {
         return Detected::Aggregate;
     }
     #[derive(serde::Deserialize)]

@@ -8,10 +8,11 @@
 //! - [`merge()`] / [`merge_aggregate`]: CloudStack's per-type semantics on top of a
 //!   [`DesiredState`]. An aggregate merges all parts into one state or fails whole.
 //!
-//! Later-wave types (and IPv6 firewall rules, IPv6 guest fields and the CloudStack-style
-//! `ospf` push until [`ospf`] is wired) are validated and kept in
-//! `state.cloudstack.pending[type][identity]`; [`Merged::not_yet_applied`] names them so the
-//! caller answers "accepted, not yet applied" for that concern. Their secrets live only in the
+//! Later-wave types (and IPv6 firewall rules and IPv6 guest fields) are validated and kept in
+//! `state.cloudstack.pending[type][identity]`; [`Merged::not_yet_applied`] names them (and
+//! [`Merged::not_applied`] with their features, for the engine, which knows no CloudStack type)
+//! so the caller answers "accepted, not yet applied" for that concern. The CloudStack-style
+//! `ospf` push becomes the native `ospf` section ([`ospf`]). Their secrets live only in the
 //! state file (0600); every view of them goes through the agent's redacted view, which
 //! hides them by type (see [`secrets`]).
 //!
@@ -79,8 +80,8 @@ pub enum Payload {
     NetworkAcl(NetworkAcl),
     Site2SiteVpn(Site2SiteVpn),
     StaticRoutes(StaticRoutes),
-    /// CloudStack-style `{"type":"ospf",...}`: reserved for `vr_ospf::cloudstack`; until it is
-    /// wired the object is kept as pending.
+    /// CloudStack-style `{"type":"ospf",...}`, mapped onto the native section by [`ospf`] at
+    /// merge time (it needs the state's transit NIC networks).
     Ospf(RawJson),
     /// A later-wave type: validated and stored, not applied.
     Later(LaterPayload),
