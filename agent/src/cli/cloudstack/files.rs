@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cloudstack::scripts::files::{self, Entry};
 use crate::config::Config;
 use crate::diag::support::Item;
+use vr_cloudstack::scripts::files::{self, Entry};
 
 /// Gathering the tech-support content (agent answers and tools, each with its own deadline).
 const GATHER_LIMIT: Duration = Duration::from_secs(120);

@@ -2,7 +2,7 @@
 //!
 //! A fresh run is the agent's own `vr-agent check` (daemons reachable, every concern in sync,
 //! self-heal, conntrack, disk) plus memory and the reachability of every gateway of the
-//! committed state, renamed for operators (`cloudstack::scripts::monitor::check_name`). The
+//! committed state, renamed for operators (`vr_cloudstack::scripts::monitor::check_name`). The
 //! last run is kept in `<state-dir>/monitor_results.json`; `false` answers it while it is
 //! younger than [`STALE`] (the MS asks every 10 minutes without forcing a run, and nothing
 //! else runs the checks here), else runs them again.
@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use crate::cloudstack::scripts::monitor::{self, CheckResult, Health, Report};
 use crate::config::Config;
 use crate::intake::protocol::Request;
+use vr_cloudstack::scripts::monitor::{self, CheckResult, Health, Report};
 
 /// Results older than this are run again even when not asked to.
 const STALE: Duration = Duration::from_secs(300);

@@ -1,5 +1,5 @@
 //! `netusage.sh` / `vpc_netusage.sh`: converges the `inet vr_stats` counting table to the
-//! committed state's public and guest NICs (planned in `cloudstack::scripts::netusage`,
+//! committed state's public and guest NICs (planned in `vr_cloudstack::scripts::netusage`,
 //! applied as one `nft -f` transaction, read back and verified), then answers `-g`.
 //! The table is converged on `-c` (router start, NIC plugged) and before every `-g`, so a NIC
 //! added by a push is counted from the next call; counters are never reset.
@@ -8,8 +8,8 @@ use std::io::Write as _;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use crate::cloudstack::scripts::netusage::{self, Action, Current, Nic, Spec, TABLE};
 use crate::config::Config;
+use vr_cloudstack::scripts::netusage::{self, Action, Current, Nic, Spec, TABLE};
 
 /// Every `nft` call has this deadline.
 const NFT_LIMIT: Duration = Duration::from_secs(10);

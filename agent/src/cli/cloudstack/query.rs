@@ -5,9 +5,9 @@ use std::net::Ipv4Addr;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use crate::cloudstack::scripts::{alerts, diagnostics, s2s_status};
 use crate::config::Config;
 use crate::intake::protocol::Request;
+use vr_cloudstack::scripts::{alerts, diagnostics, s2s_status};
 
 /// The MS waits 30 s for the answer (`setWait(30)`): the agent gets 25 of them.
 const S2S_LIMIT: Duration = Duration::from_secs(25);
