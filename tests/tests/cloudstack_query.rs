@@ -333,6 +333,24 @@ fn front_doors_answer_as_the_java_parses_from_the_agents_own_state() {
     assert_eq!(stored["basic"]["lastRun"], results["basic"]["lastRun"]);
     let fs = run(&bin, &a, "filesystem_writable_check.py", &[], &[]);
     assert!(fs.status.success(), "{}", text(&fs));
+    // A read-only file system (a read-only bind mount in a private mount namespace) fails it.
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let ro_s = ro.to_str().unwrap();
+    let fs = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind {ro_s} {ro_s} && mount -o remount,bind,ro {ro_s} && exec {}",
+            bin.join("filesystem_writable_check.py").display()
+        ))
+        .env(
+            "VR_AGENT_FS_CHECK_PATHS",
+            format!("/nonexistent-root:{ro_s}"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(fs.status.code(), Some(1), "{}", text(&fs));
+    assert!(text(&fs).contains("Read-only file system"), "{}", text(&fs));
 
     // An alert after a self-heal: the NAT table deleted by hand comes back and is reported.
     let before = alerts(&run(

@@ -137,3 +137,34 @@ fn converge(spec: &Spec) -> Result<Current, String> {
     }
     Ok(after)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_comes_from_the_committed_nics_and_a_vpc_counts_by_its_cidr() {
+        let stored = serde_json::json!({"generation": 3, "state": {
+            "interfaces": [
+                {"device": "eth0", "role": "guest", "addresses": ["10.1.1.1/24"]},
+                {"device": "eth1", "role": "control", "addresses": ["169.254.0.5/16"]},
+                {"device": "eth2", "role": "public", "addresses": ["192.0.2.10/24", "192.0.2.11/24"]},
+                {"device": "bad name", "role": "public", "addresses": []}
+            ],
+            "cloudstack": {"cmdline": {"type": "router"}}}});
+        let spec = spec_of(&stored);
+        assert_eq!(spec.public.len(), 1);
+        assert_eq!(spec.public[0].addresses, ["192.0.2.10", "192.0.2.11"]);
+        assert_eq!(spec.guests, netusage::Guests::Nics(vec!["eth0".into()]));
+        let mut vpc = stored.clone();
+        vpc["state"]["cloudstack"]["cmdline"] =
+            serde_json::json!({"type": "vpcrouter", "vpccidr": "10.0.0.0/16"});
+        assert_eq!(
+            spec_of(&vpc).guests,
+            netusage::Guests::Cidr("10.0.0.0/16".into())
+        );
+        // A CIDR that is not one is not pasted into an nft rule.
+        vpc["state"]["cloudstack"]["cmdline"]["vpccidr"] = "10.0.0.0/16; flush ruleset".into();
+        assert!(matches!(spec_of(&vpc).guests, netusage::Guests::Nics(_)));
+    }
+}

@@ -147,3 +147,20 @@ pub fn diagnostics(args: &[String]) -> ExitCode {
     print!("{text}");
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connected_needs_an_established_ike_sa_with_an_installed_child() {
+        let vpn = serde_json::json!({"connections": [
+            {"peer": "192.0.2.20", "ike_state": "ESTABLISHED", "children": [{"state": "INSTALLED"}]},
+            {"peer": "192.0.2.30", "ike_state": "ESTABLISHED", "children": [{"state": "REKEYING"}]},
+            {"peer": "192.0.2.40", "ike_state": "CONNECTING", "children": []}
+        ]});
+        let up = |ip: &str| connected(&vpn, ip.parse().unwrap());
+        assert!(up("192.0.2.20"));
+        assert!(!up("192.0.2.30") && !up("192.0.2.40") && !up("192.0.2.50"));
+    }
+}
