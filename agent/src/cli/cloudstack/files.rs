@@ -48,7 +48,7 @@ fn read_file(path: &Path) -> Result<String, String> {
 }
 
 pub async fn diagnostics_files(cfg: &Config, args: &[String]) -> ExitCode {
-    let state_dir = super::state_dir(cfg).await;
+    let state_dir = super::facts::state_dir(cfg).await;
     let mut allowed: Vec<PathBuf> = files::ALLOWED_DIRS.iter().map(PathBuf::from).collect();
     allowed.push(cfg.run_dir.clone());
     let denied = vec![

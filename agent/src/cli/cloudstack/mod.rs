@@ -7,16 +7,13 @@
 //! management server pastes one string into the remote command line and the login shell
 //! splits it.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::intake::protocol::{Request, Response};
-use crate::intake::socket;
 
+mod facts;
 mod files;
 mod monitor;
 pub mod netusage;
@@ -84,35 +81,4 @@ pub async fn dispatch(verb: Verb, cfg: &Config) -> ExitCode {
         Verb::Netusage { args } => netusage::netusage(cfg, &args, false).await,
         Verb::VpcNetusage { args } => netusage::netusage(cfg, &args, true).await,
     }
-}
-
-/// One request to the running agent within `limit`. `None`: no agent, no answer in time, or
-/// an unreadable answer (the verbs then answer as their script did when it could not tell).
-pub(crate) async fn ask(cfg: &Config, req: Request, limit: Duration) -> Option<Response> {
-    match tokio::time::timeout(limit, socket::call(&cfg.socket, &req)).await {
-        Ok(Ok(Some(r))) => Some(r),
-        _ => None,
-    }
-}
-
-/// Where the agent keeps its state: the running agent says (it may run with another
-/// `--state-dir` than this command line got); without an answer, the configured one.
-pub(crate) async fn state_dir(cfg: &Config) -> PathBuf {
-    ask(cfg, Request::Status, Duration::from_secs(5))
-        .await
-        .and_then(|r| r.body["state_dir"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| cfg.state_dir.clone())
-}
-
-/// The committed state (secrets redacted): from the agent, else from the state file.
-pub(crate) async fn committed_state(cfg: &Config) -> Option<serde_json::Value> {
-    if let Some(r) = ask(cfg, Request::ShowState, Duration::from_secs(10)).await {
-        if r.ok {
-            return Some(r.body);
-        }
-    }
-    let stored = crate::store::Store::open(&cfg.state_dir)
-        .and_then(|s| s.load())
-        .ok()?;
-    Some(crate::redact::redacted(&stored))
 }

@@ -28,7 +28,7 @@ fn results_path(state_dir: &Path) -> PathBuf {
 
 pub async fn monitor_results(cfg: &Config, args: &[String]) -> ExitCode {
     let fresh = args.first().map(String::as_str) == Some("true");
-    let dir = super::state_dir(cfg).await;
+    let dir = super::facts::state_dir(cfg).await;
     let path = results_path(&dir);
     if !fresh {
         let young = std::fs::metadata(&path)
@@ -78,7 +78,7 @@ async fn run_checks(cfg: &Config) -> Report {
     let started = Instant::now();
     let mut checks = Vec::new();
     let t = Instant::now();
-    let answer = super::ask(cfg, Request::Check, CHECK_LIMIT).await;
+    let answer = super::facts::ask(cfg, Request::Check, CHECK_LIMIT).await;
     let took = t.elapsed().as_secs_f64() * 1000.0;
     let now = crate::alerts::now_millis();
     match &answer {
@@ -118,7 +118,7 @@ async fn run_checks(cfg: &Config) -> Report {
         }),
     }
     checks.push(memory());
-    if let Some(state) = super::committed_state(cfg).await {
+    if let Some(state) = super::facts::committed_state(cfg).await {
         checks.push(gateways(&state).await);
     }
     let end_ms = crate::alerts::now_millis();

@@ -22,7 +22,7 @@ pub async fn netusage(cfg: &Config, args: &[String], vpc: bool) -> ExitCode {
     if matches!(a.action, Action::Nothing | Action::Reset) {
         return ExitCode::SUCCESS;
     }
-    let Some(state) = super::committed_state(cfg).await else {
+    let Some(state) = super::facts::committed_state(cfg).await else {
         return ExitCode::from(1);
     };
     let spec = spec_of(&state);
@@ -49,7 +49,7 @@ pub async fn netusage(cfg: &Config, args: &[String], vpc: bool) -> ExitCode {
 /// apply verbs (`update_config.py`, `vr_cfg.sh`) to call after a push that may have added a
 /// public or guest NIC, so its traffic is counted from then on rather than from the next `-g`.
 pub async fn ensure_counters(cfg: &Config) -> Result<(), String> {
-    let state = super::committed_state(cfg)
+    let state = super::facts::committed_state(cfg)
         .await
         .ok_or_else(|| "no committed state (agent not answering)".to_string())?;
     let spec = spec_of(&state);

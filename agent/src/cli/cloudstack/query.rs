@@ -36,7 +36,7 @@ pub async fn check_s2s(cfg: &Config, args: &[String]) -> ExitCode {
     let peers = s2s_status::peers(args);
     // Without the agent (or charon) the state is unknown: a failed answer leaves every
     // connection's state as the MS has it, where "not connected" would raise alerts.
-    let Some(resp) = super::ask(cfg, Request::ShowVpn, S2S_LIMIT).await else {
+    let Some(resp) = super::facts::ask(cfg, Request::ShowVpn, S2S_LIMIT).await else {
         return ExitCode::from(1);
     };
     if !resp.ok || resp.body["charon"].is_string() {
@@ -75,7 +75,7 @@ fn read_tail(path: &std::path::Path) -> String {
 }
 
 pub async fn router_alerts(cfg: &Config, args: &[String]) -> ExitCode {
-    let dir = super::state_dir(cfg).await;
+    let dir = super::facts::state_dir(cfg).await;
     let log = read_tail(&crate::alerts::path(&dir));
     println!("{}", alerts::render(&log, alerts::since(args).as_deref()));
     ExitCode::SUCCESS
