@@ -188,7 +188,7 @@ fn front_doors_answer_as_the_java_parses_from_the_agents_own_state() {
     if !require_root("front_doors_answer_as_the_java_parses_from_the_agents_own_state")
         || !require_program(
             "front_doors_answer_as_the_java_parses_from_the_agents_own_state",
-            "/usr/lib/ipsec/charon",
+            vr_tests::peers::CHARON,
         )
     {
         return;
