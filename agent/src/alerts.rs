@@ -14,6 +14,8 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
+use crate::concern::{Outcome, Status};
+
 /// Largest alerts log kept; the older half goes when an append would pass it.
 pub const MAX_BYTES: u64 = 256 * 1024;
 /// Longest alert text kept (characters).
@@ -32,6 +34,56 @@ pub fn record(state_dir: &Path, concern: &str, text: &str) {
             state_dir.display()
         );
     }
+}
+
+/// A push rejected as invalid: the count, never the values (an invalid value may be a
+/// mistyped secret).
+pub fn push_rejected(state_dir: &Path, push: &str, invalid: usize) {
+    record(
+        state_dir,
+        "push",
+        &format!("push {push} rejected: {invalid} invalid value(s)"),
+    );
+}
+
+/// A push that failed: the failed concerns' names only (their error text may quote daemon
+/// output).
+pub fn push_failed(state_dir: &Path, push: &str, outcomes: &[Outcome], rolled_back: bool) {
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::Failed(_)))
+        .map(|o| o.concern)
+        .collect();
+    record(
+        state_dir,
+        "push",
+        &format!(
+            "push {push} failed in {}; {}",
+            failed.join(", "),
+            if rolled_back {
+                "rolled back"
+            } else {
+                "rollback incomplete, retrying"
+            }
+        ),
+    );
+}
+
+/// A self-heal repair (or a failed one) of one concern.
+pub fn healed(state_dir: &Path, o: &Outcome) {
+    let text = match (&o.status, o.concern) {
+        (Status::Failed(_), _) => "self-heal: repair failed; see vr-agent status".to_string(),
+        (_, "dhcp") => "self-heal: dnsmasq was down or its files changed; started/rewritten".into(),
+        (_, "nftables") => format!(
+            "self-heal: nftables ruleset deleted or changed by hand; restored ({} change(s))",
+            o.changes
+        ),
+        (_, c) => format!(
+            "self-heal: {c} drifted from the desired state; repaired ({} change(s))",
+            o.changes
+        ),
+    };
+    record(state_dir, o.concern, &text);
 }
 
 fn append(file: &Path, line: &str) -> std::io::Result<()> {
@@ -138,6 +190,41 @@ mod tests {
         assert_eq!(
             l,
             "1970-01-01 00:00:00,000 [ALERT] [nftables] table vr was  n deleted\n"
+        );
+    }
+
+    #[test]
+    fn push_and_heal_alerts_name_concerns_never_their_error_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let failed = |c: &'static str| Outcome {
+            concern: c,
+            status: Status::Failed("charon said: secret = hunter2".into()),
+            changes: 1,
+            millis: 0.0,
+        };
+        push_failed(dir.path(), "vpn.json", &[failed("vpn")], true);
+        push_rejected(dir.path(), "bad.json", 2);
+        healed(dir.path(), &failed("vpn"));
+        healed(
+            dir.path(),
+            &Outcome {
+                concern: "nftables",
+                status: Status::Applied,
+                changes: 3,
+                millis: 0.0,
+            },
+        );
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        let lines: Vec<&str> = text.lines().map(|l| &l[24..]).collect();
+        assert_eq!(
+            lines,
+            [
+                "[ALERT] [push] push vpn.json failed in vpn; rolled back",
+                "[ALERT] [push] push bad.json rejected: 2 invalid value(s)",
+                "[ALERT] [vpn] self-heal: repair failed; see vr-agent status",
+                "[ALERT] [nftables] self-heal: nftables ruleset deleted or changed by hand; restored (3 change(s))",
+            ]
         );
     }
 

@@ -177,15 +177,7 @@ impl Engine {
                 };
                 result.errors = invalid.0;
                 tracing::warn!(push = name, "{}", result.message);
-                // The count, never the values (an invalid value may be a mistyped secret).
-                crate::alerts::record(
-                    self.store.dir(),
-                    "push",
-                    &format!(
-                        "push {name} rejected: {} invalid value(s)",
-                        result.errors.len()
-                    ),
-                );
+                crate::alerts::push_rejected(self.store.dir(), name, result.errors.len());
             }
             Ok(prepared) => {
                 result.format = Some(prepared.format);
@@ -294,26 +286,11 @@ impl Engine {
                 }
             }
             tracing::error!(push = result.name, "{}", result.message);
-            // Concern names only: a concern's error text may quote daemon output.
-            let concerns: Vec<&str> = report
-                .outcomes
-                .iter()
-                .filter(|o| matches!(o.status, Status::Failed(_)))
-                .map(|o| o.concern)
-                .collect();
-            crate::alerts::record(
+            crate::alerts::push_failed(
                 self.store.dir(),
-                "push",
-                &format!(
-                    "push {} failed in {}; {}",
-                    result.name,
-                    concerns.join(", "),
-                    if report.rollback_incomplete.is_empty() {
-                        "rolled back"
-                    } else {
-                        "rollback incomplete, retrying"
-                    }
-                ),
+                &result.name,
+                &report.outcomes,
+                report.rollback_incomplete.is_empty(),
             );
             return;
         }
@@ -475,13 +452,9 @@ impl Engine {
                         changes = o.changes,
                         "self-heal: drift repaired"
                     );
-                    crate::alerts::record(self.store.dir(), o.concern, &heal_alert(o));
+                    crate::alerts::healed(self.store.dir(), o);
                 }
-                Status::Failed(_) => crate::alerts::record(
-                    self.store.dir(),
-                    o.concern,
-                    "self-heal: repair failed; see vr-agent status",
-                ),
+                Status::Failed(_) => crate::alerts::healed(self.store.dir(), o),
                 Status::Unavailable(_) if !self.pending_retry.contains(&o.concern) => {
                     self.pending_retry.push(o.concern)
                 }
@@ -583,18 +556,6 @@ impl Engine {
         let report = self.reconciler.converge(&self.stored.state).await;
         self.pending_retry = report.unavailable();
         report.outcomes
-    }
-}
-
-/// The alert text of one self-heal repair (concern names and counts only).
-fn heal_alert(o: &Outcome) -> String {
-    match o.concern {
-        "dhcp" => "self-heal: dnsmasq was down or its files changed; restarted/rewritten".into(),
-        "nftables" => format!(
-            "self-heal: nftables ruleset drifted (deleted or changed by hand); restored ({} change(s))",
-            o.changes
-        ),
-        c => format!("self-heal: {c} drifted from the desired state; repaired ({} change(s))", o.changes),
     }
 }
 
