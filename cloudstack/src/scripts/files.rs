@@ -11,8 +11,11 @@ pub const PSEUDO: [&str; 4] = ["iptables", "ipaddr", "iprule", "iproute"];
 /// Directories whose files may be collected (besides the agent's own, added by the caller).
 pub const ALLOWED_DIRS: [&str; 3] = ["/var/log", "/etc", "/var/cache/cloud"];
 
-/// Most bytes one collected file contributes (its tail is dropped); the zip stays bounded.
-pub const MAX_FILE_BYTES: u64 = 8 << 20;
+/// Most bytes one collected file contributes (its tail is dropped).
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+/// Most bytes all collected files contribute together: they are held in memory until the zip
+/// is written, on a router with 1 GiB or less.
+pub const MAX_TOTAL_BYTES: u64 = 24 << 20;
 /// Most files one zip holds.
 pub const MAX_FILES: usize = 100;
 

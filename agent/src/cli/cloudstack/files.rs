@@ -33,15 +33,15 @@ fn pseudo(name: &'static str) -> Item {
     }
 }
 
-/// A regular file's first `MAX_FILE_BYTES`, or why not.
-fn read_file(path: &Path) -> Result<String, String> {
+/// A regular file's first `limit` bytes, or why not.
+fn read_file(path: &Path, limit: u64) -> Result<String, String> {
     let meta = std::fs::symlink_metadata(path).map_err(|_| "missing".to_string())?;
     if !meta.file_type().is_file() {
         return Err("not a regular file".into());
     }
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
-    f.take(files::MAX_FILE_BYTES)
+    f.take(limit)
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -64,6 +64,7 @@ pub async fn diagnostics_files(cfg: &Config, args: &[String]) -> ExitCode {
             .await
             .unwrap_or_default();
     let (mut found, mut missing) = (Vec::new(), Vec::new());
+    let mut budget = files::MAX_TOTAL_BYTES;
     let mut extra: Vec<(String, String)> = Vec::new();
     let names: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
     for arg in names.into_iter().take(files::MAX_FILES) {
@@ -76,8 +77,12 @@ pub async fn diagnostics_files(cfg: &Config, args: &[String]) -> ExitCode {
                 items.push(pseudo(p));
                 found.push(arg.to_string());
             }
-            Entry::File(p) => match read_file(&p) {
+            Entry::File(_) if budget == 0 => {
+                missing.push((arg.to_string(), "size limit of the zip reached".into()))
+            }
+            Entry::File(p) => match read_file(&p, budget.min(files::MAX_FILE_BYTES)) {
                 Ok(text) => {
+                    budget = budget.saturating_sub(text.len() as u64);
                     extra.push((format!("files{}", p.display()), text));
                     found.push(arg.to_string());
                 }
