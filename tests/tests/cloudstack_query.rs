@@ -244,6 +244,17 @@ fn front_doors_answer_as_the_java_parses_from_the_agents_own_state() {
     assert!(per_nic.0 >= g1.0, "-g -l {}: {per_nic:?}", a.public);
     let elsewhere = run(&bin, &a, "netusage.sh", &["-g", "-l", "192.0.2.77"], &[]);
     assert_eq!(network_stats(&elsewhere), (0, 0));
+    // The VPC form of the table (golden file) is one the kernel accepts too.
+    let vpc_golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../cloudstack/src/scripts/golden/vr_stats_vpc.nft");
+    let check = b
+        .router
+        .exec("nft", &["-c", "-f", vpc_golden.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     for noop in [&["-a", "eth9"][..], &["-d", "eth9"], &["-r"]] {
         assert!(run(&bin, &a, "netusage.sh", noop, &[]).status.success());
     }
