@@ -4,6 +4,8 @@
 //! One `Engine` exists per process and is driven by one task at a time (the main loop of
 //! `vr-agent run`, or an in-process `vr-agent apply`), so pushes are strictly sequential.
 
+mod forget;
+
 use std::collections::VecDeque;
 use std::time::Instant;
 

@@ -235,6 +235,11 @@ pub enum Show {
     ///
     /// Example: vr-agent show dns
     Dns,
+    /// Which VMs have user data, which metadata keys, and whether a password waits for them
+    /// (never a value).
+    ///
+    /// Example: vr-agent show metadata --json
+    Metadata,
     /// Conntrack entries, filtered, with counts by state.
     ///
     /// Example: vr-agent show conntrack --address 192.0.2.11 --port 8080 --protocol tcp

@@ -45,6 +45,7 @@ pub mod rules;
 pub mod s2s;
 pub mod secrets;
 pub mod types;
+pub mod vmdata;
 
 use serde::Deserialize;
 
