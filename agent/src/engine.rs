@@ -70,7 +70,9 @@ impl Engine {
         if let Some(p) = &loaded.problem {
             tracing::error!("{p}");
         }
-        let stored = loaded.stored;
+        let mut stored = loaded.stored;
+        // User data and passwords an older agent kept as "not yet applied" are served now.
+        crate::cloudstack::vmdata::adopt_pending(&mut stored.state);
         let reconciler = Reconciler::new(&cfg);
         Ok(Engine {
             cfg,

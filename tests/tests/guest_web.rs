@@ -259,6 +259,57 @@ fn guests_get_their_own_metadata_and_password() {
         curl(&ga, "http://10.1.1.1/latest/meta-data/no-such-key").0,
         404
     );
+    // Bounded request heads: a 64 KiB header is refused, and the service goes on.
+    let big = format!("X-Big: {}", "a".repeat(64 * 1024));
+    let out = ga.exec(
+        "curl",
+        &[
+            "-s",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &big,
+            "http://10.1.1.1/latest/user-data",
+        ],
+    );
+    let code = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        code == "431" || code == "000",
+        "oversized head answered {code}"
+    );
+    assert_eq!(
+        curl(&ga, "http://10.1.1.1/latest/meta-data/instance-id").0,
+        200
+    );
+    println!("a 64 KiB request head: {code}; the service answers on");
+
+    // A dry run prints the plan as data (names, never values) and changes nothing.
+    let dry = agent.dir.path().join("dry.json");
+    std::fs::write(
+        &dry,
+        vmdata("10.1.1.23", "i-2-23-VM-new", Some(USER_DATA_B64)),
+    )
+    .unwrap();
+    let out = agent.cli(&["apply", "--dry-run", "--json", dry.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = v[0]["plan"].as_str().unwrap_or("");
+    assert!(
+        plan.contains("# metadata: 1 change(s)")
+            && plan.contains("metadata 10.1.1.23: user-data, 8 key(s)"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("web-e2e") && !plan.contains(USER_DATA_B64),
+        "{plan}"
+    );
+    assert_eq!(
+        curl(&ga, "http://10.1.1.1/latest/meta-data/instance-id"),
+        (200, b"i-2-23-VM".to_vec())
+    );
 
     // Guest B: its own data, never A's, on either gateway.
     for gw in ["10.1.2.1", "10.1.1.1"] {
