@@ -98,7 +98,7 @@ pub fn adopt_pending(state: &mut DesiredState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloudstack::{merge, parse_payload, LocalNics};
+    use crate::{merge, parse_payload, LocalNics};
 
     fn push(state: &DesiredState, text: &str) -> Result<DesiredState, Invalid> {
         let p = parse_payload(text)?;
@@ -158,10 +158,10 @@ mod tests {
             vmdata(r#"["userdata","user-data","aGk="],["metadata","instance-id","i-1"]"#),
             r#"{"type":"vmpassword","ip_address":"10.1.1.23","password":"old-pw"}"#.to_string(),
         ] {
-            let Ok(crate::cloudstack::Payload::Later(p)) = parse_payload(&text) else {
+            let Ok(crate::Payload::Later(p)) = parse_payload(&text) else {
                 panic!("later payload")
             };
-            super::super::later::store(&p, &mut ctx);
+            crate::later::store(&p, &mut ctx);
         }
         let mut s = DesiredState {
             cloudstack: ctx,
