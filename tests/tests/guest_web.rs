@@ -286,6 +286,48 @@ fn guests_get_their_own_metadata_and_password() {
         200
     );
     println!("a 64 KiB request head: {code}; the service answers on");
+    // Connection limits: 16 idle connections from A take all of A's places; A's next one is
+    // closed at once while B is served; once A lets go, A is served again.
+    let mut hold = ga
+        .command("python3")
+        .args([
+            "-c",
+            "import socket,sys\nss=[socket.create_connection(('10.1.1.1',80),5) for _ in range(16)]\nprint('ready',flush=True)\nsys.stdin.read()\n",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hold.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    assert!(
+        wait_for(Duration::from_secs(5), || curl(
+            &ga,
+            "http://10.1.1.1/latest/meta-data/instance-id"
+        )
+        .0 == 0),
+        "a 17th connection from A was served"
+    );
+    assert_eq!(
+        curl(&gb, "http://10.1.2.1/latest/meta-data/instance-id").0,
+        200
+    );
+    drop(hold.stdin.take());
+    hold.wait().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || curl(
+            &ga,
+            "http://10.1.1.1/latest/meta-data/instance-id"
+        )
+        .0 == 200),
+        "A not served again after closing its connections"
+    );
+    println!("16 connections per source: A's 17th closed, B served, A served again after");
 
     // A dry run prints the plan as data (names, never values) and changes nothing.
     let dry = agent.dir.path().join("dry.json");

@@ -4,10 +4,12 @@
 //! metadata table is an `Arc` swapped under a lock held for a pointer copy), so serving never
 //! waits for a push and a push never waits for a slow client.
 //!
-//! Bounds: at most [`MAX_CONNECTIONS`] connections at once over all listeners (more are
-//! closed at once), request heads of at most 8 KiB (hyper's smallest buffer), 10 s to send
+//! Bounds: at most [`MAX_CONNECTIONS`] connections at once over all listeners and
+//! [`MAX_PER_SOURCE`] from one address (more are closed at once: one guest cannot starve the
+//! others), request heads of at most 8 KiB (hyper's smallest buffer), 10 s to send
 //! the head, 30 s per connection in all. Request bodies are never read.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,6 +29,8 @@ use super::web_book::PasswordBook;
 
 /// Connections served at once, over every listener.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Connections served at once from one source address.
+pub const MAX_PER_SOURCE: usize = 16;
 /// Time a client has to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a connection may last in all.
@@ -40,6 +44,26 @@ pub struct Shared {
     /// Acknowledgements (address, serial) for the run loop, which drops them from the state.
     pub acks: Mutex<Option<mpsc::UnboundedSender<(Ipv4Addr, u64)>>>,
     conns: Arc<Semaphore>,
+    per_source: Arc<Mutex<HashMap<Ipv4Addr, usize>>>,
+}
+
+/// One connection's place under both limits; given back when dropped.
+struct Slot {
+    _global: tokio::sync::OwnedSemaphorePermit,
+    src: Ipv4Addr,
+    per_source: Arc<Mutex<HashMap<Ipv4Addr, usize>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.src) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.src);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -49,7 +73,24 @@ impl Shared {
             book: Mutex::new(book),
             acks: Mutex::new(None),
             conns: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            per_source: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// A place for a connection from `src`, if both limits allow one.
+    fn slot(&self, src: Ipv4Addr) -> Option<Slot> {
+        let global = self.conns.clone().try_acquire_owned().ok()?;
+        let mut m = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(src).or_insert(0);
+        if *n >= MAX_PER_SOURCE {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            _global: global,
+            src,
+            per_source: self.per_source.clone(),
+        })
     }
 
     fn meta(&self) -> Arc<MetaTable> {
@@ -79,10 +120,6 @@ pub fn spawn(
                     continue;
                 }
             };
-            let Ok(permit) = shared.conns.clone().try_acquire_owned() else {
-                tracing::debug!("{} listener: connection limit reached", service.name());
-                continue;
-            };
             let src = match peer.ip() {
                 IpAddr::V4(a) => a,
                 IpAddr::V6(a) => match a.to_ipv4_mapped() {
@@ -90,9 +127,16 @@ pub fn spawn(
                     None => continue,
                 },
             };
+            let Some(slot) = shared.slot(src) else {
+                tracing::debug!(
+                    "{} listener: connection limit reached ({src})",
+                    service.name()
+                );
+                continue;
+            };
             let shared = shared.clone();
             tokio::spawn(async move {
-                let _permit = permit;
+                let _slot = slot;
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let resp = respond(&shared, service, src, &req);
                     async move { Ok::<_, Infallible>(resp) }
