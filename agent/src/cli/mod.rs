@@ -8,9 +8,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 
+mod apply;
 mod commands;
+mod query;
 mod run;
 mod support;
+mod views;
 
 /// Virtual-router agent: applies pushed network state to nftables, strongSwan, FRR and the
 /// kernel, keeps it across restarts, and explains what it holds.
