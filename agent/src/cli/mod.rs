@@ -8,11 +8,13 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 
-mod apply;
 mod commands;
-mod query;
 mod run;
 mod support;
+
+// What `commands` dispatches to, one idea per file.
+mod apply;
+mod query;
 mod views;
 
 /// Virtual-router agent: applies pushed network state to nftables, strongSwan, FRR and the
