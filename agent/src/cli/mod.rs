@@ -12,6 +12,11 @@ mod commands;
 mod run;
 mod support;
 
+// What `commands` dispatches to, one idea per file.
+mod apply;
+mod query;
+mod views;
+
 /// Virtual-router agent: applies pushed network state to nftables, strongSwan, FRR and the
 /// kernel, keeps it across restarts, and explains what it holds.
 #[derive(Debug, Parser)]
