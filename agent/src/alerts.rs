@@ -91,8 +91,10 @@ fn append(file: &Path, line: &str) -> std::io::Result<()> {
     if len + line.len() as u64 > MAX_BYTES {
         // Keep the newer half, from a line start, and replace the file atomically.
         let text = std::fs::read_to_string(file).unwrap_or_default();
+        // Search the bytes: the middle may fall inside a multi-byte character (push names
+        // are not ASCII-only), and slicing the string there would panic the engine.
         let cut = text.len() / 2;
-        let keep = match text[cut..].find('\n') {
+        let keep = match text.as_bytes()[cut..].iter().position(|b| *b == b'\n') {
             Some(i) => &text[cut + i + 1..],
             None => "",
         };
@@ -191,6 +193,23 @@ mod tests {
             l,
             "1970-01-01 00:00:00,000 [ALERT] [nftables] table vr was  n deleted\n"
         );
+    }
+
+    #[test]
+    fn the_log_is_halved_at_a_line_even_when_its_middle_splits_a_character() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = path(dir.path());
+        // "x", then an odd number of two-byte characters, then a newline: the byte in the
+        // middle is the second byte of an "é".
+        let pairs = (MAX_BYTES as usize / 2) | 1;
+        let big = format!("x{}\n", "é".repeat(pairs));
+        assert!(!big.is_char_boundary(big.len() / 2));
+        std::fs::write(&file, &big).unwrap();
+        record(dir.path(), "push", "push é rejected: 1 invalid value(s)");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.len() < big.len(), "halved: {} bytes", text.len());
+        assert_eq!(text.lines().count(), 1, "only the new line is left");
+        assert!(text.ends_with("[ALERT] [push] push é rejected: 1 invalid value(s)\n"));
     }
 
     #[test]
