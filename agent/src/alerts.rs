@@ -98,16 +98,7 @@ fn append(file: &Path, line: &str) -> std::io::Result<()> {
             Some(i) => &text[cut + i + 1..],
             None => "",
         };
-        let tmp = file.with_extension("log.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(keep.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)?;
+        crate::store::write_atomic(file, keep.as_bytes())?;
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
