@@ -80,9 +80,16 @@ impl WebConcern {
         }
     }
 
-    /// Turns serving on (`vr-agent run`): acknowledgements are sent to `acks`.
+    /// Turns serving on (`vr-agent run`): acknowledgements are sent to `acks`. Those the
+    /// ledger already holds are sent first: an agent stopped between recording an
+    /// acknowledgement and committing the state without the password would otherwise keep
+    /// the password in `state.json` for good (no guest acknowledges it again, since it is
+    /// not served). `Engine::forget_password` ignores those the state no longer holds.
     pub fn serve(&mut self, acks: mpsc::UnboundedSender<(Ipv4Addr, u64)>) {
         self.serving = true;
+        for (ip, serial) in self.book().acked() {
+            let _ = acks.send((*ip, *serial));
+        }
         *self.shared.acks.lock().unwrap_or_else(|p| p.into_inner()) = Some(acks);
     }
 
@@ -239,5 +246,21 @@ mod tests {
         assert!(p.0.tables_change());
         again.execute(&p, &later).await.unwrap();
         assert!(again.book().acked().is_empty());
+    }
+
+    #[test]
+    fn serving_hands_the_recorded_acknowledgements_to_the_run_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let ip: Ipv4Addr = "10.1.1.23".parse().unwrap();
+        WebConcern::new(dir.path())
+            .book()
+            .acknowledge(ip, 7)
+            .unwrap();
+        // A restart: the run loop learns of it and drops the password from the state.
+        let mut web = WebConcern::new(dir.path());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        web.serve(tx);
+        assert_eq!(rx.try_recv().ok(), Some((ip, 7)));
+        assert!(rx.try_recv().is_err());
     }
 }
