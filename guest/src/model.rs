@@ -46,10 +46,65 @@ pub struct DhcpNetwork {
     /// Option 26, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
-    /// Further subnets served on the same NIC (IP aliases of a shared network).
+    /// Further subnets served on the same NIC (IP aliases of a shared network, CloudStack's
+    /// `ipaliases` and `dhcpconfig`), each with its own router and DNS options.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(with = "Vec<String>")]
-    pub extra_ranges: Vec<Ipv4Net>,
+    pub extra_ranges: Vec<ExtraRange>,
+}
+
+/// One more subnet served on a guest NIC. Written either as the router's address on it with
+/// the prefix (`"10.1.2.1/24"`) or as an object that also names the subnet's gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(from = "RangeWire")]
+pub struct ExtraRange {
+    /// The router's address in the subnet, with its prefix length (`10.1.2.1/24`). With the
+    /// host part zero (`10.1.3.0/25`) the router has no address there: the subnet is served
+    /// and routed through the network's own router address.
+    #[schemars(with = "String")]
+    pub address: Ipv4Net,
+    /// Option 3 for hosts of this subnet; default: the router's address in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub gateway: Option<Ipv4Addr>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum RangeWire {
+    Cidr(#[schemars(with = "String")] Ipv4Net),
+    Full(RangeObject),
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RangeObject {
+    #[schemars(with = "String")]
+    address: Ipv4Net,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    gateway: Option<Ipv4Addr>,
+}
+
+impl From<RangeWire> for ExtraRange {
+    fn from(w: RangeWire) -> Self {
+        match w {
+            RangeWire::Cidr(address) => ExtraRange {
+                address,
+                gateway: None,
+            },
+            RangeWire::Full(o) => ExtraRange {
+                address: o.address,
+                gateway: o.gateway,
+            },
+        }
+    }
+}
+
+impl ExtraRange {
+    /// The router's own address in this subnet, if it has one.
+    pub fn router(&self) -> Option<Ipv4Addr> {
+        (self.address.addr() != self.address.network()).then(|| self.address.addr())
+    }
 }
 
 /// One static lease.
@@ -104,7 +159,11 @@ impl DhcpSection {
 
 impl DhcpNetwork {
     pub fn serves(&self, ip: Ipv4Addr) -> bool {
-        self.address.trunc().contains(&ip) || self.extra_ranges.iter().any(|r| r.contains(&ip))
+        self.address.trunc().contains(&ip)
+            || self
+                .extra_ranges
+                .iter()
+                .any(|r| r.address.trunc().contains(&ip))
     }
 
     /// The dnsmasq tag of this network's range and options.
@@ -191,6 +250,36 @@ pub fn validate(s: &DhcpSection) -> Vec<Problem> {
         if let Some(m) = n.mtu {
             if !(576..=65535).contains(&m) {
                 bad(format!("{p}.mtu"), m.to_string(), "MTU out of 576-65535");
+            }
+        }
+        let mut subnets = vec![n.address.trunc()];
+        for (j, r) in n.extra_ranges.iter().enumerate() {
+            let rp = format!("{p}.extra_ranges[{j}]");
+            if r.address.prefix_len() > 30 {
+                bad(
+                    format!("{rp}.address"),
+                    r.address.to_string(),
+                    "prefix too long to serve addresses",
+                );
+            } else if subnets
+                .iter()
+                .any(|s| s.contains(&r.address.trunc()) || r.address.trunc().contains(s))
+            {
+                bad(
+                    format!("{rp}.address"),
+                    r.address.to_string(),
+                    "overlaps another subnet of this network",
+                );
+            }
+            subnets.push(r.address.trunc());
+            if let Some(g) = r.gateway {
+                if !r.address.trunc().contains(&g) {
+                    bad(
+                        format!("{rp}.gateway"),
+                        g.to_string(),
+                        "gateway outside its subnet",
+                    );
+                }
             }
         }
     }

@@ -194,6 +194,15 @@ pub fn merge_into(
             super::dhcp::entry(next, d);
             Ok(())
         }
+        // Extra subnets of a shared network: served (see `guest_ranges`), not pending.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::IpAliases(a),
+            ..
+        }) => super::guest_ranges::aliases(next, a),
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::DhcpConfig(c),
+            ..
+        }) => super::guest_ranges::config(next, c),
         Payload::Later(p) => {
             later::store(p, &mut next.cloudstack);
             nya.push(p.kind.to_string());
@@ -333,8 +342,18 @@ fn guest(
     let dev = resolve_nic(nics, g.mac, Some(g.device.clone())).unwrap_or(g.device.clone());
     let isolated = router_type(next) == Some(RouterType::Router);
     if g.add {
+        // The router's IP-alias addresses on this NIC stay (`ipaliases`).
+        let aliases: Vec<Ipv4Net> = next
+            .dhcp
+            .networks
+            .iter()
+            .filter(|n| n.device == dev)
+            .flat_map(|n| n.extra_ranges.iter().filter(|r| r.router().is_some()))
+            .map(|r| r.address)
+            .collect();
         let iface = upsert_iface(next, &dev, InterfaceRole::Guest);
         iface.addresses = vec![g.address];
+        iface.addresses.extend(aliases);
         iface.gateway = None;
         iface.mac = g.mac.or(iface.mac);
         iface.mtu = g.mtu.or(iface.mtu);

@@ -38,6 +38,7 @@ pub mod aggregate;
 pub mod check;
 pub mod convert;
 pub mod dhcp;
+pub mod guest_ranges;
 pub mod later;
 pub mod later_types;
 pub mod merge;
