@@ -341,6 +341,81 @@ mod tests {
     }
 
     #[test]
+    fn no_value_can_add_a_dnsmasq_directive() {
+        // Each string field, given a line break, a comma, a `#` or a path separator: every
+        // one is rejected with its path and value (the renderer writes values verbatim).
+        let hostile = [
+            "x\ndhcp-script=/tmp/x",
+            "x,set:evil",
+            "x#",
+            "../x",
+            "x y",
+            "",
+        ];
+        for h in hostile {
+            let mut s: DhcpSection = serde_json::from_str(
+                r#"{"networks":[{"device":"eth0","address":"10.1.1.1/24","domain":"a.test"}],
+                   "hosts":[{"mac":"02:00:00:00:00:0a","ipv4":"10.1.1.10","hostname":"vm"}]}"#,
+            )
+            .unwrap();
+            let clean = s.clone();
+            s.networks[0].device = h.into();
+            s.networks[0].domain = Some(h.into());
+            s.hosts[0].hostname = Some(h.into());
+            s.hosts[0].mac = h.into();
+            let p = validate(&s);
+            let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+            assert_eq!(
+                paths,
+                [
+                    "dhcp.networks[0].device",
+                    "dhcp.networks[0].domain",
+                    "dhcp.hosts[0].mac",
+                    "dhcp.hosts[0].hostname"
+                ],
+                "{h:?}"
+            );
+            assert!(p.iter().all(|p| p.value == h), "{h:?}");
+            assert!(validate(&clean).is_empty());
+        }
+    }
+
+    #[test]
+    fn extra_ranges_read_both_forms_and_are_checked() {
+        let s: DhcpSection = serde_json::from_str(
+            r#"{"networks":[{"device":"eth0","address":"10.1.1.1/24","extra_ranges":
+                ["10.1.2.1/24",{"address":"10.1.3.1/24","gateway":"10.1.3.254"},
+                 {"address":"10.1.1.128/25"},{"address":"10.1.4.1/24","gateway":"10.9.9.9"}]}]}"#,
+        )
+        .unwrap();
+        let r = &s.networks[0].extra_ranges;
+        assert_eq!(r[0].router(), Some(Ipv4Addr::new(10, 1, 2, 1)));
+        assert_eq!(r[1].gateway, Some(Ipv4Addr::new(10, 1, 3, 254)));
+        assert!(s.network_of(Ipv4Addr::new(10, 1, 3, 7)).is_some());
+        let p: Vec<(String, String)> = validate(&s)
+            .into_iter()
+            .map(|p| (p.path, p.value))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                (
+                    "dhcp.networks[0].extra_ranges[2].address".to_string(),
+                    "10.1.1.128/25".to_string()
+                ),
+                (
+                    "dhcp.networks[0].extra_ranges[3].gateway".to_string(),
+                    "10.9.9.9".to_string()
+                )
+            ]
+        );
+        assert!(serde_json::from_str::<DhcpSection>(
+            r#"{"networks":[{"device":"eth0","address":"10.1.1.1/24","extra_ranges":[{"address":"10.1.2.1/24","x":1}]}]}"#
+        )
+        .is_err());
+    }
+
+    #[test]
     fn upsert_replaces_by_mac_and_address() {
         let mut s = DhcpSection::default();
         let h = |mac: &str, ip: &str| DhcpHost {
