@@ -171,9 +171,8 @@ pub fn config(next: &mut DesiredState, c: &DhcpConfig) -> Result<(), Invalid> {
 
 #[cfg(test)]
 mod tests {
-    use crate::cloudstack::{merge, parse_payload};
-    use crate::push::LocalNics;
     use crate::state::DesiredState;
+    use crate::{merge, parse_payload, LocalNics};
 
     const GN: &str = r#"{"type":"guestnetwork","delete_from_processed_cache":false,"add":true,"mac_address":"02:00:3b:6e:00:05","device":"eth0","router_guest_ip":"10.1.1.1","router_guest_netmask":"255.255.255.0","router_guest_gateway":"10.1.1.1","cidr":"24","dns":"10.1.1.1","domain_name":"cs1cloud.internal","is_vr_guest_gateway":false,"network_id":204}"#;
     const ALIAS: &str = r#"{"type":"ipaliases","delete_from_processed_cache":false,"aliases":[{"revoke":false,"ip_address":"10.1.2.1","netmask":"255.255.255.0","count":1}]}"#;
