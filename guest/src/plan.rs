@@ -161,7 +161,7 @@ fn mac_of<'a>(c: &(Option<&'a DhcpHost>, Option<&'a DhcpHost>)) -> &'a str {
 
 /// The ops that bring `mac`'s files from `have` to `want`.
 fn host_ops(mac: &str, have: Option<&HostFiles>, want: Option<&HostFiles>, out: &mut Vec<HostOp>) {
-    for kind in [HostDir::Dhcp, HostDir::Names] {
+    for kind in [HostDir::Names, HostDir::Dhcp] {
         let h = have.and_then(|f| f.get(kind)).filter(|s| !s.is_empty());
         let w = want.and_then(|f| f.get(kind));
         if h != w {

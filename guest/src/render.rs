@@ -73,13 +73,16 @@ impl Paths {
     }
 }
 
-/// The two per-host directories.
+/// The two per-host directories, in the order a host's files are written: dnsmasq 2.90 reads
+/// a new names file in microseconds, but a new lease file costs it a walk over every host
+/// (over a second at 5,000 hosts, measured by `vr-bench`), so the name is written first and
+/// answers at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HostDir {
-    /// `dhcp-hosts.d`: the static lease.
-    Dhcp,
     /// `hosts.d`: the names.
     Names,
+    /// `dhcp-hosts.d`: the static lease.
+    Dhcp,
 }
 
 /// One host's files: its lease line, and its names line when it has a DNS name.

@@ -143,8 +143,8 @@ fn observed_drift_is_repaired_file_by_file() {
         [
             (host(0).mac, HostDir::Dhcp, true),
             (host(2).mac, HostDir::Names, true),
-            (stray.mac.clone(), HostDir::Dhcp, false),
-            (stray.mac, HostDir::Names, false),
+            (stray.mac.clone(), HostDir::Names, false),
+            (stray.mac, HostDir::Dhcp, false),
         ]
     );
     assert_eq!(p.daemon, Daemon::Reload, "{p}");

@@ -288,18 +288,24 @@ impl Concern for DhcpConcern {
     type Plan = Plan;
 
     fn plan(&self, applied: &DesiredState, desired: &DesiredState) -> Result<Plan, ConcernError> {
-        // Not observed yet: the system is taken to hold what was applied.
-        let current = self.current.clone().unwrap_or_else(|| {
-            if applied.dhcp.networks.is_empty() {
-                Current::default()
-            } else {
-                Current::serving(&render(&applied.dhcp, &self.paths))
+        // Not observed yet: the system is taken to hold what was applied. Borrowed, never
+        // cloned: the mirror holds every host's files.
+        let assumed;
+        let current = match &self.current {
+            Some(c) => c,
+            None => {
+                assumed = if applied.dhcp.networks.is_empty() {
+                    Current::default()
+                } else {
+                    Current::serving(&render(&applied.dhcp, &self.paths))
+                };
+                &assumed
             }
-        });
+        };
         Ok(Plan(plan(
             &applied.dhcp,
             &desired.dhcp,
-            &current,
+            current,
             &self.paths,
         )))
     }
