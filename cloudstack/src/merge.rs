@@ -203,6 +203,18 @@ pub fn merge_into(
             typed: later::Later::DhcpConfig(c),
             ..
         }) => super::guest_ranges::config(next, c),
+        // User data, metadata and passwords are served by the metadata concern.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::VmData(d),
+            ..
+        }) => super::vmdata::vm_data(next, d),
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::VmPassword(p),
+            ..
+        }) => {
+            super::vmdata::vm_password(next, p);
+            Ok(())
+        }
         Payload::Later(p) => {
             later::store(p, &mut next.cloudstack);
             nya.push(p.kind);
