@@ -78,6 +78,11 @@ pub fn healed(state_dir: &Path, o: &Outcome) {
             "self-heal: nftables ruleset deleted or changed by hand; restored ({} change(s))",
             o.changes
         ),
+        // A re-created counter starts from 0; the MS takes the lower reading as a reset.
+        (_, "usage") => format!(
+            "self-heal: vr_stats counting table deleted or changed by hand; restored ({} change(s)); re-created counters restart from 0",
+            o.changes
+        ),
         (_, c) => format!(
             "self-heal: {c} drifted from the desired state; repaired ({} change(s))",
             o.changes
@@ -224,6 +229,15 @@ mod tests {
                 millis: 0.0,
             },
         );
+        healed(
+            dir.path(),
+            &Outcome {
+                concern: "usage",
+                status: Status::Applied,
+                changes: 6,
+                millis: 0.0,
+            },
+        );
         let text = std::fs::read_to_string(path(dir.path())).unwrap();
         assert!(!text.contains("hunter2"), "{text}");
         let lines: Vec<&str> = text.lines().map(|l| &l[24..]).collect();
@@ -234,6 +248,7 @@ mod tests {
                 "[ALERT] [push] push bad.json rejected: 2 invalid value(s)",
                 "[ALERT] [vpn] self-heal: repair failed; see vr-agent status",
                 "[ALERT] [nftables] self-heal: nftables ruleset deleted or changed by hand; restored (3 change(s))",
+                "[ALERT] [usage] self-heal: vr_stats counting table deleted or changed by hand; restored (6 change(s)); re-created counters restart from 0",
             ]
         );
     }
