@@ -193,7 +193,9 @@ impl Engine {
                     .collect();
                 not_applied.clone_from(&prepared.not_yet_applied);
                 if dry_run {
-                    self.reconciler.refresh().await;
+                    self.reconciler
+                        .refresh(&self.stored.state, &prepared.state)
+                        .await;
                     let plan = self.reconciler.plan(&self.stored.state, &prepared.state);
                     result.ok = true;
                     result.message =

@@ -114,7 +114,7 @@ async fn run<C: Concern>(
     out: &mut Vec<Outcome>,
 ) -> bool {
     let start = Instant::now();
-    let planned = match c.refresh().await {
+    let planned = match c.refresh(applied, desired).await {
         Ok(()) => c.plan(applied, desired),
         Err(e) => Err(e),
     };
@@ -245,9 +245,9 @@ impl Reconciler {
 
     /// Re-reads what the cheap-to-read concerns plan from (as `run` does before each plan),
     /// so a dry run plans from the kernel as it is now. Failures surface in the plan.
-    pub async fn refresh(&mut self) {
+    pub async fn refresh(&mut self, applied: &DesiredState, desired: &DesiredState) {
         each_concern!(self, c => {
-            if let Err(e) = c.refresh().await {
+            if let Err(e) = c.refresh(applied, desired).await {
                 tracing::warn!(concern = name_of(&*c), "cannot read current state: {e}");
             }
         });

@@ -133,7 +133,7 @@ impl<P: Part + Send + Sync> Concern for NetConcern<P> {
         Ok(())
     }
 
-    async fn refresh(&mut self) -> Result<(), ConcernError> {
+    async fn refresh(&mut self, _: &DesiredState, _: &DesiredState) -> Result<(), ConcernError> {
         self.observe().await
     }
 

@@ -80,9 +80,18 @@ pub trait Concern {
         async { Ok(()) }
     }
 
-    /// Re-reads the part of the system the next plan depends on, just before planning, for
-    /// concerns whose mirror is cheap to read in full (rtnetlink dumps).
-    fn refresh(&mut self) -> impl Future<Output = Result<(), ConcernError>> + Send {
+    /// Re-reads the part of the system the next plan from `applied` to `desired` depends on,
+    /// just before planning, for concerns whose mirror is cheap to read in full (rtnetlink
+    /// dumps). A concern whose own input is the same in both states may skip a costly read
+    /// (a daemon's config through its CLI): the push then changes nothing of it, and drift
+    /// behind the agent's back is what the self-heal loop and `reconcile` are for (they
+    /// `observe`). That keeps a push of one port forward from paying for a vtysh process.
+    fn refresh(
+        &mut self,
+        applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> impl Future<Output = Result<(), ConcernError>> + Send {
+        let _ = (applied, desired);
         async { Ok(()) }
     }
 

@@ -281,7 +281,17 @@ impl Concern for OspfConcern {
         self.reread(true).await
     }
 
-    async fn refresh(&mut self) -> Result<(), ConcernError> {
+    async fn refresh(
+        &mut self,
+        applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Result<(), ConcernError> {
+        // Reading FRR is a vtysh process (100-200 ms): not for a push that leaves OSPF as it
+        // was. Its plan then comes from the last read; FRR changed by hand or restarted is
+        // the self-heal loop's to see (`may_have_drifted`, `observe`).
+        if applied.ospf == desired.ospf {
+            return Ok(());
+        }
         if self.read_at.is_some_and(|t| t.elapsed() < FRESH) {
             return Ok(());
         }

@@ -171,7 +171,7 @@ impl Concern for TunablesConcern {
         Ok(())
     }
 
-    async fn refresh(&mut self) -> Result<(), ConcernError> {
+    async fn refresh(&mut self, _: &DesiredState, _: &DesiredState) -> Result<(), ConcernError> {
         self.observe().await
     }
 }

@@ -186,10 +186,18 @@ impl Concern for UsageConcern {
         Ok(())
     }
 
-    async fn refresh(&mut self) -> Result<(), ConcernError> {
+    async fn refresh(
+        &mut self,
+        applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Result<(), ConcernError> {
         // Nobody touched nftables since the last read or write: what was read still holds
-        // (counts aside, which plans never use).
-        if self.current.is_some() && !self.may_have_drifted().await {
+        // (counts aside, which plans never use). Nor is there anything to read for a push that
+        // leaves the counted NICs as they were (a port forward added bumps the generation):
+        // a table changed by hand is the self-heal loop's to find.
+        if self.current.is_some()
+            && (spec_of(applied) == spec_of(desired) || !self.may_have_drifted().await)
+        {
             return Ok(());
         }
         self.observe().await

@@ -324,7 +324,7 @@ impl Concern for VpnConcern {
         self.read_loaded().await
     }
 
-    async fn refresh(&mut self) -> Result<(), ConcernError> {
+    async fn refresh(&mut self, _: &DesiredState, _: &DesiredState) -> Result<(), ConcernError> {
         // A push plans from what charon holds now, not from what it held at the last look: a
         // charon restarted since has lost every connection. Nothing to ask while this process
         // has loaded nothing (the plan then starts from the committed state anyway).
