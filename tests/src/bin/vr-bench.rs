@@ -5,8 +5,9 @@
 //! agent's dnsmasq, never a restart). Everything runs in namespaces it creates. Prints one
 //! table.
 //!
-//! Usage: vr-bench [--quick | --dhcp-only]   (--quick: N = 100 and 1,000 only, shorter
-//! connect runs; --dhcp-only: the DHCP rows alone)
+//! Usage: vr-bench [--quick | --dhcp-only | --e2e-only]   (--quick: N = 100 and 1,000 only,
+//! shorter connect runs; --dhcp-only: the DHCP rows alone; --e2e-only: the end-to-end section
+//! of issue 15 alone, see `vr_tests::bench_e2e`)
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -292,6 +293,10 @@ fn main() -> ExitCode {
     if !require_root("vr-bench") || !require_program("vr-bench", "/usr/sbin/nft") {
         return ExitCode::from(1);
     }
+    if std::env::args().any(|a| a == "--e2e-only") {
+        print!("{}", vr_tests::bench_e2e::run(quick));
+        return ExitCode::SUCCESS;
+    }
     if std::env::args().any(|a| a == "--dhcp-only") {
         print_dhcp(&dhcp_bench());
         return ExitCode::SUCCESS;
@@ -352,6 +357,7 @@ fn main() -> ExitCode {
     }
     let vpn = vpn_bench();
     let dhcp = dhcp_bench();
+    let e2e = vr_tests::bench_e2e::run(quick);
 
     println!();
     println!(
@@ -390,6 +396,7 @@ fn main() -> ExitCode {
         println!("| change 1 of 2 tunnels | {change2:.1} |");
     }
     print_dhcp(&dhcp);
+    print!("{e2e}");
     ExitCode::SUCCESS
 }
 
