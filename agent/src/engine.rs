@@ -4,6 +4,8 @@
 //! One `Engine` exists per process and is driven by one task at a time (the main loop of
 //! `vr-agent run`, or an in-process `vr-agent apply`), so pushes are strictly sequential.
 
+mod forget;
+
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -68,7 +70,10 @@ impl Engine {
         if let Some(p) = &loaded.problem {
             tracing::error!("{p}");
         }
-        let stored = loaded.stored;
+        let mut stored = loaded.stored;
+        // Data an older agent kept as "not yet applied" and this one applies (user data,
+        // passwords) is served from the first replay.
+        push::upgrade_stored(&mut stored.state);
         let reconciler = Reconciler::new(&cfg);
         Ok(Engine {
             cfg,
@@ -177,6 +182,7 @@ impl Engine {
                 };
                 result.errors = invalid.0;
                 tracing::warn!(push = name, "{}", result.message);
+                crate::alerts::push_rejected(self.store.dir(), name, result.errors.len());
             }
             Ok(prepared) => {
                 result.format = Some(prepared.format);
@@ -289,6 +295,12 @@ impl Engine {
                 }
             }
             tracing::error!(push = result.name, "{}", result.message);
+            crate::alerts::push_failed(
+                self.store.dir(),
+                &result.name,
+                &report.outcomes,
+                report.rollback_incomplete.is_empty(),
+            );
             return;
         }
         let committing = crate::timing::phase("persist-commit");
@@ -349,6 +361,7 @@ impl Engine {
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
+            "state_dir": self.store.dir(),
             "uptime_secs": push::now_secs().saturating_sub(self.started_at),
             "generation": self.stored.generation,
             "committed_at": self.stored.committed_at,
@@ -445,11 +458,15 @@ impl Engine {
         let outcomes = self.reconciler.heal(&self.stored.state, &skip).await;
         for o in &outcomes {
             match &o.status {
-                Status::Applied => tracing::warn!(
-                    concern = o.concern,
-                    changes = o.changes,
-                    "self-heal: drift repaired"
-                ),
+                Status::Applied => {
+                    tracing::warn!(
+                        concern = o.concern,
+                        changes = o.changes,
+                        "self-heal: drift repaired"
+                    );
+                    crate::alerts::healed(self.store.dir(), o);
+                }
+                Status::Failed(_) => crate::alerts::healed(self.store.dir(), o),
                 Status::Unavailable(_) if !self.pending_retry.contains(&o.concern) => {
                     self.pending_retry.push(o.concern)
                 }

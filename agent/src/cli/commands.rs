@@ -84,6 +84,18 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             json,
         ),
         Command::Show {
+            what: Show::Metadata,
+        } => match Store::open(&cfg.state_dir).and_then(|s| s.load()) {
+            Ok(stored) => print_view(
+                crate::diag::metadata::view(&stored.state, &cfg.state_dir),
+                json,
+            ),
+            Err(e) => {
+                eprintln!("vr-agent: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Show {
             what: Show::Ospf {
                 dialect: Some(dialect),
             },
@@ -150,6 +162,7 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             json,
         ),
         Command::TechSupport { output } => super::support::tech_support(&cfg, output, json).await,
+        Command::Cloudstack { verb } => super::cloudstack::dispatch(verb, &cfg).await,
     }
 }
 

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 
+pub mod cloudstack;
 mod commands;
 mod run;
 mod support;
@@ -174,6 +175,14 @@ pub enum Command {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
+    /// CloudStack's `/opt/cloud/bin` scripts: each prints exactly what the management
+    /// server parses (one verb per script; the scripts are thin wrappers).
+    ///
+    /// Example: vr-agent cloudstack check-s2s-vpn 203.0.113.6
+    Cloudstack {
+        #[command(subcommand)]
+        verb: cloudstack::Verb,
+    },
     /// Print the man page (roff) or bash completions, generated from this command line.
     #[command(hide = true)]
     Generate {
@@ -240,6 +249,11 @@ pub enum Show {
     ///
     /// Example: vr-agent show dns
     Dns,
+    /// Which VMs have user data, which metadata keys, and whether a password waits for them
+    /// (never a value).
+    ///
+    /// Example: vr-agent show metadata --json
+    Metadata,
     /// Conntrack entries, filtered, with counts by state.
     ///
     /// Example: vr-agent show conntrack --address 192.0.2.11 --port 8080 --protocol tcp
@@ -277,7 +291,11 @@ impl Global {
 pub fn main() -> ExitCode {
     crate::memory::tune_allocator();
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Run));
+    // The CloudStack front doors print nothing on stderr: ssh merges it into what the
+    // management server parses.
+    if !matches!(cli.command, Command::Cloudstack { .. }) {
+        init_logging(matches!(cli.command, Command::Run));
+    }
     let cfg = match cli.global.config() {
         Ok(c) => c,
         Err(e) => {
