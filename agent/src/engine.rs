@@ -232,6 +232,7 @@ impl Engine {
         }
         // What parsing and planning freed goes back to the kernel (the push text itself is
         // mapped on its own and goes when the caller drops it).
+        let _releasing = crate::timing::phase("release");
         crate::memory::release_free();
         result
     }
@@ -250,7 +251,10 @@ impl Engine {
             committed_at: push::now_secs(),
             state: next_state,
         };
-        if let Err(e) = self.store.write_next(&next) {
+        let persisting = crate::timing::phase("persist-next");
+        let written = self.store.write_next(&next);
+        drop(persisting);
+        if let Err(e) = written {
             result.message = format!("not applied: {e}");
             return;
         }
@@ -301,7 +305,10 @@ impl Engine {
             );
             return;
         }
-        if let Err(e) = self.store.commit_next() {
+        let committing = crate::timing::phase("persist-commit");
+        let committed = self.store.commit_next();
+        drop(committing);
+        if let Err(e) = committed {
             result.message = format!("applied but not committed: {e}");
             tracing::error!(push = result.name, "{}", result.message);
             return;

@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod redact;
 pub mod store;
 pub mod testhook;
+pub mod timing;
 pub mod tunables;
 pub mod watchdog;
 

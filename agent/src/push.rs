@@ -56,7 +56,9 @@ fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<P
         Detected::Aggregate => cloudstack_aggregate(current, text, nics)?,
         Detected::CloudStack => cloudstack_payload(current, text, nics)?,
         Detected::Native => {
+            let parsing = crate::timing::phase("parse");
             let mut doc: StateDocument = parse_strict(text)?;
+            drop(parsing);
             // A NIC named by MAC gets its kernel name now, once: addresses, routes and the
             // nftables ruleset (which matches on names) then all mean the same NIC.
             for i in doc.interfaces.iter_mut().flatten() {
@@ -72,6 +74,7 @@ fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<P
                 )
                 .into());
             }
+            let _merging = crate::timing::phase("merge");
             Prepared {
                 format: Format::Native,
                 state: current.merge_native(doc),
@@ -79,6 +82,7 @@ fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<P
             }
         }
     };
+    let _validating = crate::timing::phase("validate");
     crate::validate::validate_state(&prepared.state)?;
     Ok(prepared)
 }
@@ -89,7 +93,10 @@ fn cloudstack_payload(
     text: &str,
     nics: &LocalNics,
 ) -> Result<Prepared, Invalid> {
+    let parsing = crate::timing::phase("parse");
     let payload = vr_cloudstack::parse_payload(text)?;
+    drop(parsing);
+    let _merging = crate::timing::phase("merge");
     let merged = vr_cloudstack::merge(current, &payload, nics)?;
     Ok(Prepared {
         format: Format::Cloudstack,
@@ -104,7 +111,10 @@ fn cloudstack_aggregate(
     text: &str,
     nics: &LocalNics,
 ) -> Result<Prepared, Invalid> {
+    let parsing = crate::timing::phase("parse");
     let entries = vr_cloudstack::parse_aggregate(text)?;
+    drop(parsing);
+    let _merging = crate::timing::phase("merge");
     let merged = vr_cloudstack::merge_aggregate(current, &entries, nics)?;
     Ok(Prepared {
         format: Format::CloudstackAggregate,
@@ -122,6 +132,7 @@ enum Detected {
 /// A push is CloudStack when its top-level object has a `"type"`; an aggregate container
 /// starts with its header comment or a `<version>`/`<file>` tag. Never by file name.
 fn detect(text: &str) -> Detected {
+    let _detecting = crate::timing::phase("detect");
     if vr_cloudstack::is_aggregate(text) {
         return Detected::Aggregate;
     }

@@ -114,10 +114,12 @@ async fn run<C: Concern>(
     out: &mut Vec<Outcome>,
 ) -> bool {
     let start = Instant::now();
+    let planning = crate::timing::concern_phase("plan", C::NAME);
     let planned = match c.refresh(applied, desired).await {
         Ok(()) => c.plan(applied, desired),
         Err(e) => Err(e),
     };
+    drop(planning);
     let (status, changes) = match planned {
         Err(e) => (status_of(e), 0),
         Ok(plan) if plan.is_empty() => (Status::Unchanged, 0),
@@ -135,6 +137,7 @@ async fn run<C: Concern>(
                 );
                 tracing::debug!(concern = C::NAME, "plan:\n{plan}");
             }
+            let _executing = crate::timing::concern_phase("execute", C::NAME);
             match c.execute(&plan, desired).await {
                 Ok(()) => (Status::Applied, n),
                 Err(e) => (status_of(e), 0),

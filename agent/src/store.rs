@@ -232,9 +232,11 @@ impl Store {
         }
     }
 
-    /// Writes `state.next` durably (0600).
+    /// Writes `state.next` durably (0600). Compact JSON: at 10,000 forwards the indented form
+    /// was 2.2 MB, and every byte is written, fsynced and copied to `state.good` per push
+    /// (`vr-agent show` prints the state for people).
     pub fn write_next(&self, stored: &Stored) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec_pretty(stored)
+        let bytes = serde_json::to_vec(stored)
             .map_err(|e| StoreError::Corrupt(self.next_path(), e.to_string()))?;
         write_atomic(&self.next_path(), &bytes).map_err(|e| StoreError::Write(self.next_path(), e))
     }

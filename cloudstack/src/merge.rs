@@ -98,19 +98,13 @@ pub fn merge_into(
         Payload::Cmdline(p) => cmdline(next, p),
         Payload::GuestNetwork(p) => guest(next, p, nics, nya),
         Payload::ForwardRules(p) => {
-            for (revoke, mut pf) in convert::forwards(p)? {
-                if revoke {
-                    next.nat
-                        .port_forwards
-                        .retain(|o| !convert::same_forward(o, &pf));
-                } else {
+            let mut entries = convert::forwards(p)?;
+            for (revoke, pf) in &mut entries {
+                if !*revoke {
                     pf.device = device_of(next, pf.public_ip);
-                    let key = pf.clone();
-                    upsert_by(&mut next.nat.port_forwards, pf, |o| {
-                        convert::same_forward(o, &key)
-                    });
                 }
             }
+            crate::forward_index::upsert_all(&mut next.nat.port_forwards, entries);
             Ok(())
         }
         Payload::StaticNatRules(p) => {

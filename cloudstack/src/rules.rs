@@ -15,7 +15,8 @@ use crate::error::Invalid;
 use crate::state::MacAddr;
 pub fn forwards(p: &ForwardRules) -> Result<Vec<(bool, PortForward)>, Invalid> {
     let mut e = Errors::default();
-    let mut out: Vec<(bool, PortForward)> = Vec::new();
+    let mut out: Vec<(bool, PortForward)> = Vec::with_capacity(p.rules.len());
+    let mut targets = crate::forward_index::Targets::default();
     for (i, r) in p.rules.iter().enumerate() {
         let pre = format!("rules[{i}]");
         let proto = match r.protocol.to_ascii_lowercase().as_str() {
@@ -85,16 +86,13 @@ pub fn forwards(p: &ForwardRules) -> Result<Vec<(bool, PortForward)>, Invalid> {
             };
             // A public ip:port mapped twice to different targets in one push.
             if !r.revoke {
-                if let Some((_, other)) = out.iter().find(|(rv, o)| {
-                    !rv && same_forward(o, &pf)
-                        && (o.private_ip, o.private_ports) != (pf.private_ip, pf.private_ports)
-                }) {
+                if let Some((other_ip, other_ports)) = targets.conflict(&pf) {
                     e.push(
                         format!("{pre}.source_port_range"),
                         q(&r.source_port_range),
                         &format!(
                             "{}:{} already forwarded to {}:{}",
-                            public_ip, pf.public_ports, other.private_ip, other.private_ports
+                            public_ip, pf.public_ports, other_ip, other_ports
                         ),
                     );
                 }

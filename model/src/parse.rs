@@ -115,6 +115,16 @@ fn parse_reporting<T: DeserializeOwned, F: FnMut(serde_ignored::Path<'_>)>(
             .into());
         }
     }
+    // Fast path: most pushes are valid, and tracking the path of every value (a String per
+    // map key) cost more than the parse itself at 10,000 rules (issue 15). Only a failed
+    // parse is parsed again, with the path, for its error. Fields ignored before a failure are
+    // reported twice, which no caller sees: on an error the ignored list is dropped.
+    let mut de = serde_json::Deserializer::from_str(text);
+    if let Ok(v) = T::deserialize(serde_ignored::Deserializer::new(&mut de, &mut *ignored)) {
+        if de.end().is_ok() {
+            return Ok(v);
+        }
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let err = match serde_path_to_error::deserialize::<_, T>(serde_ignored::Deserializer::new(
         &mut de, ignored,

@@ -94,6 +94,16 @@ impl AgentProc {
         c
     }
 
+    /// A `vr-agent` client command with this agent's paths, run where the test runs: the CLI
+    /// only talks to the socket, so the time it takes is the management server's, without
+    /// the cost of entering a namespace.
+    pub fn client_command(&self) -> Command {
+        let _ = self.command(); // writes the config file on first use
+        let mut c = Command::new(agent_binary());
+        c.args(self.global_args());
+        c
+    }
+
     /// Starts `vr-agent run` and waits until its socket answers.
     pub fn start(&mut self) {
         self.start_within(Duration::from_secs(20));
@@ -134,6 +144,53 @@ impl AgentProc {
 
     fn exited(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+    }
+
+    /// Starts `vr-agent run` and returns the time from the spawn until its socket accepts a
+    /// connection: the agent binds it right after the boot replay and before it tells systemd
+    /// READY, so this is boot to READY, measured to the millisecond (polled every 1 ms).
+    pub fn start_to_ready(&mut self) -> Duration {
+        // The agent binds only after replaying: the socket cannot exist before.
+        let _ = std::fs::remove_file(&self.socket);
+        let mut cmd = self.command();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        cmd.arg("run")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let t = std::time::Instant::now();
+        self.child = Some(cmd.spawn().expect("spawn vr-agent run"));
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(60) && !self.exited(),
+                "agent did not become ready; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        t.elapsed()
+    }
+
+    /// `VmRSS` and `VmHWM` (peak) of the running agent, in kB.
+    pub fn rss_kb(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid().unwrap_or(0)))
+            .unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
     }
 
     /// Runs `vr-agent ARGS...` against this agent.

@@ -5,6 +5,7 @@
 //! namespaces the test made, and is torn down by `Drop` even when the test fails.
 
 pub mod agent;
+pub mod bench_e2e;
 pub mod dhcp_bench;
 pub mod hostile;
 pub mod netns;

@@ -77,7 +77,10 @@ fn refused(error: String) -> Response {
 
 async fn handle(stream: UnixStream, jobs: mpsc::Sender<Job>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let response = match read_request(read).await {
+    let reading = crate::timing::phase("intake-read");
+    let request = read_request(read).await;
+    drop(reading);
+    let response = match request {
         Err(resp) => resp,
         Ok((req, permit)) => {
             let (tx, rx) = oneshot::channel();
@@ -91,6 +94,7 @@ async fn handle(stream: UnixStream, jobs: mpsc::Sender<Job>) -> std::io::Result<
             resp
         }
     };
+    let _answering = crate::timing::phase("answer");
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
     out.push(b'\n');
     write.write_all(&out).await?;

@@ -6,8 +6,9 @@
 //! and a restart (`vr_tests::dhcp_bench`). Everything runs in namespaces it creates. Prints
 //! one table per part.
 //!
-//! Usage: vr-bench [--quick | --dhcp-only]   (--quick: N = 100 and 1,000 only, shorter
-//! connect runs; --dhcp-only: the DHCP rows alone)
+//! Usage: vr-bench [--quick | --dhcp-only | --e2e-only]   (--quick: N = 100 and 1,000 only,
+//! shorter connect runs; --dhcp-only: the DHCP rows alone; --e2e-only: the end-to-end section
+//! of issue 15 alone, see `vr_tests::bench_e2e`)
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -232,6 +233,10 @@ fn main() -> ExitCode {
     if !require_root("vr-bench") || !require_program("vr-bench", "/usr/sbin/nft") {
         return ExitCode::from(1);
     }
+    if std::env::args().any(|a| a == "--e2e-only") {
+        print!("{}", vr_tests::bench_e2e::run(quick));
+        return ExitCode::SUCCESS;
+    }
     if std::env::args().any(|a| a == "--dhcp-only") {
         vr_tests::dhcp_bench::print(&vr_tests::dhcp_bench::run());
         return ExitCode::SUCCESS;
@@ -292,6 +297,7 @@ fn main() -> ExitCode {
     }
     let vpn = vpn_bench();
     let dhcp = vr_tests::dhcp_bench::run();
+    let e2e = vr_tests::bench_e2e::run(quick);
 
     println!();
     println!(
@@ -330,5 +336,6 @@ fn main() -> ExitCode {
         println!("| change 1 of 2 tunnels | {change2:.1} |");
     }
     vr_tests::dhcp_bench::print(&dhcp);
+    print!("{e2e}");
     ExitCode::SUCCESS
 }

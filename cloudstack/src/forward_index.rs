@@ -1,0 +1,130 @@
+//! Port forwards keyed by identity (public IP, public ports, protocol) through a hash index,
+//! so that a `forwardrules` push costs time in proportion to its rules, not to its rules times
+//! the rules stored: CloudStack re-sends a network's whole list with every change, and a
+//! linear search per rule made a 10,000-rule push 10^8 comparisons (issue 15).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use vr_nat::{L4Protocol, PortForward, PortRange};
+
+/// What identifies a forward (see [`crate::rules::same_forward`]).
+pub type Key = (Ipv4Addr, PortRange, L4Protocol);
+
+pub fn key(pf: &PortForward) -> Key {
+    (pf.public_ip, pf.public_ports, pf.protocol)
+}
+
+/// Applies `(revoke, forward)` entries in order to `list`, exactly as a linear
+/// "revoke removes every forward with the key; otherwise replace the first with the key in
+/// place, or append" would: positions of kept forwards do not move, appended ones keep their
+/// order, so plans stay small.
+pub fn upsert_all(
+    list: &mut Vec<PortForward>,
+    entries: impl IntoIterator<Item = (bool, PortForward)>,
+) {
+    // Slots: None = removed by a revoke (compacted at the end, keeping order).
+    let mut slots: Vec<Option<PortForward>> = std::mem::take(list).into_iter().map(Some).collect();
+    // Every live slot per key, in list order (a native push may have stored a key twice).
+    let mut index: HashMap<Key, Vec<usize>> = HashMap::with_capacity(slots.len());
+    for (i, pf) in slots.iter().enumerate() {
+        if let Some(pf) = pf {
+            index.entry(key(pf)).or_default().push(i);
+        }
+    }
+    for (revoke, pf) in entries {
+        let k = key(&pf);
+        if revoke {
+            for i in index.remove(&k).unwrap_or_default() {
+                slots[i] = None;
+            }
+        } else {
+            match index.get(&k).and_then(|v| v.first()) {
+                Some(&i) => slots[i] = Some(pf),
+                None => {
+                    index.insert(k, vec![slots.len()]);
+                    slots.push(Some(pf));
+                }
+            }
+        }
+    }
+    *list = slots.into_iter().flatten().collect();
+}
+
+/// Per key, the distinct targets (private IP and ports) seen so far in one push, in order of
+/// first appearance: finds "a public ip:port mapped twice to different targets" in one pass.
+#[derive(Debug, Default)]
+pub struct Targets(HashMap<Key, Vec<(Ipv4Addr, PortRange)>>);
+
+impl Targets {
+    /// The first earlier target of `pf`'s key that differs from `pf`'s own, recording `pf`'s.
+    pub fn conflict(&mut self, pf: &PortForward) -> Option<(Ipv4Addr, PortRange)> {
+        let seen = self.0.entry(key(pf)).or_default();
+        let own = (pf.private_ip, pf.private_ports);
+        let other = seen.iter().find(|t| **t != own).copied();
+        if !seen.contains(&own) {
+            seen.push(own);
+        }
+        other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pf(port: u16, to: u8) -> PortForward {
+        PortForward {
+            public_ip: Ipv4Addr::new(192, 0, 2, 11),
+            protocol: L4Protocol::Tcp,
+            public_ports: PortRange::single(port),
+            private_ip: Ipv4Addr::new(10, 1, 1, to),
+            private_ports: PortRange::single(80),
+            source_cidrs: Vec::new(),
+            device: None,
+        }
+    }
+
+    /// The linear definition the index replaces.
+    fn linear(list: &mut Vec<PortForward>, entries: &[(bool, PortForward)]) {
+        for (revoke, p) in entries {
+            if *revoke {
+                list.retain(|o| key(o) != key(p));
+            } else {
+                match list.iter().position(|o| key(o) == key(p)) {
+                    Some(i) => list[i] = p.clone(),
+                    None => list.push(p.clone()),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_result_as_the_linear_merge() {
+        let stored = vec![pf(1, 1), pf(2, 2), pf(3, 3), pf(2, 9), pf(4, 4)];
+        let entries = vec![
+            (false, pf(3, 7)),
+            (true, pf(2, 0)),
+            (false, pf(5, 5)),
+            (false, pf(2, 6)),
+            (true, pf(1, 0)),
+            (false, pf(5, 8)),
+            (true, pf(6, 0)),
+        ];
+        let mut a = stored.clone();
+        linear(&mut a, &entries);
+        let mut b = stored;
+        upsert_all(&mut b, entries);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn conflicts_name_the_first_differing_target() {
+        let mut t = Targets::default();
+        assert_eq!(t.conflict(&pf(1, 1)), None);
+        assert_eq!(t.conflict(&pf(1, 1)), None);
+        assert_eq!(t.conflict(&pf(1, 2)).map(|c| c.0.octets()[3]), Some(1));
+        assert_eq!(t.conflict(&pf(1, 1)).map(|c| c.0.octets()[3]), Some(2));
+        assert_eq!(t.conflict(&pf(2, 2)), None);
+    }
+}

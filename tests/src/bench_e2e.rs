@@ -1,0 +1,360 @@
+//! `vr-bench`'s end-to-end section (issue 15): the push measured the way the management
+//! server sees it, not the nftables concern's own time. A running agent; a CloudStack
+//! `forwardrules` push file applied by a `vr-agent apply` process, timed around that process
+//! (the CLI runs outside the router's namespace, as the management server's SSH command runs
+//! outside the agent); the same push dropped in the spool, timed from write+rename to its
+//! result file; `nft -f` of the same ruleset in the same run; boot replay to READY; RSS.
+//! The agent logs its push phases (`vr_agent::timing`) at debug level; the section sums them
+//! for the 10k "+1 forward" push to show where the time goes.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::{AgentProc, Netns};
+
+/// The interfaces and the source NAT every router of this section starts from (native push).
+const BASE: &str = r#"{"schema":1,
+    "interfaces":[{"device":"eth0","role":"guest","addresses":["10.1.0.1/16"]},
+                  {"device":"eth2","role":"public","addresses":["192.0.2.10/24","192.0.2.11/24"]}],
+    "nat":{"source_nat":[{"device":"eth2","public_ip":"192.0.2.10","source_cidrs":["10.1.0.0/16"]}]}}"#;
+
+/// One CloudStack forward rule, numbered.
+fn cs_rule(i: u32) -> String {
+    format!(
+        r#"{{"revoke":false,"protocol":"tcp","source_ip_address":"192.0.2.11","source_port_range":"{p}:{p}","destination_ip_address":"10.1.{}.{}","destination_port_range":"80:80"}}"#,
+        10 + i / 250,
+        1 + i % 250,
+        p = 10_000 + i
+    )
+}
+
+/// A CloudStack `forwardrules` payload carrying rules `from..to` (CloudStack re-sends the
+/// whole list of a network's rules with every change).
+pub fn forwardrules(from: u32, to: u32) -> String {
+    let rules: Vec<String> = (from..to).map(cs_rule).collect();
+    format!(
+        r#"{{"type":"forwardrules","delete_from_processed_cache":false,"rules":[{}]}}"#,
+        rules.join(",")
+    )
+}
+
+/// The boot-replay load of issue 15 in the native format: 10,000 port forwards, 1,000 static
+/// NATs, 1,000 firewall source CIDRs, `tunnels` passive site-to-site tunnels and `hosts` DHCP
+/// hosts.
+pub fn boot_state(tunnels: u32, hosts: u32) -> String {
+    let pf: Vec<String> = (0..10_000u32)
+        .map(|i| {
+            format!(
+                r#"{{"public_ip":"192.0.2.11","protocol":"tcp","public_ports":{},"private_ip":"10.1.{}.{}","private_ports":80}}"#,
+                10_000 + i,
+                10 + i / 250,
+                1 + i % 250
+            )
+        })
+        .collect();
+    let snat: Vec<String> = (0..1000u32)
+        .map(|i| {
+            format!(
+                r#"{{"public_ip":"203.0.{}.{}","private_ip":"10.2.{}.{}"}}"#,
+                i / 250,
+                1 + i % 250,
+                i / 250,
+                1 + i % 250
+            )
+        })
+        .collect();
+    let cidrs: Vec<String> = (0..1000u32)
+        .map(|i| format!(r#""198.{}.{}.0/24""#, 18 + i / 256, i % 256))
+        .collect();
+    let s2s: Vec<String> = (0..tunnels)
+        .map(|i| {
+            format!(
+                r#"{{"local_public_ip":"192.0.2.10","local_cidrs":["10.1.0.0/16"],"peer_gateway":"198.51.{}.{}","peer_cidrs":["10.{}.{}.0/24"],
+                "psk":"bench-psk-{i}","ike_policy":"aes128-sha256;modp2048","esp_policy":"aes128-sha256","passive":true}}"#,
+                i / 250,
+                1 + i % 250,
+                100 + i / 250,
+                i % 250
+            )
+        })
+        .collect();
+    let dhcp_hosts: Vec<String> = (0..hosts)
+        .map(|i| {
+            format!(
+                r#"{{"mac":"02:00:00:bb:{:02x}:{:02x}","ipv4":"10.1.{}.{}","hostname":"vm{i}"}}"#,
+                i / 256,
+                i % 256,
+                10 + i / 250,
+                1 + i % 250
+            )
+        })
+        .collect();
+    let dhcp = if hosts > 0 {
+        format!(
+            r#","dhcp":{{"networks":[{{"device":"eth0","address":"10.1.0.1/16","domain":"bench.test"}}],"hosts":[{}]}}"#,
+            dhcp_hosts.join(",")
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"{{"schema":1,
+        "interfaces":[{{"device":"eth0","role":"guest","addresses":["10.1.0.1/16"]}},
+                      {{"device":"eth2","role":"public","addresses":["192.0.2.10/24","192.0.2.11/24"]}}],
+        "nat":{{"source_nat":[{{"device":"eth2","public_ip":"192.0.2.10","source_cidrs":["10.1.0.0/16"]}}],
+               "static_nat":[{}],"port_forwards":[{}]}},
+        "firewall":{{"ingress":[{{"id":1,"public_ip":"192.0.2.11","protocol":"tcp","ports":"10000-60000","source_cidrs":[{}]}}]}},
+        "vpn":{{"site_to_site":[{}]}}{dhcp}}}"#,
+        snat.join(","),
+        pf.join(","),
+        cidrs.join(","),
+        s2s.join(",")
+    )
+}
+
+/// A namespace with the router's two veth NICs, and an agent (not started) that logs its
+/// push phases.
+fn router(tag: &str) -> (Netns, AgentProc) {
+    let ns = Netns::new(tag);
+    for (a, b) in [("eth0", "eth0p"), ("eth2", "eth2p")] {
+        ns.ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        ns.ip(&["link", "set", a, "up"]);
+        ns.ip(&["link", "set", b, "up"]);
+    }
+    let mut agent = AgentProc::new(Some(&ns.name));
+    agent
+        .env
+        .push(("RUST_LOG".into(), "info,vr_agent::timing=debug".into()));
+    (ns, agent)
+}
+
+/// `vr-agent apply --json FILE` of `text` through the running agent, timed around the CLI
+/// process (the file is written first, outside the timing). Panics when the push fails.
+fn cli_apply(agent: &AgentProc, name: &str, text: &str) -> f64 {
+    let file = agent.dir.path().join(name);
+    std::fs::write(&file, text).expect("write push");
+    let mut cmd: Command = agent.client_command();
+    cmd.args(["apply", "--json"]).arg(&file);
+    let t = Instant::now();
+    let out = cmd.output().expect("run vr-agent apply");
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert!(
+        out.status.success(),
+        "{name}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ms
+}
+
+/// The same push as a spool drop: from write + rename to its result file.
+fn spool_apply(agent: &AgentProc, name: &str, text: &str) -> f64 {
+    let t = Instant::now();
+    agent.spool_push(name, text);
+    let (ok, res) = agent
+        .spool_result(name, Duration::from_secs(60))
+        .expect("spool result");
+    assert!(ok, "{name}: {res}");
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn nft_f(ruleset: &str, file: &Path) -> f64 {
+    std::fs::write(file, ruleset).expect("ruleset file");
+    let fresh = Netns::new("be2enft");
+    let f = file.display().to_string();
+    let t = Instant::now();
+    fresh.exec_ok("nft", &["-f", &f]);
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// The phases the agent logged after byte `from` of its log: (phase, concern) -> ms, summed.
+fn phases(agent: &AgentProc, from: usize) -> Vec<(String, f64)> {
+    let log = agent.log_text();
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for line in log.get(from..).unwrap_or("").lines() {
+        if !line.contains("push phase") {
+            continue;
+        }
+        let field = |k: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .unwrap_or("")
+                .to_string()
+        };
+        let (phase, concern) = (field("phase="), field("concern="));
+        let ms: f64 = field("ms=").parse().unwrap_or(0.0);
+        let key = if concern.is_empty() {
+            phase
+        } else {
+            format!("{phase} {concern}")
+        };
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v += ms,
+            None => out.push((key, ms)),
+        }
+    }
+    out
+}
+
+struct Row {
+    n: u32,
+    full: f64,
+    nft: f64,
+    plus1: f64,
+    spool_plus1: f64,
+    cs_delta: f64,
+    native_delta: f64,
+}
+
+/// Measures the end-to-end section and returns its tables as text.
+pub fn run(quick: bool) -> String {
+    let sizes: &[u32] = if quick {
+        &[100, 1000]
+    } else {
+        &[100, 1000, 10_000]
+    };
+    let mut rows = Vec::new();
+    let mut breakdown = Vec::new();
+    let mut rss = (0, 0);
+    for &n in sizes {
+        let (ns, mut agent) = router("be2e");
+        agent.start();
+        cli_apply(&agent, "base.json", BASE);
+        let full = cli_apply(&agent, "full.json", &forwardrules(0, n));
+        let listing = ns.exec_ok("nft", &["list", "ruleset"]);
+        let nft = nft_f(&listing, &agent.dir.path().join("ruleset.nft"));
+        let mark = agent.log_text().len();
+        let plus1 = cli_apply(&agent, "plus1.json", &forwardrules(0, n + 1));
+        if n == *sizes.last().unwrap() {
+            breakdown = phases(&agent, mark);
+        }
+        let spool_plus1 = spool_apply(&agent, "plus2.json", &forwardrules(0, n + 2));
+        // Only the change: one new rule (CloudStack's adapter upserts by rule).
+        let cs_delta = cli_apply(&agent, "delta.json", &forwardrules(n + 2, n + 3));
+        // A native push of one section that does not hold the forwards.
+        let native_delta = cli_apply(
+            &agent,
+            "native.json",
+            r#"{"schema":1,"routes":[{"destination":"10.9.0.0/16","gateway":"10.1.0.254"}]}"#,
+        );
+        if n == *sizes.last().unwrap() {
+            std::thread::sleep(Duration::from_millis(500));
+            rss = agent.rss_kb();
+        }
+        rows.push(Row {
+            n,
+            full,
+            nft,
+            plus1,
+            spool_plus1,
+            cs_delta,
+            native_delta,
+        });
+        agent.stop();
+    }
+    let boot = boot_replay(quick);
+
+    let mut t = String::new();
+    let _ = writeln!(t, "\nEnd to end (issue 15): `vr-agent apply` of a CloudStack forwardrules push, timed around the CLI process");
+    let _ = writeln!(t, "| forwards | full apply (ms) | nft -f same ruleset (ms) | full / nft -f | +1 forward, list re-sent (ms) | same, spool drop to result (ms) | CloudStack push of only the new rule (ms) | native push of one other section (ms) |");
+    let _ = writeln!(t, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let _ = writeln!(
+            t,
+            "| {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            r.n,
+            r.full,
+            r.nft,
+            r.full / r.nft,
+            r.plus1,
+            r.spool_plus1,
+            r.cs_delta,
+            r.native_delta
+        );
+    }
+    if let (Some(lo), Some(hi)) = (rows.first(), rows.last()) {
+        let _ = writeln!(
+            t,
+            "\nat {}: full / nft -f = {:.2} (target <= 0.5); +1 re-sent = {:.2}x the time at {} (target <= 2); native delta = {:.2}x (target <= 1.2)",
+            hi.n,
+            hi.full / hi.nft,
+            hi.plus1 / lo.plus1,
+            lo.n,
+            hi.native_delta / lo.native_delta
+        );
+    }
+    let _ = writeln!(
+        t,
+        "agent RSS at {} forwards, idle: {:.1} MB (target <= 20); peak: {:.1} MB (target <= 40)",
+        sizes.last().unwrap(),
+        rss.0 as f64 / 1024.0,
+        rss.1 as f64 / 1024.0
+    );
+    let total: f64 = breakdown.iter().map(|(_, ms)| ms).sum();
+    let _ = writeln!(
+        t,
+        "\nWhere the agent's time goes, +1 forward with the {} list re-sent (vr_agent::timing at debug; phases sum to {total:.1} ms)",
+        sizes.last().unwrap()
+    );
+    let _ = writeln!(t, "| phase | ms |");
+    let _ = writeln!(t, "|---|---:|");
+    for (k, ms) in &breakdown {
+        let _ = writeln!(t, "| {k} | {ms:.2} |");
+    }
+    t.push_str(&boot);
+    t
+}
+
+/// Boot replay to READY: the issue's load is committed by one agent, then a fresh agent in a
+/// fresh namespace (an empty kernel, as after a reboot) starts from a copy of that state
+/// directory; timed from the spawn of `vr-agent run` until its socket accepts.
+fn boot_replay(quick: bool) -> String {
+    let charon = Path::new(crate::peers::CHARON).exists();
+    let dnsmasq = Path::new("/usr/sbin/dnsmasq").exists();
+    let hosts = if dnsmasq && !quick { 5000 } else { 0 };
+    let tunnels = if charon { 50 } else { 0 };
+    let text = boot_state(tunnels, hosts);
+    let keep = tempfile::tempdir().expect("tempdir");
+    let start_in = |ns: &mut Netns, agent: &mut AgentProc| -> Option<crate::peers::Charon> {
+        let c = charon.then(|| crate::peers::Charon::start(ns, &agent.dir.path().join("charon")));
+        if let Some(c) = &c {
+            agent.extra_args = vec!["--vici-socket".into(), c.vici_socket.display().to_string()];
+        }
+        c
+    };
+    {
+        let (mut ns, mut agent) = router("be2eload");
+        let _charon = start_in(&mut ns, &mut agent);
+        agent.start();
+        cli_apply(&agent, "boot.json", &text);
+        agent.stop();
+        agent.kill_dnsmasq();
+        for f in ["state.json", "state.good"] {
+            let _ = std::fs::copy(agent.state_dir.join(f), keep.path().join(f));
+        }
+    }
+    let (mut ns, mut agent) = router("be2eboot");
+    let _charon = start_in(&mut ns, &mut agent);
+    std::fs::create_dir_all(&agent.state_dir).expect("state dir");
+    for f in ["state.json", "state.good"] {
+        let _ = std::fs::copy(keep.path().join(f), agent.state_dir.join(f));
+    }
+    let ready = agent.start_to_ready().as_secs_f64() * 1000.0;
+    std::thread::sleep(Duration::from_millis(500));
+    let (idle, peak) = agent.rss_kb();
+    let status = agent.cli(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+    let replay_ok = status["replay"]["ok"].as_bool() == Some(true);
+    agent.stop();
+    agent.kill_dnsmasq();
+    format!(
+        "\nBoot replay to READY (10,000 forwards, 1,000 static NATs, 1,000 firewall CIDRs, {tunnels} site-to-site tunnels without IKE{}, {hosts} DHCP hosts{}): {ready:.0} ms (target <= 1000), replay {}; agent RSS after boot, idle {:.1} MB, peak {:.1} MB\n",
+        if charon { "" } else { " (charon not installed)" },
+        if dnsmasq { "" } else { " (dnsmasq not installed)" },
+        if replay_ok { "ok" } else { "NOT ok" },
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0,
+    )
+}
