@@ -5,6 +5,7 @@
 //! namespaces the test made, and is torn down by `Drop` even when the test fails.
 
 pub mod agent;
+pub mod cloudstack;
 pub mod hostile;
 pub mod netns;
 pub mod peers;

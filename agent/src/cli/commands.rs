@@ -155,6 +155,7 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             json,
         ),
         Command::TechSupport { output } => super::support::tech_support(&cfg, output, json).await,
+        Command::Cloudstack { verb } => super::cloudstack::dispatch(verb, &cfg).await,
     }
 }
 

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 
+pub mod cloudstack;
 mod commands;
 mod run;
 mod support;
@@ -69,6 +70,40 @@ pub struct Global {
         value_name = "SECONDS"
     )]
     pub observe_interval: Option<u64>,
+    /// CloudStack's file drop directory (boot cmdline, pushes, boot_up_done)
+    /// [default: /var/cache/cloud]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_CLOUDSTACK_DIR",
+        value_name = "DIR"
+    )]
+    pub cloudstack_dir: Option<PathBuf>,
+    /// CloudStack version reported by get_template_version.sh [default: 4.22.0]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_CLOUDSTACK_VERSION",
+        value_name = "X.Y.Z"
+    )]
+    pub cloudstack_version: Option<String>,
+    /// Seconds to wait at start for the boot cmdline [default: 60]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_CMDLINE_WAIT",
+        value_name = "SECONDS"
+    )]
+    pub cmdline_wait: Option<u64>,
+    /// root's authorized_keys, written from the cmdline's authorized_key
+    /// [default: /root/.ssh/authorized_keys]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_AUTHORIZED_KEYS",
+        value_name = "FILE"
+    )]
+    pub authorized_keys: Option<PathBuf>,
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -169,6 +204,14 @@ pub enum Command {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
+    /// CloudStack's router scripts (`/opt/cloud/bin/<script>` runs `vr-agent cloudstack <verb>`):
+    /// exactly the output and exit status the management server parses.
+    ///
+    /// Example: vr-agent cloudstack update_config.py forwarding_rules.json.42
+    Cloudstack {
+        #[command(subcommand)]
+        verb: cloudstack::Verb,
+    },
     /// Print the man page (roff) or bash completions, generated from this command line.
     #[command(hide = true)]
     Generate {
@@ -264,6 +307,10 @@ impl Global {
             frr_config: self.frr_config.clone(),
             nft_backend: self.nft_backend.clone(),
             observe_interval: self.observe_interval,
+            cloudstack_dir: self.cloudstack_dir.clone(),
+            cloudstack_version: self.cloudstack_version.clone(),
+            cmdline_wait: self.cmdline_wait,
+            authorized_keys: self.authorized_keys.clone(),
         })
     }
 }
@@ -272,10 +319,18 @@ impl Global {
 pub fn main() -> ExitCode {
     crate::memory::tune_allocator();
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Run));
+    // The CloudStack front doors' stderr is merged into the text the management server parses:
+    // they log nowhere.
+    if !matches!(cli.command, Command::Cloudstack { .. }) {
+        init_logging(matches!(cli.command, Command::Run));
+    }
     let cfg = match cli.global.config() {
         Ok(c) => c,
         Err(e) => {
+            if matches!(cli.command, Command::Cloudstack { .. }) {
+                println!("vr-agent: {e}");
+                return ExitCode::from(1);
+            }
             eprintln!("vr-agent: {e}");
             return ExitCode::from(2);
         }

@@ -43,6 +43,7 @@ pub mod later_types;
 pub mod merge;
 pub mod rules;
 pub mod s2s;
+pub mod scripts;
 pub mod secrets;
 pub mod types;
 
