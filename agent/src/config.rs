@@ -163,7 +163,7 @@ impl Config {
             .cloudstack_version
             .or(f.cloudstack_version)
             .unwrap_or_else(|| DEFAULT_CLOUDSTACK_VERSION.into());
-        if !crate::cloudstack::scripts::version::is_router_version(&cloudstack_version) {
+        if !vr_cloudstack::scripts::version::is_router_version(&cloudstack_version) {
             return Err(ConfigError::Invalid(
                 path,
                 format!("cloudstack-version {cloudstack_version:?}: expected a CloudStack version such as 4.22.0"),

@@ -167,6 +167,8 @@ impl Engine {
             not_yet_applied: Vec::new(),
             plan: None,
         };
+        // What the adapter stored but this version does not apply, named by the adapter.
+        let mut not_applied = Vec::new();
         match push::prepare(&self.stored.state, text, nics) {
             Err(invalid) => {
                 result.message = match invalid.total() {
@@ -178,7 +180,12 @@ impl Engine {
             }
             Ok(prepared) => {
                 result.format = Some(prepared.format);
-                result.not_yet_applied = prepared.not_yet_applied.clone();
+                result.not_yet_applied = prepared
+                    .not_yet_applied
+                    .iter()
+                    .map(|n| n.kind.to_string())
+                    .collect();
+                not_applied.clone_from(&prepared.not_yet_applied);
                 if dry_run {
                     self.reconciler.refresh().await;
                     let plan = self.reconciler.plan(&self.stored.state, &prepared.state);
@@ -198,14 +205,14 @@ impl Engine {
         // kept in the state and applied from it when its concern lands; the message, the
         // `not_yet_applied` list and one outcome per type tell the management server and the
         // operator exactly what is not applied.
-        if result.ok && !result.not_yet_applied.is_empty() {
-            let said = crate::not_applied::sentence(&result.not_yet_applied, dry_run);
+        if result.ok && !not_applied.is_empty() {
+            let said = crate::not_applied::sentence(&not_applied, dry_run);
             result.message.push_str(&said);
             tracing::warn!(push = name, "{}", said.trim_start_matches("; "));
         }
-        for t in &result.not_yet_applied {
+        for n in &not_applied {
             result.outcomes.push(Outcome {
-                concern: leak_name(t),
+                concern: n.kind,
                 status: Status::NotYetApplied,
                 changes: 0,
                 millis: 0.0,
@@ -548,29 +555,4 @@ fn failed_concerns(outcomes: &[Outcome]) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-/// Outcome names are `&'static str`; CloudStack type names come from a fixed set, so the
-/// handful of leaked strings is bounded.
-fn leak_name(name: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "dhcpentry",
-        "dhcpconfig",
-        "vmdata",
-        "vmpassword",
-        "ipaliases",
-        "loadbalancer",
-        "remoteaccessvpn",
-        "vpnuserlist",
-        "monitorservice",
-        "bgppeers",
-        "ipv6firewallrules",
-        "guestnetwork-ipv6",
-        "ospf",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| **k == name)
-        .copied()
-        .unwrap_or("cloudstack")
 }

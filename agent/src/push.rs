@@ -1,17 +1,13 @@
 //! From push text to the next desired state: recognise the format, parse strictly, merge,
 //! validate. Pure but for nothing: the caller passes the local NICs in.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::concern::Outcome;
 use crate::error::{FieldError, Invalid};
 use crate::parse::{parse_strict, MAX_PUSH_BYTES};
 use crate::state::{DesiredState, MacAddr, StateDocument, SCHEMA_VERSION};
-
-/// The router's NICs by MAC address (CloudStack finds a NIC by `vif_mac_address` first).
-pub type LocalNics = BTreeMap<MacAddr, String>;
+pub use vr_model::{LocalNics, NotApplied};
 
 /// Which format a push was in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,8 +26,8 @@ pub enum Format {
 pub struct Prepared {
     pub format: Format,
     pub state: DesiredState,
-    /// Concerns (CloudStack types) stored but not applied by this agent version.
-    pub not_yet_applied: Vec<String>,
+    /// Kinds the adapter stored but this agent version does not apply, named by the adapter.
+    pub not_yet_applied: Vec<NotApplied>,
 }
 
 /// Parses, merges and validates `text` on top of `current`. Nothing is applied. At most
@@ -86,12 +82,12 @@ fn cloudstack_payload(
     text: &str,
     nics: &LocalNics,
 ) -> Result<Prepared, Invalid> {
-    let payload = crate::cloudstack::parse_payload(text)?;
-    let merged = crate::cloudstack::merge(current, &payload, nics)?;
+    let payload = vr_cloudstack::parse_payload(text)?;
+    let merged = vr_cloudstack::merge(current, &payload, nics)?;
     Ok(Prepared {
         format: Format::Cloudstack,
+        not_yet_applied: merged.not_applied(),
         state: merged.state,
-        not_yet_applied: merged.not_yet_applied,
     })
 }
 
@@ -101,12 +97,12 @@ fn cloudstack_aggregate(
     text: &str,
     nics: &LocalNics,
 ) -> Result<Prepared, Invalid> {
-    let entries = crate::cloudstack::parse_aggregate(text)?;
-    let merged = crate::cloudstack::merge_aggregate(current, &entries, nics)?;
+    let entries = vr_cloudstack::parse_aggregate(text)?;
+    let merged = vr_cloudstack::merge_aggregate(current, &entries, nics)?;
     Ok(Prepared {
         format: Format::CloudstackAggregate,
+        not_yet_applied: merged.not_applied(),
         state: merged.state,
-        not_yet_applied: merged.not_yet_applied,
     })
 }
 
@@ -119,11 +115,7 @@ enum Detected {
 /// A push is CloudStack when its top-level object has a `"type"`; an aggregate container
 /// starts with its header comment or a `<version>`/`<file>` tag. Never by file name.
 fn detect(text: &str) -> Detected {
-    let head = text.trim_start();
-    if head.starts_with("#Apache CloudStack")
-        || head.starts_with("<version>")
-        || head.starts_with("<file>")
-    {
+    if vr_cloudstack::is_aggregate(text) {
         return Detected::Aggregate;
     }
     #[derive(serde::Deserialize)]

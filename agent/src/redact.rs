@@ -132,12 +132,12 @@ mod tests {
             assert!(crate::parse::is_secret_path(p), "{p} is not a secret path");
         }
         // The CloudStack wire structs too (their names differ from the native ones).
-        let s2s = crate::cloudstack::parse_payload(&format!(
+        let s2s = vr_cloudstack::parse_payload(&format!(
             r#"{{"type":"site2sitevpn","local_public_ip":"192.0.2.10","local_guest_cidr":"10.1.1.0/24","peer_gateway_ip":"203.0.113.9","peer_guest_cidr_list":"10.9.0.0/16","esp_policy":"aes128-sha1","ike_policy":"aes128-sha1;modp1536","ipsec_psk":"{}","create":true}}"#,
             MARKERS[2]
         ))
         .unwrap();
-        let crate::cloudstack::Payload::Site2SiteVpn(s2s) = s2s else {
+        let vr_cloudstack::Payload::Site2SiteVpn(s2s) = s2s else {
             panic!("type")
         };
         let mut paths = Vec::new();

@@ -7,7 +7,6 @@
 
 pub mod apply;
 pub mod blocks;
-pub mod cloudstack;
 pub mod export;
 pub mod model;
 pub mod render;

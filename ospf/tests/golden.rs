@@ -1,12 +1,12 @@
 //! Golden files for every rendered artefact: FRR `frr.conf` and the Quagga dialect
-//! (`zebra.conf` + `ospfd.conf`), for a full native section and for CloudStack's OSPF push.
+//! (`zebra.conf` + `ospfd.conf`), for a full native section (CloudStack's OSPF push: in
+//! `cloudstack/tests/ospf_golden.rs`).
 //! Also the operator's Quagga export (`vr-agent show ospf --dialect quagga`) and the printed
 //! plan of a push FRR only takes in order (area switch, router-id change, interface removal).
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test -p vr-ospf --test golden`.
 
 use std::path::PathBuf;
 
-use vr_ospf::cloudstack::{from_cloudstack, CloudStackOspf};
 use vr_ospf::export::quagga_export;
 use vr_ospf::render::{frr_conf, quagga_confs};
 use vr_ospf::OspfSection;
@@ -38,11 +38,6 @@ const FULL: &str = r#"{
   "timers": { "spf": { "delay_ms": 0, "initial_hold_ms": 50, "max_hold_ms": 1000 }, "lsa_throttle_ms": 0, "lsa_min_arrival_ms": 0 }
 }"#;
 
-const CLOUDSTACK: &str = r#"{"type": "ospf", "delete_from_processed_cache": false, "enabled": true, "router_id": "192.0.2.10", "area": "0.0.0.0",
-  "hello_interval": 10, "dead_interval": 40, "retransmit_interval": 5, "transit_delay": 1, "authentication": "plaintext", "password": "zone-pw",
-  "super_cidrs": ["10.0.0.0/8"], "transit_interfaces": [{"device": "eth2", "cost": 10, "network_type": "broadcast"}],
-  "tier_cidrs": ["10.1.1.0/24", "10.1.2.0/24"], "redistribute_connected": true}"#;
-
 #[test]
 fn full_section_renders_for_frr_and_quagga() {
     let s: OspfSection = serde_json::from_str(FULL).unwrap();
@@ -51,19 +46,6 @@ fn full_section_renders_for_frr_and_quagga() {
     let (zebra, ospfd) = quagga_confs(Some(&s), "vr1");
     golden("full.quagga.zebra.conf", &zebra);
     golden("full.quagga.ospfd.conf", &ospfd);
-}
-
-#[test]
-fn cloudstack_push_renders_for_frr_and_quagga() {
-    let p: CloudStackOspf = serde_json::from_str(CLOUDSTACK).unwrap();
-    let s = from_cloudstack(&p, &|_| vec!["192.0.2.10/24".parse().unwrap()])
-        .unwrap()
-        .unwrap();
-    golden("cloudstack.frr.conf", &frr_conf(Some(&s), "r-7-VM"));
-    golden(
-        "cloudstack.quagga.ospfd.conf",
-        &quagga_confs(Some(&s), "r-7-VM").1,
-    );
 }
 
 #[test]

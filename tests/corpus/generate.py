@@ -18,7 +18,7 @@ def load(path):
 
 native = load("examples/native/router.json")
 vpc_acl = load("examples/native/vpc-acl.json")
-cs = {n: load("agent/tests/cloudstack/" + n) for n in [
+cs = {n: load("cloudstack/tests/cloudstack/" + n) for n in [
     "ips_add.json", "guestnetwork_add.json", "forwardrules_add.json", "staticnat_add.json", "firewall_add.json",
     "vpc_networkacl.json", "vpc_s2s_add.json", "vpc_staticroutes_add.json", "cmdline_router.json"]}
 

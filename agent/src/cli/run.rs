@@ -48,7 +48,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     // scanned until the system holds the committed state again.
     engine.replay().await;
     if let Some(map) = &boot_cmdline {
-        let text = crate::cloudstack::scripts::cmdline::payload(map);
+        let text = vr_cloudstack::scripts::cmdline::payload(map);
         let r = engine
             .apply("cmdline", &text, false, &push::local_nics())
             .await;

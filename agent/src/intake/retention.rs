@@ -64,7 +64,7 @@ pub fn keep(text: &str) -> Kept {
     if text.len() > MAX_REDACT_BYTES {
         return Kept::Dropped;
     }
-    if crate::cloudstack::is_aggregate(text) {
+    if vr_cloudstack::is_aggregate(text) {
         let mut out = String::with_capacity(text.len());
         for line in text.lines() {
             if line.trim_start().starts_with('{') {

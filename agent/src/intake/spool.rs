@@ -144,8 +144,8 @@ impl Spool {
     /// place.
     pub fn still_being_written(&self, taken: &Taken) -> bool {
         let Ok(text) = &taken.text else { return false };
-        let truncated = if crate::cloudstack::is_aggregate(text) {
-            crate::cloudstack::aggregate::cut_short(text)
+        let truncated = if vr_cloudstack::is_aggregate(text) {
+            vr_cloudstack::aggregate::cut_short(text)
         } else if text.trim_start().starts_with('{') {
             matches!(
                 serde_json::from_str::<serde::de::IgnoredAny>(text),

@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::fail;
-use crate::cloudstack::scripts::args;
 use crate::config::Config;
 use crate::intake::protocol::Response;
 use crate::intake::socket;
 use crate::parse::MAX_PUSH_BYTES;
+use vr_cloudstack::scripts::args;
 
 /// How long a front door waits for the agent's answer. The Java waits 10 minutes for a config
 /// item and at least 60 s plus 60 ms per item for an aggregate (after a diagnostics call has

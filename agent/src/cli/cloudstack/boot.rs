@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 
-use crate::cloudstack::scripts::cmdline;
 use crate::config::Config;
+use vr_cloudstack::scripts::cmdline;
 
 /// The flag `get_template_version.sh` waits for.
 pub const BOOT_UP_DONE: &str = "boot_up_done";

@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use super::apply::APPLY_DEADLINE;
 use super::fail;
-use crate::cloudstack::scripts::args;
 use crate::config::Config;
 use crate::intake::protocol::Request;
 use crate::intake::socket;
 use crate::state::{DesiredState, StateDocument, SCHEMA_VERSION};
+use vr_cloudstack::scripts::args;
 
 /// The push name the change is recorded under (push history, logs).
 pub const PUSH_NAME: &str = "update_interface_config.sh";

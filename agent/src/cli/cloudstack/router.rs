@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha512};
 
 use super::fail;
-use crate::cloudstack::scripts::{args, role, version};
 use crate::config::Config;
 use crate::store::Store;
+use vr_cloudstack::scripts::{args, role, version};
 
 /// `Status: <ROLE>` from the committed state (no agent round trip: the Java waits 30 s).
 pub fn checkrouter(cfg: &Config) -> ExitCode {

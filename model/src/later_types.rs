@@ -1,6 +1,6 @@
 //! Wire structs of the later-wave CloudStack types (field names from CloudStack's
 //! `core/.../virtualnetwork/model/*.java`, snake_case as Gson writes them). Unknown fields are
-//! logged and ignored: see [`super::later`]. Every secret is typed: [`Secret`] fields, and the
+//! logged and ignored: see the adapter's `later` module. Every secret is typed: [`Secret`] fields, and the
 //! user data inside a [`MetaEntry`].
 
 use std::collections::BTreeMap;

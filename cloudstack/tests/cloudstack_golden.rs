@@ -1,14 +1,15 @@
 //! Golden tests of the CloudStack adapter: each case applies CloudStack payloads (files under
 //! `tests/cloudstack/`, realistic values as CloudStack sends them) in order onto an empty
 //! state and compares the merged native state with `tests/cloudstack/golden/<case>.json`.
-//! Regenerate with `UPDATE_GOLDEN=1 cargo test -p vr-agent --test cloudstack_golden`.
+//! Regenerate with `UPDATE_GOLDEN=1 cargo test -p vr-cloudstack --test cloudstack_golden`.
+//! The push path's handling of containers is tested in `agent/tests/cloudstack_push.rs`.
 
 use std::path::{Path, PathBuf};
 
-use vr_agent::cloudstack::{
+use vr_cloudstack::{
     is_aggregate, merge, merge_aggregate, parse_aggregate, parse_payload, LocalNics,
 };
-use vr_agent::state::DesiredState;
+use vr_model::state::DesiredState;
 
 /// NICs of the isolated router (r-4-VM) and of the VPC router (r-7-VM) by MAC.
 fn nics(vpc: bool) -> LocalNics {
@@ -191,7 +192,7 @@ fn dir() -> PathBuf {
 }
 
 /// Applies `files` in order; returns the state and every "not yet applied" concern.
-fn apply(files: &[&str], nics: &LocalNics) -> (DesiredState, Vec<String>) {
+fn apply(files: &[&str], nics: &LocalNics) -> (DesiredState, Vec<&'static str>) {
     let mut state = DesiredState::default();
     let mut nya = Vec::new();
     for f in files {
@@ -218,7 +219,7 @@ fn golden_cases() {
         let all: Vec<&str> = base.iter().chain(files.iter()).copied().collect();
         let (state, nya) = apply(&all, &nics(*vpc));
         // Whatever CloudStack sends must also pass the agent's whole-state validation.
-        vr_agent::validate::validate_state(&state).unwrap_or_else(|e| panic!("{case}: {e}"));
+        vr_model::validate::validate_state(&state).unwrap_or_else(|e| panic!("{case}: {e}"));
         let sections = [
             vr_nat::validate::validate_nat(&state.nat),
             vr_nat::validate::validate_firewall(&state.firewall),
@@ -237,8 +238,9 @@ fn golden_cases() {
         }
         let mut out = serde_json::json!({ "state": state, "not_yet_applied": nya });
         if !state.cloudstack.pending.is_empty() {
-            out["redacted_pending"] =
-                vr_agent::redact::redacted(&state.cloudstack)["pending"].clone();
+            // The agent's redacted view (`vr_agent::redact::redacted`).
+            let redacted = vr_secret::redacting(|| serde_json::to_value(&state.cloudstack));
+            out["redacted_pending"] = redacted.unwrap()["pending"].clone();
         }
         let text = serde_json::to_string_pretty(&out).unwrap() + "\n";
         let path = dir().join("golden").join(format!("{case}.json"));
@@ -286,34 +288,6 @@ fn repeating_a_push_changes_nothing() {
             "{case}: replaying {last} is not idempotent"
         );
     }
-}
-
-/// The push path (format detection, merge, whole-state validation) takes the container as one
-/// unit: the valid one applies with its later-wave part reported, the invalid one changes
-/// nothing.
-#[test]
-fn push_path_takes_containers_whole() {
-    use vr_agent::push::{prepare, Format};
-    let nics = nics(false);
-    let (base, _) = apply(&["cmdline_router.json"], &nics);
-    let text = std::fs::read_to_string(dir().join("VR-3c2f7d1e-aggregate.cfg")).unwrap();
-    let p = prepare(&base, &text, &nics).unwrap();
-    assert_eq!(p.format, Format::CloudstackAggregate);
-    // The DHCP entry has its native section now: served, not pending.
-    assert!(p.not_yet_applied.is_empty(), "{:?}", p.not_yet_applied);
-    assert_eq!(p.state.dhcp.hosts.len(), 1);
-    assert_eq!(p.state.nat.port_forwards.len(), 3);
-    let bad = std::fs::read_to_string(dir().join("VR-invalid-third-part.cfg")).unwrap();
-    let err = prepare(&base, &bad, &nics).unwrap_err();
-    assert_eq!(
-        err.0[0].path,
-        "aggregate[2].rules[1].destination_port_range"
-    );
-    let single = std::fs::read_to_string(dir().join("ips_add.json")).unwrap();
-    assert_eq!(
-        prepare(&base, &single, &nics).unwrap().format,
-        Format::Cloudstack
-    );
 }
 
 #[test]

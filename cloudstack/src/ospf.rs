@@ -7,12 +7,12 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
-use crate::model::{
+use vr_ospf::model::{
     Area, AreaKind, AuthKind, InterfaceAuth, NetworkType, OspfInterface, OspfNetwork, OspfSection,
     Redistribute, Timers,
 };
-use crate::validate::{validate_ospf, FieldError};
-use crate::Secret;
+use vr_ospf::validate::{validate_ospf, FieldError};
+use vr_ospf::Secret;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,7 +250,7 @@ mod tests {
         ));
         assert_eq!(s.networks[0].prefix.to_string(), "10.1.1.0/24");
         assert!(s.redistribute.connected);
-        let text = crate::render::ospf_blocks(&s, crate::render::Dialect::Frr);
+        let text = vr_ospf::render::ospf_blocks(&s, vr_ospf::render::Dialect::Frr);
         assert!(text.contains("ip ospf message-digest-key 1 md5 zonekey"));
         assert!(
             !text.contains("hello-interval"),

@@ -11,8 +11,8 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 use vr_secret::Secret;
 
-use super::later_types::*;
-use super::types::{FirewallRule, GuestNetwork};
+use crate::later_types::*;
+use crate::stored_types::{FirewallRule, GuestNetwork};
 
 /// Boot arguments that carry secrets: `router_password` (VRRP), and any `*key`, `*password`,
 /// `*secret` or `*psk` argument (e.g. `baremetalnotificationsecuritykey`).

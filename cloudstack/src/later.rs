@@ -17,10 +17,10 @@ use std::fmt;
 use serde_json::Value;
 
 use super::check::{self, q, Errors};
-pub use super::later_types::*;
 use crate::error::Invalid;
 use crate::parse::parse_lenient;
 use crate::state::CloudStackContext;
+pub use vr_model::later_types::*;
 
 /// One typed later-wave payload.
 #[derive(Debug, Clone)]

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use vr_secret::Secret;
 
+/// Stored as pending entries too, so the model (which redacts the state file) holds them.
+pub use vr_model::stored_types::{FirewallRule, GuestNetwork};
+
 /// `ips` (ip_associations.json).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IpAssociation {
@@ -59,54 +62,6 @@ pub struct CmdLine {
     #[serde(default)]
     pub delete_from_processed_cache: bool,
     pub cmd_line: BTreeMap<String, String>,
-}
-
-/// `guestnetwork` (guest_network.json).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GuestNetwork {
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub delete_from_processed_cache: bool,
-    #[serde(default)]
-    pub add: bool,
-    #[serde(default)]
-    pub mac_address: Option<String>,
-    pub device: String,
-    pub router_guest_ip: String,
-    pub router_guest_netmask: String,
-    #[serde(default)]
-    pub router_guest_gateway: Option<String>,
-    /// A prefix length as a string, e.g. `"24"`.
-    #[serde(default)]
-    pub cidr: Option<String>,
-    #[serde(default)]
-    pub dns: Option<String>,
-    #[serde(default)]
-    pub domain_name: Option<String>,
-    #[serde(default)]
-    pub is_vr_guest_gateway: bool,
-    #[serde(default)]
-    pub network_id: Option<u64>,
-    /// Older senders omit it.
-    #[serde(default)]
-    pub mtu: Option<u32>,
-    #[serde(default)]
-    pub cidr6: Option<String>,
-    #[serde(default)]
-    pub router_guest_ip6: Option<String>,
-    #[serde(default)]
-    pub router_guest_ip6_gateway: Option<String>,
-    #[serde(default)]
-    pub router_guest_ip6_cidr: Option<String>,
-    #[serde(default)]
-    pub router_ip6: Option<String>,
-    #[serde(default)]
-    pub router_ip6_gateway: Option<String>,
-    #[serde(default)]
-    pub router_ip6_cidr: Option<String>,
-    #[serde(default)]
-    pub dns6: Option<String>,
 }
 
 /// `forwardrules` (forwarding_rules.json).
@@ -168,48 +123,6 @@ pub struct FirewallRules {
     #[serde(default)]
     pub delete_from_processed_cache: bool,
     pub rules: Vec<FirewallRule>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-/// A revoked rule needs only its `id` (CloudStack may send nothing else for it): the other
-/// fields default and are not checked.
-pub struct FirewallRule {
-    pub id: u64,
-    #[serde(default)]
-    pub src_vlan_tag: Option<String>,
-    /// The public IP for ingress, `""` for egress.
-    #[serde(default)]
-    pub src_ip: Option<String>,
-    #[serde(default)]
-    pub protocol: String,
-    #[serde(default)]
-    pub src_port_range: Option<Vec<i64>>,
-    #[serde(default)]
-    pub revoked: bool,
-    #[serde(default)]
-    pub already_added: bool,
-    #[serde(default)]
-    pub source_cidr_list: Option<Vec<String>>,
-    #[serde(default)]
-    pub dest_cidr_list: Option<Vec<String>>,
-    #[serde(default)]
-    pub purpose: Option<String>,
-    #[serde(default)]
-    pub icmp_type: Option<i64>,
-    #[serde(default)]
-    pub icmp_code: Option<i64>,
-    #[serde(default)]
-    pub traffic_type: String,
-    #[serde(default)]
-    pub guest_cidr: Option<String>,
-    #[serde(default)]
-    pub default_egress_policy: bool,
-    /// Informational rule type sent by newer CloudStack versions.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    /// `ipv6firewallrules` only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guest_ip6_cidr: Option<String>,
 }
 
 /// `networkacl` (network_acl.json): one tier's whole ACL.

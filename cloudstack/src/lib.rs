@@ -1,5 +1,6 @@
-//! CloudStack VR push format adapter (see `cloudstack-format.md`): pure translation of
-//! `"type"`-tagged payloads into native sections.
+//! vr-cloudstack: the CloudStack VR push format adapter (see `cloudstack-format.md`): pure
+//! translation of `"type"`-tagged payloads into native sections of the shared model
+//! (`vr-model`). The agent calls it; it never calls the agent.
 //!
 //! - [`parse_payload`]: strict parse (JSON path + value in every error, secrets redacted) and
 //!   full validation of one payload. The type comes from `"type"`, never from a file name.
@@ -7,11 +8,12 @@
 //! - [`merge()`] / [`merge_aggregate`]: CloudStack's per-type semantics on top of a
 //!   [`DesiredState`]. An aggregate merges all parts into one state or fails whole.
 //!
-//! Later-wave types (and IPv6 firewall rules, IPv6 guest fields and the CloudStack-style
-//! `ospf` push until `vr_ospf::cloudstack` is wired) are validated and kept in
-//! `state.cloudstack.pending[type][identity]`; [`Merged::not_yet_applied`] names them so the
-//! caller answers "accepted, not yet applied" for that concern. Their secrets live only in the
-//! state file (0600); every view of them goes through [`crate::redact::redacted`], which
+//! Later-wave types (and IPv6 firewall rules and IPv6 guest fields) are validated and kept in
+//! `state.cloudstack.pending[type][identity]`; [`Merged::not_yet_applied`] names them (and
+//! [`Merged::not_applied`] with their features, for the engine, which knows no CloudStack type)
+//! so the caller answers "accepted, not yet applied" for that concern. The CloudStack-style
+//! `ospf` push becomes the native `ospf` section ([`ospf`]). Their secrets live only in the
+//! state file (0600); every view of them goes through the agent's redacted view, which
 //! hides them by type (see [`secrets`]).
 //!
 //! Decisions worth knowing:
@@ -39,13 +41,20 @@ pub mod check;
 pub mod convert;
 pub mod dhcp;
 pub mod later;
-pub mod later_types;
 pub mod merge;
+pub mod not_applied;
+pub mod ospf;
 pub mod rules;
 pub mod s2s;
 pub mod scripts;
-pub mod secrets;
 pub mod types;
+
+/// The stored later-wave structs and their typed secret handling live in the model (the
+/// state file's redacted view needs them); re-exported under their old paths.
+pub use vr_model::{later_types, secrets};
+
+// The model's modules under the names the adapter's files use (`crate::error::Invalid`, ...).
+use vr_model::{error, excerpt, parse, state, validate};
 
 use serde::Deserialize;
 
@@ -56,8 +65,8 @@ pub use types::*;
 
 use crate::error::{FieldError, Invalid};
 use crate::parse::{parse_lenient, parse_strict};
-pub use crate::push::LocalNics;
 use crate::state::DesiredState;
+pub use vr_model::LocalNics;
 
 /// One parsed and validated CloudStack payload.
 #[derive(Debug, Clone)]
@@ -72,8 +81,8 @@ pub enum Payload {
     NetworkAcl(NetworkAcl),
     Site2SiteVpn(Site2SiteVpn),
     StaticRoutes(StaticRoutes),
-    /// CloudStack-style `{"type":"ospf",...}`: reserved for `vr_ospf::cloudstack`; until it is
-    /// wired the object is kept as pending.
+    /// CloudStack-style `{"type":"ospf",...}`, mapped onto the native section by [`ospf`] at
+    /// merge time (it needs the state's transit NIC networks).
     Ospf(RawJson),
     /// A later-wave type: validated and stored, not applied.
     Later(LaterPayload),
@@ -105,7 +114,17 @@ pub struct Merged {
     pub state: DesiredState,
     /// Concerns stored in `state.cloudstack.pending` but not applied by this agent version
     /// (CloudStack type names, plus `guestnetwork-ipv6`), without duplicates, in push order.
-    pub not_yet_applied: Vec<String>,
+    pub not_yet_applied: Vec<&'static str>,
+}
+
+impl Merged {
+    /// [`Merged::not_yet_applied`] as the engine reports it: each kind with its feature.
+    pub fn not_applied(&self) -> Vec<vr_model::NotApplied> {
+        self.not_yet_applied
+            .iter()
+            .map(|k| not_applied::not_applied(k))
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]
@@ -201,7 +220,7 @@ pub fn parse_payload(text: &str) -> Result<Payload, Invalid> {
         "ospf" => {
             // Not a CloudStack payload but this agent's own CloudStack-style type: strict typed
             // parse first (paths and values in errors), then kept as JSON.
-            let _: vr_ospf::cloudstack::CloudStackOspf = parse_strict(text)?;
+            let _: ospf::CloudStackOspf = parse_strict(text)?;
             Payload::Ospf(RawJson(parse_strict(text)?))
         }
         other => match later::parse(other, text) {
@@ -277,7 +296,7 @@ pub fn ospf_section(
     raw: &RawJson,
     state: &DesiredState,
 ) -> Result<Option<vr_ospf::OspfSection>, Invalid> {
-    let push: vr_ospf::cloudstack::CloudStackOspf = serde_json::from_value(raw.0.clone())
+    let push: ospf::CloudStackOspf = serde_json::from_value(raw.0.clone())
         .map_err(|e| FieldError::new("(document)", "", e.to_string()))?;
     let prefixes_of = |dev: &str| -> Vec<ipnet::Ipv4Net> {
         state
@@ -287,7 +306,7 @@ pub fn ospf_section(
             .flat_map(|i| i.addresses.iter().copied())
             .collect()
     };
-    vr_ospf::cloudstack::from_cloudstack(&push, &prefixes_of).map_err(|errs| {
+    ospf::from_cloudstack(&push, &prefixes_of).map_err(|errs| {
         Invalid(
             errs.into_iter()
                 .map(|e| FieldError::new(e.path, e.value, e.reason))
@@ -315,7 +334,7 @@ pub fn merge_aggregate(
     nics: &LocalNics,
 ) -> Result<Merged, Invalid> {
     let mut next = state.clone();
-    let mut nya: Vec<String> = Vec::new();
+    let mut nya: Vec<&'static str> = Vec::new();
     let mut errs = Vec::new();
     for (k, entry) in entries.iter().enumerate() {
         let mut part_nya = Vec::new();
@@ -331,7 +350,7 @@ pub fn merge_aggregate(
         return Err(Invalid(errs));
     }
     let mut seen = std::collections::BTreeSet::new();
-    nya.retain(|k| seen.insert(k.clone()));
+    nya.retain(|k| seen.insert(*k));
     next.allocate_policy_indexes();
     Ok(Merged {
         state: next,
@@ -343,3 +362,15 @@ pub use secrets::is_secret_cmdline_key;
 
 #[cfg(test)]
 mod tests;
+
+/// The agent's redacted views (`vr_agent::redact`), for the tests of what the adapter stores.
+#[cfg(test)]
+mod redact {
+    pub fn redacted<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Value {
+        vr_secret::redacting(|| serde_json::to_value(value).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub fn secrets_of<T: serde::Serialize + ?Sized>(value: &T) -> Vec<String> {
+        vr_secret::collecting(|| serde_json::to_value(value).map(drop)).1
+    }
+}

@@ -15,8 +15,8 @@ use super::later;
 use super::types::*;
 use super::Payload;
 use crate::error::{FieldError, Invalid};
-use crate::push::LocalNics;
 use crate::state::{DesiredState, Interface, InterfaceRole, MacAddr};
+use vr_model::LocalNics;
 
 /// The NIC of a payload entry: the local NIC with that MAC first, else the fallback name
 /// (`eth<nic_dev_id>` or the payload's `device`).
@@ -91,7 +91,7 @@ pub fn merge_into(
     next: &mut DesiredState,
     payload: &Payload,
     nics: &LocalNics,
-    nya: &mut Vec<String>,
+    nya: &mut Vec<&'static str>,
 ) -> Result<(), Invalid> {
     match payload {
         Payload::Ips(p) => ips(next, p, nics),
@@ -146,7 +146,7 @@ pub fn merge_into(
             if slot.is_empty() {
                 next.cloudstack.pending.remove("ipv6firewallrules");
             }
-            nya.push("ipv6firewallrules".into());
+            nya.push("ipv6firewallrules");
             Ok(())
         }
         Payload::NetworkAcl(p) => {
@@ -196,7 +196,7 @@ pub fn merge_into(
         }
         Payload::Later(p) => {
             later::store(p, &mut next.cloudstack);
-            nya.push(p.kind.to_string());
+            nya.push(p.kind);
             Ok(())
         }
     }
@@ -327,7 +327,7 @@ fn guest(
     next: &mut DesiredState,
     p: &GuestNetwork,
     nics: &LocalNics,
-    nya: &mut Vec<String>,
+    nya: &mut Vec<&'static str>,
 ) -> Result<(), Invalid> {
     let g = convert::guest(p)?;
     let dev = resolve_nic(nics, g.mac, Some(g.device.clone())).unwrap_or(g.device.clone());
@@ -356,7 +356,7 @@ fn guest(
                 .entry("guestnetwork".into())
                 .or_default()
                 .insert(dev, v);
-            nya.push("guestnetwork-ipv6".into());
+            nya.push("guestnetwork-ipv6");
         }
     } else {
         let nets: Vec<Ipv4Net> = match next.interfaces.iter().find(|f| f.device == dev) {

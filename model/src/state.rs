@@ -241,18 +241,12 @@ pub struct DesiredState {
 pub struct CloudStackContext {
     /// `cmdline` key/values as pushed (all strings). Secret boot arguments (`*key`,
     /// `*password`, `*secret`) serialize as [`vr_secret::Secret`]s.
-    #[serde(
-        default,
-        serialize_with = "crate::cloudstack::secrets::serialize_cmdline"
-    )]
+    #[serde(default, serialize_with = "crate::secrets::serialize_cmdline")]
     pub cmdline: BTreeMap<String, String>,
     /// Later-wave payloads by type, then by the payload's identity within the type. Each entry
     /// is the serialization of its typed struct; in a redacted view it is serialized through
     /// that struct again, so its [`vr_secret::Secret`] fields are hidden.
-    #[serde(
-        default,
-        serialize_with = "crate::cloudstack::secrets::serialize_pending"
-    )]
+    #[serde(default, serialize_with = "crate::secrets::serialize_pending")]
     pub pending: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
 
