@@ -15,6 +15,8 @@ PACKAGES=(
   frr
   # guest DHCP and DNS: the agent's dnsmasq, dhcp_release, and the real clients and dig the tests use
   dnsmasq-base dnsmasq-utils busybox isc-dhcp-client bind9-dnsutils
+  # the CloudStack drop-in test: sshd on 3922 in a namespace, ssh/scp from the "hypervisor"
+  openssh-server openssh-client
   # packaging checks (issue 8)
   dpkg-dev lintian systemd
 )
