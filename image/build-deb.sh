@@ -19,8 +19,7 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note "$stage/
 install -D -m 0644 systemd/vr-agent.service "$stage/lib/systemd/system/vr-agent.service"
 install -D -m 0644 systemd/vr-agent-modules.conf "$stage/usr/lib/modules-load.d/vr-agent.conf"
 install -D -m 0644 image/deb/config.toml "$stage/etc/vr-agent/config.toml"
-# CloudStack's entry points: thin wrappers into `vr-agent cloudstack <verb>`.
-sh image/cloudstack-scripts.sh "$stage/opt/cloud/bin" /usr/sbin/vr-agent
+image/cloudstack-wrappers.sh "$stage/opt/cloud/bin" /usr/sbin/vr-agent
 install -D -m 0644 image/deb/lintian-overrides "$stage/usr/share/lintian/overrides/vr-agent"
 install -d -m 0755 "$stage/usr/share/man/man8" "$stage/usr/share/bash-completion/completions" "$stage/usr/share/doc/vr-agent"
 "$bin" generate man | gzip -9n > "$stage/usr/share/man/man8/vr-agent.8.gz"

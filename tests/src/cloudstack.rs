@@ -21,18 +21,18 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Writes the front doors of `image/deb/cloudstack-scripts` into `dir/cloud/bin`, exec'ing
+/// Writes the front doors of `image/deb/cloudstack-scripts` into `opt/cloud/bin`, exec'ing
 /// `bin` (the same script the package build uses).
 pub fn install_front_doors(opt: &Path, bin: &Path) {
-    let out = Command::new("sh")
-        .arg(workspace().join("image/cloudstack-scripts.sh"))
+    let out = Command::new("bash")
+        .arg(workspace().join("image/cloudstack-wrappers.sh"))
         .arg(opt.join("cloud/bin"))
         .arg(bin)
         .output()
-        .expect("image/cloudstack-scripts.sh");
+        .expect("image/cloudstack-wrappers.sh");
     assert!(
         out.status.success(),
-        "cloudstack-scripts.sh: {}",
+        "cloudstack-wrappers.sh: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -204,10 +204,10 @@ pub enum Command {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
-    /// CloudStack's router scripts (`/opt/cloud/bin/<script>` runs `vr-agent cloudstack <verb>`):
-    /// exactly the output and exit status the management server parses.
+    /// CloudStack's `/opt/cloud/bin` scripts: each prints exactly what the management
+    /// server parses (one verb per script; the scripts are thin wrappers).
     ///
-    /// Example: vr-agent cloudstack update_config.py forwarding_rules.json.42
+    /// Example: vr-agent cloudstack check-s2s-vpn 203.0.113.6
     Cloudstack {
         #[command(subcommand)]
         verb: cloudstack::Verb,
@@ -319,8 +319,8 @@ impl Global {
 pub fn main() -> ExitCode {
     crate::memory::tune_allocator();
     let cli = Cli::parse();
-    // The CloudStack front doors' stderr is merged into the text the management server parses:
-    // they log nowhere.
+    // The CloudStack front doors print nothing on stderr: ssh merges it into what the
+    // management server parses.
     if !matches!(cli.command, Command::Cloudstack { .. }) {
         init_logging(matches!(cli.command, Command::Run));
     }

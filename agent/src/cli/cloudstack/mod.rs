@@ -1,6 +1,6 @@
 //! `vr-agent cloudstack <verb> [args]`: the `/opt/cloud/bin` front doors CloudStack's
 //! management side runs over SSH (`cloudstack-contract.md`). Each script under `/opt/cloud/bin`
-//! is a two-line wrapper exec'ing one verb (the list: `image/deb/cloudstack-scripts`); the
+//! is a two-line wrapper exec'ing one verb (the list: `image/deb/cloudstack-scripts`, with the bumpup_priority.sh legacy call); the
 //! verbs take the script's arguments raw, as the VR's login shell split them, and parse them
 //! themselves so that a bad call exits 1 like upstream instead of clap's 2.
 //!
