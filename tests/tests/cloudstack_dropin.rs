@@ -210,9 +210,8 @@ fn cloudstack_drives_the_router_over_ssh() {
     std::fs::write(
         agent.dir.path().join("config.toml"),
         format!(
-            "cloudstack-dir = \"{}\"\ncmdline-wait = 30\nauthorized-keys = \"{}\"\n",
-            cache.display(),
-            authorized_keys.display()
+            "cloudstack-dir = \"{}\"\n",
+            d.join("no-cloudstack-yet").display()
         ),
     )
     .unwrap();
@@ -234,8 +233,25 @@ fn cloudstack_drives_the_router_over_ssh() {
     )
     .unwrap();
 
+    // 0. What a previous start of this router left in the stored state: a port forward the
+    // management server no longer sends (the agent ran without a CloudStack directory).
+    step("previous start's state");
+    agent.start();
+    let (rc, r) = agent.apply_text("old.json", &forwards(&[(7777, 22, false)]));
+    assert_eq!(rc, 0, "{r}");
+    agent.stop();
+    std::fs::write(
+        agent.dir.path().join("config.toml"),
+        format!(
+            "cloudstack-dir = \"{}\"\ncmdline-wait = 30\nauthorized-keys = \"{}\"\n",
+            cache.display(),
+            authorized_keys.display()
+        ),
+    )
+    .unwrap();
+
     // 1. Boot: the guest agent writes the cmdline a moment after the agent started; the agent
-    // waits for it before it serves anything.
+    // waits for it before it serves anything, and starts the router afresh from it.
     step("agent start, cmdline through the guest agent's path");
     let cmdline_path = cache.join("cmdline");
     let writer = {
@@ -266,6 +282,13 @@ fn cloudstack_drives_the_router_over_ssh() {
     assert!(
         addrs.contains(&format!("{CONTROL}/16")),
         "cmdline not applied: {addrs}"
+    );
+    let state = agent.cli(&["show", "state", "--json"]);
+    let state = String::from_utf8_lossy(&state.stdout);
+    assert!(state.contains("r-4-VM"), "no state: {state}");
+    assert!(
+        !state.contains("7777"),
+        "the previous start's port forward survived the new cmdline"
     );
 
     // sshd as vr-ssh-listen starts it in the image: on the control address, once it exists.
@@ -481,6 +504,22 @@ fn cloudstack_drives_the_router_over_ssh() {
     assert_eq!(hv.run("manage_service.sh", "stop keepalived").0, 0);
     assert_eq!(hv.run("manage_service.sh", "start ssh").0, 1);
     assert_eq!(hv.run("bumpup_priority.sh", "").0, 0);
+
+    // 10. The agent restarted later in the same boot: no wait, the cmdline is not applied
+    // again, boot_up_done stays, the applied state is replayed.
+    step("agent restart in the same boot");
+    let before = generation(&agent);
+    agent.stop();
+    let restart = Instant::now();
+    agent.start();
+    assert!(
+        restart.elapsed() < Duration::from_secs(10),
+        "the restarted agent waited for a cmdline"
+    );
+    assert_eq!(generation(&agent), before, "the cmdline was applied again");
+    assert!(cache.join("boot_up_done").exists());
+    assert!(probe(2222).is_ok(), "the forward is gone after the restart");
+    assert_eq!(hv.run("checkrouter.sh", "").0, 0);
 
     // Nothing the hypervisor sent was run.
     assert!(!Path::new("/tmp/vr-dropin-patched").exists());

@@ -50,7 +50,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     if let Some(map) = &boot_cmdline {
         let text = vr_cloudstack::scripts::cmdline::payload(map);
         let r = engine
-            .apply("cmdline", &text, false, &push::local_nics())
+            .apply_fresh("cmdline", &text, &push::local_nics())
             .await;
         if r.ok {
             tracing::info!("boot cmdline applied: {}", r.message);

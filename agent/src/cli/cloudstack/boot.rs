@@ -6,9 +6,16 @@
 //!    boot (the file on disk from the previous start is stale: the hypervisor writes a new one
 //!    at every start); install its `authorized_key` for root at once, so that SSH works as soon
 //!    as sshd does;
-//! 2. after the replay, apply the cmdline as a `cmdline` payload, before any other push;
+//! 2. after the replay, apply the cmdline as a `cmdline` payload onto an empty state, before any
+//!    other push: a new cmdline is CloudStack starting the router, which then sends everything
+//!    again (upstream's `init.sh` deletes its stored JSON for the same reason), so what the
+//!    previous start applied and the management server no longer sends must not survive. A
+//!    boot without a new cmdline (a reboot the hypervisor did not drive) keeps the replayed
+//!    state;
 //! 3. once the socket and spool are served, write `boot_up_done`, the flag
-//!    `get_template_version.sh` waits for before the management server pushes anything.
+//!    `get_template_version.sh` waits for before the management server pushes anything, and a
+//!    marker under `--run-dir` (a tmpfs: once per boot) so that an agent restarted later in
+//!    the same boot neither waits nor applies the cmdline again.
 //!
 //! `agent.zip`, `cloud-scripts.tgz` and `patch-sysvms.sh`, which the hypervisor copies in at
 //! every start, are never read or run (the template version's signature hashes
@@ -28,6 +35,8 @@ use vr_cloudstack::scripts::cmdline;
 pub const BOOT_UP_DONE: &str = "boot_up_done";
 /// The boot cmdline the hypervisor writes through the guest agent.
 pub const CMDLINE: &str = "cmdline";
+/// Under `--run-dir`: the boot steps were done in this boot.
+const DONE_MARKER: &str = "cloudstack-boot-done";
 
 /// Errors of installing root's key.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +91,10 @@ pub async fn wait_cmdline(cfg: &Config) -> Option<BTreeMap<String, String>> {
         return None;
     }
     let boot = boot_time();
+    if written_this_boot(&cfg.run_dir.join(DONE_MARKER), boot) {
+        tracing::info!("CloudStack boot steps already done in this boot");
+        return None;
+    }
     let flag = dir.join(BOOT_UP_DONE);
     if flag.exists() && !written_this_boot(&flag, boot) {
         // Left by the previous boot: the management server must wait for this one.
@@ -179,6 +192,12 @@ pub fn mark_boot_done(cfg: &Config) {
     match crate::store::write_atomic(&flag, b"") {
         Ok(()) => tracing::info!("{} written", flag.display()),
         Err(e) => tracing::error!("cannot write {}: {e}", flag.display()),
+    }
+    let marker = cfg.run_dir.join(DONE_MARKER);
+    let written = std::fs::create_dir_all(&cfg.run_dir)
+        .and_then(|()| crate::store::write_atomic(&marker, b""));
+    if let Err(e) = written {
+        tracing::warn!("cannot write {}: {e}", marker.display());
     }
 }
 
