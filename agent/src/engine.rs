@@ -4,6 +4,8 @@
 //! One `Engine` exists per process and is driven by one task at a time (the main loop of
 //! `vr-agent run`, or an in-process `vr-agent apply`), so pushes are strictly sequential.
 
+mod forget;
+
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -68,7 +70,10 @@ impl Engine {
         if let Some(p) = &loaded.problem {
             tracing::error!("{p}");
         }
-        let stored = loaded.stored;
+        let mut stored = loaded.stored;
+        // Data an older agent kept as "not yet applied" and this one applies (user data,
+        // passwords) is served from the first replay.
+        push::upgrade_stored(&mut stored.state);
         let reconciler = Reconciler::new(&cfg);
         Ok(Engine {
             cfg,

@@ -9,6 +9,13 @@ use crate::parse::{parse_strict, MAX_PUSH_BYTES};
 use crate::state::{DesiredState, MacAddr, StateDocument, SCHEMA_VERSION};
 pub use vr_model::{LocalNics, NotApplied};
 
+/// A committed state read at start, brought up to this version: data an older version's
+/// adapter kept as "stored, not applied" that this version applies moves into its sections
+/// (today: CloudStack `vmdata` and `vmpassword` into `metadata` and `passwords`).
+pub fn upgrade_stored(state: &mut DesiredState) {
+    vr_cloudstack::vmdata::adopt_pending(state);
+}
+
 /// Which format a push was in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,5 +1,5 @@
 //! Runs the concerns in their fixed order: links/addresses, routes, nftables, tunables,
-//! conntrack, VPN, OSPF, DHCP/DNS. Each is planned just before it executes, so its plan sees what earlier concerns did.
+//! conntrack, VPN, OSPF, DHCP/DNS, metadata/passwords. Each is planned just before it executes, so its plan sees what earlier concerns did.
 //!
 //! A `Failed` concern stops the run and the concerns already executed are driven back to the
 //! old state, so a refused push leaves the system as it was. An `Unavailable` concern (its
@@ -15,6 +15,7 @@ use crate::concern::nft::NftConcern;
 use crate::concern::ospf::OspfConcern;
 use crate::concern::tunables::TunablesConcern;
 use crate::concern::vpn::VpnConcern;
+use crate::concern::web::WebConcern;
 use crate::concern::{Concern, ConcernError, Outcome, PlanSummary, Status};
 use crate::config::Config;
 use crate::state::DesiredState;
@@ -33,6 +34,8 @@ pub struct Reconciler {
     pub ospf: OspfConcern,
     /// Guest DHCP and DNS (dnsmasq): last, once addresses and the firewall are in place.
     pub dhcp: DhcpConcern,
+    /// Metadata, user data and passwords over HTTP on the guest gateways.
+    pub web: WebConcern,
 }
 
 /// The plan of every concern for one transition (pure; `Display` is the operator's view).
@@ -192,6 +195,10 @@ macro_rules! each_concern {
             let $c = &mut $self.dhcp;
             $body
         }
+        {
+            let $c = &mut $self.web;
+            $body
+        }
     }};
 }
 
@@ -216,6 +223,7 @@ impl Reconciler {
             vpn: VpnConcern::new(cfg.vici_socket.clone()),
             ospf: OspfConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
             dhcp: DhcpConcern::new(&cfg.run_dir, &cfg.state_dir),
+            web: WebConcern::new(&cfg.state_dir),
         }
     }
 

@@ -48,6 +48,7 @@ pub mod rules;
 pub mod s2s;
 pub mod scripts;
 pub mod types;
+pub mod vmdata;
 
 /// The stored later-wave structs and their typed secret handling live in the model (the
 /// state file's redacted view needs them); re-exported under their old paths.

@@ -194,6 +194,18 @@ pub fn merge_into(
             super::dhcp::entry(next, d);
             Ok(())
         }
+        // User data, metadata and passwords are served by the metadata concern.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::VmData(d),
+            ..
+        }) => super::vmdata::vm_data(next, d),
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::VmPassword(p),
+            ..
+        }) => {
+            super::vmdata::vm_password(next, p);
+            Ok(())
+        }
         Payload::Later(p) => {
             later::store(p, &mut next.cloudstack);
             nya.push(p.kind);

@@ -2,12 +2,19 @@
 //! guest networks, the rendering of the daemons' files and the plans that bring them there.
 //! The agent's concerns (`agent/src/concern/dhcp.rs`) run the plans.
 //!
-//! Today: DHCP and DNS through dnsmasq ([`model`], [`render`], [`plan`]). The metadata/user
-//! data service and the password server plug in beside them.
+//! DHCP and DNS through dnsmasq ([`model`], [`render`], [`plan`]); user data, metadata and
+//! the password server ([`metadata`], [`passwords`], answered by [`web`], planned by
+//! [`web_plan`]) on the agent's own HTTP listeners.
 
 pub mod leases;
+pub mod metadata;
 pub mod model;
+pub mod passwords;
 pub mod plan;
 pub mod render;
+pub mod web;
+pub mod web_plan;
 
+pub use metadata::MetadataSection;
 pub use model::{DhcpHost, DhcpNetwork, DhcpSection};
+pub use passwords::PasswordSection;

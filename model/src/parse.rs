@@ -23,6 +23,7 @@ pub fn is_secret_name(k: &str) -> bool {
         || k.ends_with("psk")
         || k.ends_with("key")
         || k == "vm_metadata"
+        || k == "user_data"
 }
 
 /// Whether a JSON path (`a.b[2].psk`) is at or under a secret-bearing key.

@@ -10,7 +10,7 @@ use ipnet::Ipv4Net;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use vr_guest::DhcpSection;
+use vr_guest::{DhcpSection, MetadataSection, PasswordSection};
 use vr_nat::{FirewallSection, NatSection, TierAcl};
 use vr_ospf::OspfSection;
 use vr_vpn::VpnSection;
@@ -53,6 +53,12 @@ pub struct StateDocument {
     /// DHCP and DNS for the guest networks (dnsmasq).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<DhcpSection>,
+    /// User data and metadata served to guests, by VM address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<MetadataSection>,
+    /// Passwords for guests to fetch once, by VM address (secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passwords: Option<PasswordSection>,
 }
 
 /// Conntrack sizing and timeouts; each unset key keeps the config file's value, else the
@@ -225,6 +231,12 @@ pub struct DesiredState {
     /// Guest DHCP and DNS; left out of `state.json` while empty, like `kernel`.
     #[serde(default, skip_serializing_if = "DhcpSection::is_empty")]
     pub dhcp: DhcpSection,
+    /// Guest user data and metadata; left out of `state.json` while empty.
+    #[serde(default, skip_serializing_if = "MetadataSection::is_empty")]
+    pub metadata: MetadataSection,
+    /// Guest passwords not yet fetched and acknowledged; left out while empty.
+    #[serde(default, skip_serializing_if = "PasswordSection::is_empty")]
+    pub passwords: PasswordSection,
     #[serde(default)]
     pub cloudstack: CloudStackContext,
     /// Policy-routing index per public device: connmark/fwmark `100 + index` and routing table
@@ -287,6 +299,12 @@ impl DesiredState {
         }
         if let Some(v) = doc.dhcp {
             next.dhcp = v;
+        }
+        if let Some(v) = doc.metadata {
+            next.metadata = v;
+        }
+        if let Some(v) = doc.passwords {
+            next.passwords = self.passwords.replaced_by(v);
         }
         next.allocate_policy_indexes();
         next

@@ -1,7 +1,8 @@
 //! Issues 9 and 12 acceptance (secrets): every kind of secret (site-to-site and remote-access
 //! PSKs, OSPF keys, VM passwords, user data, VPN user and BGP passwords, secret `cmdline`
 //! keys), pushed natively, the CloudStack way, through the socket and the spool, and inside
-//! pushes that are rejected, never appears in the agent's log, in any push result, in the
+//! pushes that are rejected (and the password and user data also served to their guest over
+//! HTTP and acknowledged), never appears in the agent's log, in any push result, in the
 //! output of any subcommand (text and `--json`), in the tech-support bundle, in any file that
 //! users other than root can read, or in the argument list of any process while the agent
 //! applies them. The one file that must hold them (`state.json`, for replay) is readable by
@@ -70,6 +71,10 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
     let peer = Netns::new("scpeer");
     veth(&vr, "eth2", &peer, "eth0");
     vr.ip(&["addr", "replace", "192.0.2.10/24", "dev", "eth2"]);
+    // The VM the password and the user data are for, on the guest network.
+    let guest = Netns::new("scg");
+    veth(&guest, "eth0", &vr, "eth0");
+    guest.ip(&["addr", "add", "10.1.1.23/24", "dev", "eth0"]);
     let charon = Charon::start(&mut vr, &dir.path().join("charon"));
     let frr = Frr::start(&mut vr, &dir.path().join("frr"), "scvr", "");
     let mut agent = AgentProc::new(Some(&vr.name));
@@ -263,12 +268,55 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
     assert!(ok, "{r}");
     stored(&agent, &[VM_PW]);
     assert!(
-        r["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("vmpassword (VM passwords)"),
+        !r["message"].as_str().unwrap_or("").contains("NOT applied"),
         "{r}"
     );
+    // The guest fetches its password and its user data (the controls: they are served) and
+    // acknowledges the password, the way CloudStack's guest script does; the password server
+    // and the metadata service log nothing of either.
+    let fetch = |args: &[&str]| {
+        let out = guest.exec(args[0], &args[1..]);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let wget = |req: &str| {
+        let header = format!("DomU_Request: {req}");
+        fetch(&[
+            "wget",
+            "-q",
+            "-t",
+            "3",
+            "-T",
+            "20",
+            "-O",
+            "-",
+            "--header",
+            &header,
+            "http://10.1.1.1:8080",
+        ])
+    };
+    assert!(
+        vr_tests::wait_for(Duration::from_secs(5), || guest
+            .exec(
+                "curl",
+                &[
+                    "-sf",
+                    "-m",
+                    "2",
+                    "http://10.1.1.1/latest/meta-data/instance-id"
+                ]
+            )
+            .status
+            .success()),
+        "metadata service not answering"
+    );
+    assert_eq!(wget("send_my_password"), VM_PW);
+    assert_eq!(
+        fetch(&["curl", "-s", "-m", "5", "http://10.1.1.1/latest/user-data"]),
+        USER_DATA_DECODED
+    );
+    assert_eq!(wget("saved_password"), "saved_password");
+    assert_eq!(wget("send_my_password"), "saved_password");
 
     // Every subcommand, as text and as JSON.
     let out_bundle = agent.dir.path().join("support.tar.gz");
@@ -284,6 +332,7 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         vec!["show", "routes"],
         vec!["show", "conntrack"],
         vec!["show", "ospf"],
+        vec!["show", "metadata"],
         vec!["diff"],
         vec!["check"],
         vec!["reconcile"],

@@ -13,6 +13,11 @@ mod commands;
 mod run;
 mod support;
 
+// What `commands` dispatches to, one idea per file.
+mod apply;
+mod query;
+mod views;
+
 /// Virtual-router agent: applies pushed network state to nftables, strongSwan, FRR and the
 /// kernel, keeps it across restarts, and explains what it holds.
 #[derive(Debug, Parser)]
@@ -278,6 +283,11 @@ pub enum Show {
     ///
     /// Example: vr-agent show dns
     Dns,
+    /// Which VMs have user data, which metadata keys, and whether a password waits for them
+    /// (never a value).
+    ///
+    /// Example: vr-agent show metadata --json
+    Metadata,
     /// Conntrack entries, filtered, with counts by state.
     ///
     /// Example: vr-agent show conntrack --address 192.0.2.11 --port 8080 --protocol tcp

@@ -36,6 +36,10 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let mut engine = open_waiting(&cfg).await?;
     // CloudStack on KVM: the boot cmdline comes before the replay is trusted and any push.
     let boot_cmdline = super::cloudstack::boot::wait_cmdline(&cfg).await;
+    // Only the running agent serves metadata and passwords; guests' acknowledgements come
+    // back here to be dropped from the committed state.
+    let (ack_tx, mut acks) = mpsc::unbounded_channel();
+    engine.reconciler.web.serve(ack_tx);
     let spool = Spool::new(cfg.spool_dir.clone());
     spool
         .ensure_dirs()
@@ -90,6 +94,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             Some((req, reply)) = jobs.recv() => {
                 let resp = handle(&mut engine, req).await;
                 let _ = reply.send(resp);
+            }
+            Some((ip, serial)) = acks.recv() => {
+                engine.forget_password(ip, serial).await;
             }
             Some(()) = wakes.recv() => {
                 settling = process_spool(&mut engine, &spool).await;

@@ -21,6 +21,9 @@ pub mod nft;
 pub mod ospf;
 pub mod tunables;
 pub mod vpn;
+pub mod web;
+pub mod web_book;
+pub mod web_http;
 
 /// Why a concern did not reach the desired state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

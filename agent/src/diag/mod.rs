@@ -4,6 +4,7 @@
 pub mod addressing;
 pub mod check;
 pub mod guest;
+pub mod metadata;
 pub mod ospf;
 pub mod show;
 pub mod support;

@@ -23,6 +23,8 @@ pub const VM_PW: &str = "scan-vm-password-Rk19Hu";
 pub const VM_PW_BAD: &str = "scan-vm-pw-rejected-Qd73";
 /// User data (`vmdata`), base64 as CloudStack sends it ("scan-user-data-Pc84Wn").
 pub const USER_DATA: &str = "c2Nhbi11c2VyLWRhdGEtUGM4NFdu";
+/// The same user data as the guest gets it (decoded): served to the VM, nowhere else.
+pub const USER_DATA_DECODED: &str = "scan-user-data-Pc84Wn";
 /// Remote-access VPN user password (`vpnuserlist`).
 pub const VPN_USER_PW: &str = "scan-vpn-user-pw-Ys27Nb";
 /// VRRP password and a secret boot argument (`cmdline`).
@@ -51,6 +53,7 @@ pub const SECRETS: &[(&str, &str)] = &[
     (VM_PW, "VM password (spool)"),
     (VM_PW_BAD, "VM password (rejected push)"),
     (USER_DATA, "user data"),
+    (USER_DATA_DECODED, "user data (decoded)"),
     (VPN_USER_PW, "VPN user password"),
     (CMD_ROUTER_PW, "cmdline router_password"),
     (CMD_KEY, "cmdline *key"),
@@ -62,7 +65,8 @@ pub const SECRETS: &[(&str, &str)] = &[
 /// A native push: the public NIC, one site-to-site connection and OSPF with an md5 key.
 pub fn native(psk: &str, peer: &str, ike: &str) -> String {
     format!(
-        r#"{{"schema":1,"interfaces":[{{"device":"eth2","role":"public","addresses":["192.0.2.10/24"]}}],
+        r#"{{"schema":1,"interfaces":[{{"device":"eth2","role":"public","addresses":["192.0.2.10/24"]}},
+        {{"device":"eth0","role":"guest","addresses":["10.1.1.1/24"]}}],
         "vpn":{{"site_to_site":[{{"local_public_ip":"192.0.2.10","local_cidrs":["10.1.1.0/24"],
         "peer_gateway":"{peer}","peer_cidrs":["10.2.0.0/24"],"psk":"{psk}","ike_policy":"{ike}",
         "esp_policy":"aes128-sha1","passive":true}}]}},

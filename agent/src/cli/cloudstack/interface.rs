@@ -78,18 +78,12 @@ pub fn mtu_push(
         n.mtu = (mtu >= MIN_DHCP_MTU).then_some(mtu);
         dhcp_changed = true;
     }
-    let doc = StateDocument {
-        schema: SCHEMA_VERSION,
-        interfaces: Some(interfaces),
-        routes: None,
-        nat: None,
-        firewall: None,
-        acls: None,
-        vpn: None,
-        ospf: None,
-        kernel: None,
-        dhcp: dhcp_changed.then_some(dhcp),
-    };
+    // Every other section absent: left as it is (sections added later stay out of this push).
+    let mut doc: StateDocument =
+        serde_json::from_value(serde_json::json!({ "schema": SCHEMA_VERSION }))
+            .expect("a document with only the schema is valid");
+    doc.interfaces = Some(interfaces);
+    doc.dhcp = dhcp_changed.then_some(dhcp);
     Some((device, doc))
 }
 

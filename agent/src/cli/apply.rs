@@ -1,0 +1,267 @@
+//! `apply` and `validate`: push files read with a size limit before they are read whole, sent
+//! to the running agent, or applied in this process when no agent answers (under the state
+//! directory's lock, after the same recovery as a start).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::commands::pretty;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::intake::protocol::{PushFile, Response};
+use crate::intake::socket;
+use crate::parse::MAX_PUSH_BYTES;
+use crate::push::{self, PushResult};
+use crate::state::DesiredState;
+use crate::store::StoreError;
+
+/// Reads a push file (`-` = stdin), refusing oversized input before reading it whole.
+fn read_push(path: &Path) -> Result<PushFile, String> {
+    let name = if path == Path::new("-") {
+        "-".to_string()
+    } else {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string())
+    };
+    let mut bytes = Vec::new();
+    let reader: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?)
+    };
+    reader
+        .take(MAX_PUSH_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() > MAX_PUSH_BYTES {
+        return Err(format!(
+            "{}: (document): push larger than the {MAX_PUSH_BYTES}-byte limit",
+            path.display()
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{}: (document): not UTF-8 at byte {}",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok(PushFile { name, text })
+}
+
+pub(super) async fn apply(cfg: &Config, files: &[PathBuf], dry_run: bool, json: bool) -> ExitCode {
+    // Every file is checked (size, UTF-8) before any is sent, so one unreadable file applies
+    // nothing; each is read again when its turn comes, so one push at a time is in memory
+    // (standard input, which cannot be read twice, is kept).
+    let mut stdin = None;
+    for f in files {
+        match read_push(f) {
+            Ok(p) if f == Path::new("-") => stdin = Some(p),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("vr-agent: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let mut list = Vec::new();
+    for f in files {
+        let p = match (&stdin, read_push(f)) {
+            (Some(p), _) if f == Path::new("-") => p.clone(),
+            (_, Ok(p)) => p,
+            (_, Err(e)) => {
+                eprintln!("vr-agent: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        match socket::push(&cfg.socket, &p.name, dry_run, &p.text).await {
+            Ok(Some(Response { error: Some(e), .. })) => {
+                // What was applied before stays listed.
+                if !list.is_empty() {
+                    print_results_json(&list, json);
+                }
+                eprintln!("vr-agent: {e}");
+                return ExitCode::from(1);
+            }
+            Ok(Some(resp)) => match serde_json::from_value::<Vec<serde_json::Value>>(resp.body) {
+                Ok(r) => list.extend(r),
+                Err(e) => {
+                    eprintln!("vr-agent: bad answer from agent: {e}");
+                    return ExitCode::from(1);
+                }
+            },
+            Ok(None) if list.is_empty() => {
+                return apply_in_process(cfg, files, stdin, dry_run, json).await
+            }
+            Ok(None) => {
+                eprintln!(
+                    "vr-agent: the agent stopped answering on {}",
+                    cfg.socket.display()
+                );
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("vr-agent: {}: {e}", cfg.socket.display());
+                return ExitCode::from(1);
+            }
+        }
+    }
+    print_results_json(&list, json)
+}
+
+/// `apply` without a running agent (`stdin`: standard input, already read).
+async fn apply_in_process(
+    cfg: &Config,
+    files: &[PathBuf],
+    stdin: Option<PushFile>,
+    dry_run: bool,
+    json: bool,
+) -> ExitCode {
+    let mut pushes = Vec::new();
+    for f in files {
+        let p = match &stdin {
+            Some(p) if f == Path::new("-") => Ok(p.clone()),
+            _ => read_push(f),
+        };
+        match p {
+            Ok(p) => pushes.push(p),
+            Err(e) => {
+                eprintln!("vr-agent: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let results = match in_process(cfg, &pushes, dry_run).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vr-agent: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let list: Vec<serde_json::Value> = results.iter().map(crate::redact::redacted).collect();
+    print_results_json(&list, json)
+}
+
+/// No agent is listening: apply here, under the state directory's lock.
+async fn in_process(
+    cfg: &Config,
+    pushes: &[PushFile],
+    dry_run: bool,
+) -> Result<Vec<PushResult>, StoreError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut engine = loop {
+        match Engine::open(cfg.clone(), false) {
+            Ok(e) => break e,
+            Err(StoreError::Locked(p)) if Instant::now() < deadline => {
+                tracing::info!("waiting for {}", p.display());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // The same recovery as a start: roll back a push a killed agent left half-applied
+    // (state.next) and bring the system to the committed state, then apply on top of it.
+    let replay = engine.replay().await;
+    if !replay.ok {
+        tracing::warn!(
+            "replay before the in-process apply was incomplete: {:?}",
+            replay.outcomes
+        );
+    }
+    let nics = push::local_nics();
+    let mut out = Vec::new();
+    for p in pushes {
+        out.push(engine.apply(&p.name, &p.text, dry_run, &nics).await);
+    }
+    // This process is about to exit: let the background tunnel initiates at least reach
+    // charon (a running agent would simply let them finish).
+    engine.reconciler.vpn.settle(Duration::from_secs(10)).await;
+    Ok(out)
+}
+
+fn print_results_json(list: &[serde_json::Value], json: bool) -> ExitCode {
+    let all_ok = !list.is_empty() && list.iter().all(|r| r["ok"].as_bool() == Some(true));
+    if json {
+        println!("{}", pretty(&serde_json::Value::Array(list.to_vec())));
+    } else {
+        for r in list {
+            let name = r["name"].as_str().unwrap_or("?");
+            let verdict = if r["ok"].as_bool() == Some(true) {
+                "ok"
+            } else {
+                "FAILED"
+            };
+            println!("{name}: {verdict}: {}", r["message"].as_str().unwrap_or(""));
+            for e in r["errors"].as_array().into_iter().flatten() {
+                let value = e["value"].as_str().unwrap_or("");
+                if value.is_empty() {
+                    println!(
+                        "  {}: {}",
+                        e["path"].as_str().unwrap_or(""),
+                        e["reason"].as_str().unwrap_or("")
+                    );
+                } else {
+                    println!(
+                        "  {}: {} (value {value})",
+                        e["path"].as_str().unwrap_or(""),
+                        e["reason"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            for o in r["outcomes"].as_array().into_iter().flatten() {
+                let detail = o["detail"]
+                    .as_str()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                println!(
+                    "  {:<10} {}{detail} ({} change(s))",
+                    o["concern"].as_str().unwrap_or(""),
+                    o["status"].as_str().unwrap_or(""),
+                    o["changes"]
+                );
+            }
+            if let Some(plan) = r["plan"].as_str() {
+                print!("{plan}");
+            }
+        }
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+pub(super) fn validate(files: &[PathBuf], json: bool) -> ExitCode {
+    let nics = push::local_nics();
+    let mut all_ok = true;
+    let mut out = Vec::new();
+    for f in files {
+        let result = read_push(f).and_then(|p| {
+            push::prepare(&DesiredState::default(), &p.text, &nics)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        all_ok &= result.is_ok();
+        match (&result, json) {
+            (_, true) => {
+                out.push(json!({"file": f, "ok": result.is_ok(), "error": result.as_ref().err()}))
+            }
+            (Ok(()), false) => println!("{}: valid", f.display()),
+            (Err(e), false) => println!("{}: invalid: {e}", f.display()),
+        }
+    }
+    if json {
+        println!("{}", pretty(&serde_json::Value::Array(out)));
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,41 @@
+//! A password the guest acknowledged leaves the committed state too: the password server
+//! has already recorded the acknowledgement in its ledger (so it is never served again, even
+//! before this runs), and this commit makes `state.json` forget the secret itself. It goes
+//! through the ordinary pipeline (`state.next`, execute, commit) and is recorded in the push
+//! history like a push.
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use super::Engine;
+use crate::push::{self, PushResult};
+
+impl Engine {
+    /// Drops the password of `ip` from the committed state if it is still the one of
+    /// `serial` (a newer push may have replaced it meanwhile).
+    pub async fn forget_password(&mut self, ip: Ipv4Addr, serial: u64) {
+        let current = self.stored.state.passwords.pending.get(&ip);
+        if current.is_none_or(|p| p.serial != serial) {
+            return;
+        }
+        let start = Instant::now();
+        let mut next = self.stored.state.clone();
+        next.passwords.pending.remove(&ip);
+        let mut result = PushResult {
+            name: format!("password of {ip} acknowledged"),
+            ok: false,
+            format: None,
+            generation: self.stored.generation,
+            received_at: push::now_secs(),
+            millis: 0,
+            message: String::new(),
+            errors: Vec::new(),
+            outcomes: Vec::new(),
+            not_yet_applied: Vec::new(),
+            plan: None,
+        };
+        self.commit_push(&mut result, next).await;
+        result.millis = start.elapsed().as_millis() as u64;
+        self.remember(&result);
+    }
+}
