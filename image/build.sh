@@ -33,6 +33,8 @@ trap 'rm -rf "$root"' EXIT
 
 packages=(
   systemd-sysv udev linux-image-amd64 kmod iproute2 iputils-ping ifupdown
+  # CloudStack's runDiagnostics (diagnostics.py) runs traceroute and arping too.
+  traceroute iputils-arping
   openssh-server ca-certificates procps less netbase
   nftables conntrack strongswan-charon strongswan-swanctl libcharon-extra-plugins
   libstrongswan-standard-plugins frr

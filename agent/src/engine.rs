@@ -205,6 +205,7 @@ impl Engine {
                 };
                 result.errors = invalid.0;
                 tracing::warn!(push = name, "{}", result.message);
+                crate::alerts::push_rejected(self.store.dir(), name, result.errors.len());
             }
             Ok(prepared) => {
                 result.format = Some(prepared.format);
@@ -313,6 +314,12 @@ impl Engine {
                 }
             }
             tracing::error!(push = result.name, "{}", result.message);
+            crate::alerts::push_failed(
+                self.store.dir(),
+                &result.name,
+                &report.outcomes,
+                report.rollback_incomplete.is_empty(),
+            );
             return;
         }
         if let Err(e) = self.store.commit_next() {
@@ -370,6 +377,7 @@ impl Engine {
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
+            "state_dir": self.store.dir(),
             "uptime_secs": push::now_secs().saturating_sub(self.started_at),
             "generation": self.stored.generation,
             "committed_at": self.stored.committed_at,
@@ -466,11 +474,15 @@ impl Engine {
         let outcomes = self.reconciler.heal(&self.stored.state, &skip).await;
         for o in &outcomes {
             match &o.status {
-                Status::Applied => tracing::warn!(
-                    concern = o.concern,
-                    changes = o.changes,
-                    "self-heal: drift repaired"
-                ),
+                Status::Applied => {
+                    tracing::warn!(
+                        concern = o.concern,
+                        changes = o.changes,
+                        "self-heal: drift repaired"
+                    );
+                    crate::alerts::healed(self.store.dir(), o);
+                }
+                Status::Failed(_) => crate::alerts::healed(self.store.dir(), o),
                 Status::Unavailable(_) if !self.pending_retry.contains(&o.concern) => {
                     self.pending_retry.push(o.concern)
                 }

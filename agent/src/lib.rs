@@ -2,6 +2,7 @@
 //! binary is a thin clap front end over it. The state model is `vr-model`; CloudStack pushes
 //! go through the `vr-cloudstack` adapter (called from [`push`] and [`intake`] only).
 
+pub mod alerts;
 pub mod cli;
 pub mod concern;
 pub mod config;

@@ -3,7 +3,8 @@
 //! keys), pushed natively, the CloudStack way, through the socket and the spool, and inside
 //! pushes that are rejected (and the password and user data also served to their guest over
 //! HTTP and acknowledged), never appears in the agent's log, in any push result, in the
-//! output of any subcommand (text and `--json`), in the tech-support bundle, in any file that
+//! output of any subcommand (text and `--json`, the CloudStack front doors and the alerts
+//! log among them), in the tech-support bundle, in any file that
 //! users other than root can read, or in the argument list of any process while the agent
 //! applies them. The one file that must hold them (`state.json`, for replay) is readable by
 //! root alone.
@@ -340,6 +341,12 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         vec!["validate", "PATH_BAD_OSPF"],
         vec!["apply", "--dry-run", "PATH_NATIVE"],
         vec!["tech-support", "--output", out_bundle.to_str().unwrap()],
+        // The CloudStack front doors: alerts (rejected pushes land there), health checks,
+        // VPN state and counters.
+        vec!["cloudstack", "router-alerts", "1970-01-01", "00:00:00"],
+        vec!["cloudstack", "monitor-results", "true"],
+        vec!["cloudstack", "check-s2s-vpn", "192.0.2.20"],
+        vec!["cloudstack", "netusage", "-g"],
     ];
     let native_path = agent.dir.path().join("native.json");
     let bad_ospf_path = agent.dir.path().join("bad-ospf.json");

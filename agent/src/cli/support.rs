@@ -19,6 +19,34 @@ pub async fn tech_support(cfg: &Config, output: Option<PathBuf>, json: bool) -> 
             crate::push::now_secs()
         ))
     });
+    let (items, secrets) = items(cfg).await;
+    let result = bundle(items, &secrets, &out);
+    if json {
+        let v = match &result {
+            Ok(p) => serde_json::json!({"tool": "tech-support", "ok": true, "bundle": p}),
+            Err(e) => {
+                serde_json::json!({"tool": "tech-support", "ok": false, "error": e.to_string()})
+            }
+        };
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    match result {
+        Ok(p) => {
+            if !json {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vr-agent: tech-support: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What a tech-support bundle holds, and the secrets to scrub from it (also the content of
+/// CloudStack's diagnostics zip).
+pub(crate) async fn items(cfg: &Config) -> (Vec<Item>, Vec<String>) {
     // Secrets come from the unredacted state file (root only): every file of the bundle is
     // scrubbed of them, whatever tool printed it.
     let secrets = Store::open(&cfg.state_dir)
@@ -86,26 +114,5 @@ pub async fn tech_support(cfg: &Config, output: Option<PathBuf>, json: bool) -> 
             s(&["-u", "vr-agent", "-n", "2000", "--no-pager"]),
         ),
     ]);
-    let result = bundle(items, &secrets, &out);
-    if json {
-        let v = match &result {
-            Ok(p) => serde_json::json!({"tool": "tech-support", "ok": true, "bundle": p}),
-            Err(e) => {
-                serde_json::json!({"tool": "tech-support", "ok": false, "error": e.to_string()})
-            }
-        };
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    }
-    match result {
-        Ok(p) => {
-            if !json {
-                println!("{}", p.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("vr-agent: tech-support: {e}");
-            ExitCode::from(1)
-        }
-    }
+    (items, secrets)
 }

@@ -22,6 +22,31 @@ pub fn bundle(items: Vec<Item>, secrets: &[String], out: &Path) -> std::io::Resu
     let root = dir.path().join("vr-agent-tech-support");
     std::fs::create_dir(&root)?;
     let mut index = String::new();
+    for (name, text) in render(items, secrets) {
+        index.push_str(name);
+        index.push('\n');
+        std::fs::write(root.join(name), text)?;
+    }
+    std::fs::write(root.join("INDEX"), index)?;
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(out)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("vr-agent-tech-support")
+        .status()?;
+    if !status.success() {
+        return Err(std::io::Error::other(format!("tar exited with {status}")));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600))?;
+    Ok(out.to_path_buf())
+}
+
+/// Each item's name and content, tools run with their deadline, secrets scrubbed (also the
+/// content of the CloudStack diagnostics zip).
+pub fn render(items: Vec<Item>, secrets: &[String]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
     for item in items {
         let (name, text) = match item {
             Item::Text(name, text) => (name, text),
@@ -41,24 +66,9 @@ pub fn bundle(items: Vec<Item>, secrets: &[String], out: &Path) -> std::io::Resu
                 (name, text)
             }
         };
-        index.push_str(name);
-        index.push('\n');
-        std::fs::write(root.join(name), scrub(&text, secrets))?;
+        out.push((name, scrub(&text, secrets)));
     }
-    std::fs::write(root.join("INDEX"), index)?;
-    let status = Command::new("tar")
-        .arg("czf")
-        .arg(out)
-        .arg("-C")
-        .arg(dir.path())
-        .arg("vr-agent-tech-support")
-        .status()?;
-    if !status.success() {
-        return Err(std::io::Error::other(format!("tar exited with {status}")));
-    }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600))?;
-    Ok(out.to_path_buf())
+    out
 }
 
 #[cfg(test)]
