@@ -78,6 +78,11 @@ pub fn healed(state_dir: &Path, o: &Outcome) {
             "self-heal: nftables ruleset deleted or changed by hand; restored ({} change(s))",
             o.changes
         ),
+        // A re-created counter starts from 0; the MS takes the lower reading as a reset.
+        (_, "usage") => format!(
+            "self-heal: vr_stats counting table deleted or changed by hand; restored ({} change(s)); re-created counters restart from 0",
+            o.changes
+        ),
         (_, c) => format!(
             "self-heal: {c} drifted from the desired state; repaired ({} change(s))",
             o.changes
@@ -91,21 +96,14 @@ fn append(file: &Path, line: &str) -> std::io::Result<()> {
     if len + line.len() as u64 > MAX_BYTES {
         // Keep the newer half, from a line start, and replace the file atomically.
         let text = std::fs::read_to_string(file).unwrap_or_default();
+        // Search the bytes: the middle may fall inside a multi-byte character (push names
+        // are not ASCII-only), and slicing the string there would panic the engine.
         let cut = text.len() / 2;
-        let keep = match text[cut..].find('\n') {
+        let keep = match text.as_bytes()[cut..].iter().position(|b| *b == b'\n') {
             Some(i) => &text[cut + i + 1..],
             None => "",
         };
-        let tmp = file.with_extension("log.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(keep.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)?;
+        crate::store::write_atomic(file, keep.as_bytes())?;
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -194,6 +192,23 @@ mod tests {
     }
 
     #[test]
+    fn the_log_is_halved_at_a_line_even_when_its_middle_splits_a_character() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = path(dir.path());
+        // "x", then an odd number of two-byte characters, then a newline: the byte in the
+        // middle is the second byte of an "é".
+        let pairs = (MAX_BYTES as usize / 2) | 1;
+        let big = format!("x{}\n", "é".repeat(pairs));
+        assert!(!big.is_char_boundary(big.len() / 2));
+        std::fs::write(&file, &big).unwrap();
+        record(dir.path(), "push", "push é rejected: 1 invalid value(s)");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.len() < big.len(), "halved: {} bytes", text.len());
+        assert_eq!(text.lines().count(), 1, "only the new line is left");
+        assert!(text.ends_with("[ALERT] [push] push é rejected: 1 invalid value(s)\n"));
+    }
+
+    #[test]
     fn push_and_heal_alerts_name_concerns_never_their_error_text() {
         let dir = tempfile::tempdir().unwrap();
         let failed = |c: &'static str| Outcome {
@@ -214,6 +229,15 @@ mod tests {
                 millis: 0.0,
             },
         );
+        healed(
+            dir.path(),
+            &Outcome {
+                concern: "usage",
+                status: Status::Applied,
+                changes: 6,
+                millis: 0.0,
+            },
+        );
         let text = std::fs::read_to_string(path(dir.path())).unwrap();
         assert!(!text.contains("hunter2"), "{text}");
         let lines: Vec<&str> = text.lines().map(|l| &l[24..]).collect();
@@ -224,6 +248,7 @@ mod tests {
                 "[ALERT] [push] push bad.json rejected: 2 invalid value(s)",
                 "[ALERT] [vpn] self-heal: repair failed; see vr-agent status",
                 "[ALERT] [nftables] self-heal: nftables ruleset deleted or changed by hand; restored (3 change(s))",
+                "[ALERT] [usage] self-heal: vr_stats counting table deleted or changed by hand; restored (6 change(s)); re-created counters restart from 0",
             ]
         );
     }

@@ -1,5 +1,5 @@
-//! Runs the concerns in their fixed order: links/addresses, routes, nftables, tunables,
-//! conntrack, VPN, OSPF, DHCP/DNS, metadata/passwords. Each is planned just before it executes, so its plan sees what earlier concerns did.
+//! Runs the concerns in their fixed order: links/addresses, routes, nftables, usage counters,
+//! tunables, conntrack, VPN, OSPF, DHCP/DNS, metadata/passwords. Each is planned just before it executes, so its plan sees what earlier concerns did.
 //!
 //! A `Failed` concern stops the run and the concerns already executed are driven back to the
 //! old state, so a refused push leaves the system as it was. An `Unavailable` concern (its
@@ -14,6 +14,7 @@ use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::ospf::OspfConcern;
 use crate::concern::tunables::TunablesConcern;
+use crate::concern::usage::UsageConcern;
 use crate::concern::vpn::VpnConcern;
 use crate::concern::web::WebConcern;
 use crate::concern::{Concern, ConcernError, Outcome, PlanSummary, Status};
@@ -26,6 +27,9 @@ pub struct Reconciler {
     pub links: LinksConcern,
     pub routes: RoutesConcern,
     pub nft: NftConcern,
+    /// Byte counters per public NIC (`inet vr_stats`): counting starts with the push that
+    /// brings the NIC.
+    pub usage: UsageConcern,
     /// After nftables: forwarding starts once the firewall is in place, and the ruleset has
     /// loaded `nf_conntrack`, whose sysctls this concern sets.
     pub tunables: TunablesConcern,
@@ -176,6 +180,10 @@ macro_rules! each_concern {
             $body
         }
         {
+            let $c = &mut $self.usage;
+            $body
+        }
+        {
             let $c = &mut $self.tunables;
             $body
         }
@@ -218,6 +226,7 @@ impl Reconciler {
                 };
                 nft
             },
+            usage: UsageConcern::default(),
             tunables: TunablesConcern::new(cfg.kernel.clone()),
             conntrack: ConntrackConcern::default(),
             vpn: VpnConcern::new(cfg.vici_socket.clone()),

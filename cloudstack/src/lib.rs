@@ -40,6 +40,7 @@ pub mod aggregate;
 pub mod check;
 pub mod convert;
 pub mod dhcp;
+pub mod guest_ranges;
 pub mod later;
 pub mod merge;
 pub mod not_applied;

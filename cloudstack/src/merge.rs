@@ -194,6 +194,15 @@ pub fn merge_into(
             super::dhcp::entry(next, d);
             Ok(())
         }
+        // Extra subnets of a shared network: served (see `guest_ranges`), not pending.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::IpAliases(a),
+            ..
+        }) => super::guest_ranges::aliases(next, a),
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::DhcpConfig(c),
+            ..
+        }) => super::guest_ranges::config(next, c),
         // User data, metadata and passwords are served by the metadata concern.
         Payload::Later(later::LaterPayload {
             typed: later::Later::VmData(d),
@@ -345,8 +354,18 @@ fn guest(
     let dev = resolve_nic(nics, g.mac, Some(g.device.clone())).unwrap_or(g.device.clone());
     let isolated = router_type(next) == Some(RouterType::Router);
     if g.add {
+        // The router's IP-alias addresses on this NIC stay (`ipaliases`).
+        let aliases: Vec<Ipv4Net> = next
+            .dhcp
+            .networks
+            .iter()
+            .filter(|n| n.device == dev)
+            .flat_map(|n| n.extra_ranges.iter().filter(|r| r.router().is_some()))
+            .map(|r| r.address)
+            .collect();
         let iface = upsert_iface(next, &dev, InterfaceRole::Guest);
         iface.addresses = vec![g.address];
+        iface.addresses.extend(aliases);
         iface.gateway = None;
         iface.mac = g.mac.or(iface.mac);
         iface.mtu = g.mtu.or(iface.mtu);

@@ -46,10 +46,65 @@ pub struct DhcpNetwork {
     /// Option 26, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
-    /// Further subnets served on the same NIC (IP aliases of a shared network).
+    /// Further subnets served on the same NIC (IP aliases of a shared network, CloudStack's
+    /// `ipaliases` and `dhcpconfig`), each with its own router and DNS options.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(with = "Vec<String>")]
-    pub extra_ranges: Vec<Ipv4Net>,
+    pub extra_ranges: Vec<ExtraRange>,
+}
+
+/// One more subnet served on a guest NIC. Written either as the router's address on it with
+/// the prefix (`"10.1.2.1/24"`) or as an object that also names the subnet's gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(from = "RangeWire")]
+pub struct ExtraRange {
+    /// The router's address in the subnet, with its prefix length (`10.1.2.1/24`). With the
+    /// host part zero (`10.1.3.0/25`) the router has no address there: the subnet is served
+    /// and routed through the network's own router address.
+    #[schemars(with = "String")]
+    pub address: Ipv4Net,
+    /// Option 3 for hosts of this subnet; default: the router's address in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub gateway: Option<Ipv4Addr>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum RangeWire {
+    Cidr(#[schemars(with = "String")] Ipv4Net),
+    Full(RangeObject),
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RangeObject {
+    #[schemars(with = "String")]
+    address: Ipv4Net,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    gateway: Option<Ipv4Addr>,
+}
+
+impl From<RangeWire> for ExtraRange {
+    fn from(w: RangeWire) -> Self {
+        match w {
+            RangeWire::Cidr(address) => ExtraRange {
+                address,
+                gateway: None,
+            },
+            RangeWire::Full(o) => ExtraRange {
+                address: o.address,
+                gateway: o.gateway,
+            },
+        }
+    }
+}
+
+impl ExtraRange {
+    /// The router's own address in this subnet, if it has one.
+    pub fn router(&self) -> Option<Ipv4Addr> {
+        (self.address.addr() != self.address.network()).then(|| self.address.addr())
+    }
 }
 
 /// One static lease.
@@ -104,7 +159,11 @@ impl DhcpSection {
 
 impl DhcpNetwork {
     pub fn serves(&self, ip: Ipv4Addr) -> bool {
-        self.address.trunc().contains(&ip) || self.extra_ranges.iter().any(|r| r.contains(&ip))
+        self.address.trunc().contains(&ip)
+            || self
+                .extra_ranges
+                .iter()
+                .any(|r| r.address.trunc().contains(&ip))
     }
 
     /// The dnsmasq tag of this network's range and options.
@@ -193,6 +252,36 @@ pub fn validate(s: &DhcpSection) -> Vec<Problem> {
                 bad(format!("{p}.mtu"), m.to_string(), "MTU out of 576-65535");
             }
         }
+        let mut subnets = vec![n.address.trunc()];
+        for (j, r) in n.extra_ranges.iter().enumerate() {
+            let rp = format!("{p}.extra_ranges[{j}]");
+            if r.address.prefix_len() > 30 {
+                bad(
+                    format!("{rp}.address"),
+                    r.address.to_string(),
+                    "prefix too long to serve addresses",
+                );
+            } else if subnets
+                .iter()
+                .any(|s| s.contains(&r.address.trunc()) || r.address.trunc().contains(s))
+            {
+                bad(
+                    format!("{rp}.address"),
+                    r.address.to_string(),
+                    "overlaps another subnet of this network",
+                );
+            }
+            subnets.push(r.address.trunc());
+            if let Some(g) = r.gateway {
+                if !r.address.trunc().contains(&g) {
+                    bad(
+                        format!("{rp}.gateway"),
+                        g.to_string(),
+                        "gateway outside its subnet",
+                    );
+                }
+            }
+        }
     }
     let mut macs = std::collections::BTreeSet::new();
     let mut ips = std::collections::BTreeSet::new();
@@ -249,6 +338,81 @@ mod tests {
             ]
         );
         assert_eq!(p[2].value, "a,b");
+    }
+
+    #[test]
+    fn no_value_can_add_a_dnsmasq_directive() {
+        // Each string field, given a line break, a comma, a `#` or a path separator: every
+        // one is rejected with its path and value (the renderer writes values verbatim).
+        let hostile = [
+            "x\ndhcp-script=/tmp/x",
+            "x,set:evil",
+            "x#",
+            "../x",
+            "x y",
+            "",
+        ];
+        for h in hostile {
+            let mut s: DhcpSection = serde_json::from_str(
+                r#"{"networks":[{"device":"eth0","address":"10.1.1.1/24","domain":"a.test"}],
+                   "hosts":[{"mac":"02:00:00:00:00:0a","ipv4":"10.1.1.10","hostname":"vm"}]}"#,
+            )
+            .unwrap();
+            let clean = s.clone();
+            s.networks[0].device = h.into();
+            s.networks[0].domain = Some(h.into());
+            s.hosts[0].hostname = Some(h.into());
+            s.hosts[0].mac = h.into();
+            let p = validate(&s);
+            let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+            assert_eq!(
+                paths,
+                [
+                    "dhcp.networks[0].device",
+                    "dhcp.networks[0].domain",
+                    "dhcp.hosts[0].mac",
+                    "dhcp.hosts[0].hostname"
+                ],
+                "{h:?}"
+            );
+            assert!(p.iter().all(|p| p.value == h), "{h:?}");
+            assert!(validate(&clean).is_empty());
+        }
+    }
+
+    #[test]
+    fn extra_ranges_read_both_forms_and_are_checked() {
+        let s: DhcpSection = serde_json::from_str(
+            r#"{"networks":[{"device":"eth0","address":"10.1.1.1/24","extra_ranges":
+                ["10.1.2.1/24",{"address":"10.1.3.1/24","gateway":"10.1.3.254"},
+                 {"address":"10.1.1.128/25"},{"address":"10.1.4.1/24","gateway":"10.9.9.9"}]}]}"#,
+        )
+        .unwrap();
+        let r = &s.networks[0].extra_ranges;
+        assert_eq!(r[0].router(), Some(Ipv4Addr::new(10, 1, 2, 1)));
+        assert_eq!(r[1].gateway, Some(Ipv4Addr::new(10, 1, 3, 254)));
+        assert!(s.network_of(Ipv4Addr::new(10, 1, 3, 7)).is_some());
+        let p: Vec<(String, String)> = validate(&s)
+            .into_iter()
+            .map(|p| (p.path, p.value))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                (
+                    "dhcp.networks[0].extra_ranges[2].address".to_string(),
+                    "10.1.1.128/25".to_string()
+                ),
+                (
+                    "dhcp.networks[0].extra_ranges[3].gateway".to_string(),
+                    "10.9.9.9".to_string()
+                )
+            ]
+        );
+        assert!(serde_json::from_str::<DhcpSection>(
+            r#"{"networks":[{"device":"eth0","address":"10.1.1.1/24","extra_ranges":[{"address":"10.1.2.1/24","x":1}]}]}"#
+        )
+        .is_err());
     }
 
     #[test]

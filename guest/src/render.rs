@@ -1,12 +1,20 @@
 //! Renders the `dhcp` section as dnsmasq's files (pure).
 //!
-//! Three files, split by how a change reaches the daemon:
+//! Split by how a change reaches the daemon:
 //! - `dnsmasq.conf`: the structure (interfaces, ranges, options, upstreams, which MACs are
-//!   non-default NICs). A change restarts
-//!   dnsmasq, which keeps its leases (they are in the lease file, read at start).
-//! - `dhcphosts` (`dhcp-hostsfile`) and `hosts` (`addn-hosts`): the static leases and the
-//!   names. A change is a rewrite plus SIGHUP, which re-reads both without dropping a lease.
+//!   non-default NICs). A change restarts dnsmasq, which keeps its leases (they are in the
+//!   lease file, read at start).
+//! - `hosts` (`addn-hosts`): the `data-server` name of each network; it changes with the
+//!   networks only (a SIGHUP re-reads it).
+//! - one file per host in `dhcp-hosts.d/` (`dhcp-hostsdir`: its static lease) and in
+//!   `hosts.d/` (`hostsdir`: its names), named by its MAC. dnsmasq watches both directories
+//!   with inotify: a new file is read without any signal, so adding a host writes two small
+//!   files whatever the number of hosts. A name file removed or changed is re-read the same
+//!   way; a lease file removed or changed needs a SIGHUP (dnsmasq 2.90 only adds
+//!   `dhcp-hostsdir` records on its own). Files whose name starts with a dot are ignored
+//!   by dnsmasq: the executor writes `.tmp-<mac>` and renames it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -38,8 +46,21 @@ impl Paths {
     pub fn conf(&self) -> PathBuf {
         self.dir.join("dnsmasq.conf")
     }
-    pub fn dhcphosts(&self) -> PathBuf {
-        self.dir.join("dhcphosts")
+    /// `dhcp-hostsdir`: one static lease per file.
+    pub fn dhcp_hosts_dir(&self) -> PathBuf {
+        self.dir.join("dhcp-hosts.d")
+    }
+    /// `hostsdir`: one host's names per file.
+    pub fn names_dir(&self) -> PathBuf {
+        self.dir.join("hosts.d")
+    }
+    /// The file of `mac` in `kind`'s directory.
+    pub fn host_file(&self, kind: HostDir, mac: &str) -> PathBuf {
+        match kind {
+            HostDir::Dhcp => self.dhcp_hosts_dir(),
+            HostDir::Names => self.names_dir(),
+        }
+        .join(mac)
     }
     pub fn hosts(&self) -> PathBuf {
         self.dir.join("hosts")
@@ -52,20 +73,60 @@ impl Paths {
     }
 }
 
-/// The three files' contents.
+/// The two per-host directories, in the order a host's files are written: the name first, so
+/// that it answers as soon as dnsmasq has read that one file (each file is its own inotify
+/// event; a few ms at 5,000 hosts once dnsmasq has finished reading its files at start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HostDir {
+    /// `hosts.d`: the names.
+    Names,
+    /// `dhcp-hosts.d`: the static lease.
+    Dhcp,
+}
+
+/// One host's files: its lease line, and its names line when it has a DNS name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFiles {
+    pub dhcp: String,
+    pub names: Option<String>,
+}
+
+impl HostFiles {
+    pub fn get(&self, kind: HostDir) -> Option<&str> {
+        match kind {
+            HostDir::Dhcp => Some(self.dhcp.as_str()),
+            HostDir::Names => self.names.as_deref(),
+        }
+    }
+}
+
+/// Everything dnsmasq reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rendered {
     pub conf: String,
-    pub dhcphosts: String,
     pub hosts: String,
+    /// By MAC.
+    pub host_files: BTreeMap<String, HostFiles>,
 }
 
 /// Renders everything. `section` must have passed [`crate::model::validate`].
 pub fn render(section: &DhcpSection, paths: &Paths) -> Rendered {
     Rendered {
         conf: conf(section, paths),
-        dhcphosts: dhcphosts(section),
         hosts: hosts(section),
+        host_files: section
+            .hosts
+            .iter()
+            .map(|h| (h.mac.clone(), host_files(section, h)))
+            .collect(),
+    }
+}
+
+/// The files of one host of `section`.
+pub fn host_files(section: &DhcpSection, h: &DhcpHost) -> HostFiles {
+    HostFiles {
+        dhcp: format!("{}\n", dhcphost_line(h)),
+        names: names_line(section, h).map(|l| l + "\n"),
     }
 }
 
@@ -91,7 +152,8 @@ pub fn conf(s: &DhcpSection, p: &Paths) -> String {
          # (--conf-file): the host's /etc/dnsmasq.conf, /etc/hosts and /etc/resolv.conf are not.\n\
          pid-file={d}/dnsmasq.pid\n\
          dhcp-leasefile={}\n\
-         dhcp-hostsfile={d}/dhcphosts\n\
+         dhcp-hostsdir={d}/dhcp-hosts.d\n\
+         hostsdir={d}/hosts.d\n\
          addn-hosts={d}/hosts\n\
          log-facility={d}/dnsmasq.log\n\
          no-resolv\n\
@@ -114,44 +176,67 @@ pub fn conf(s: &DhcpSection, p: &Paths) -> String {
         let _ = writeln!(c, "server={u}");
     }
     for n in &s.networks {
-        let tag = n.tag();
         let router = n.address.addr();
         let _ = writeln!(c, "# guest network {} on {}", n.address.trunc(), n.device);
         if let Some(dom) = &n.domain {
             let _ = writeln!(c, "domain={dom},{}", n.address.trunc());
             let _ = writeln!(c, "local=/{dom}/");
         }
-        // `static`: only hosts listed in dhcphosts get an address.
-        for r in std::iter::once(n.address.trunc()).chain(n.extra_ranges.iter().map(|r| r.trunc()))
-        {
+        // Each subnet has its own tag, as CloudStack's `interface-<dev>-<i>`: its hosts get
+        // the router and resolver of their own subnet.
+        let main = (
+            n.tag(),
+            n.address.trunc(),
+            n.gateway.unwrap_or(router),
+            router,
+        );
+        let extra = n.extra_ranges.iter().enumerate().map(|(i, r)| {
+            let own = r.router().unwrap_or(router);
+            (
+                format!("{}-{}", n.tag(), i + 1),
+                r.address.trunc(),
+                r.gateway.unwrap_or(own),
+                own,
+            )
+        });
+        for (tag, net, gw, resolver) in std::iter::once(main).chain(extra) {
+            if net != n.address.trunc() {
+                if let Some(dom) = &n.domain {
+                    let _ = writeln!(c, "domain={dom},{net}");
+                }
+            }
+            // `static`: only hosts with a file in dhcp-hosts.d get an address.
             let _ = writeln!(
                 c,
                 "dhcp-range=set:{tag},{},static,{},infinite",
-                r.network(),
-                mask(r.prefix_len())
+                net.network(),
+                mask(net.prefix_len())
             );
-        }
-        let only_default = format!("tag:{tag},tag:!{NODEFAULT_TAG}");
-        let gw = n.gateway.unwrap_or(router);
-        let _ = writeln!(c, "dhcp-option={only_default},option:router,{gw}");
-        let dns = if n.dns.is_empty() {
-            router.to_string()
-        } else {
-            join(&n.dns)
-        };
-        let _ = writeln!(c, "dhcp-option={only_default},option:dns-server,{dns}");
-        if let Some(dom) = &n.domain {
-            let _ = writeln!(c, "dhcp-option={only_default},option:domain-name,{dom}");
-        }
-        if let Some(mtu) = n.mtu {
-            let _ = writeln!(c, "dhcp-option=tag:{tag},option:mtu,{mtu}");
+            let only_default = format!("tag:{tag},tag:!{NODEFAULT_TAG}");
+            let _ = writeln!(c, "dhcp-option={only_default},option:router,{gw}");
+            let dns = if n.dns.is_empty() {
+                resolver.to_string()
+            } else {
+                join(&n.dns)
+            };
+            let _ = writeln!(c, "dhcp-option={only_default},option:dns-server,{dns}");
+            if let Some(dom) = &n.domain {
+                let _ = writeln!(c, "dhcp-option={only_default},option:domain-name,{dom}");
+            }
+            if let Some(mtu) = n.mtu {
+                let _ = writeln!(c, "dhcp-option=tag:{tag},option:mtu,{mtu}");
+            }
         }
     }
-    // Non-default NICs are tagged by MAC here, not with `set:` in `dhcphosts`: dnsmasq 2.90
+    // Non-default NICs are tagged by MAC here, not with `set:` in a host file: dnsmasq 2.90
     // (Debian 12) segfaults on SIGHUP while it holds a lease whose host entry carries a tag
     // (seen in the namespace test). Adding or removing a VM's extra NIC is rare: it restarts
-    // dnsmasq, which reads its leases back; every other host change stays a SIGHUP.
-    for h in sorted_hosts(s).into_iter().filter(|h| !h.default_nic) {
+    // dnsmasq, which reads its leases back; every other host change is a file in a watched
+    // directory (and a SIGHUP when a lease file goes or changes).
+    // Only the few non-default NICs are sorted: this runs at every plan, over every host.
+    let mut extra: Vec<&DhcpHost> = s.hosts.iter().filter(|h| !h.default_nic).collect();
+    extra.sort_by(|a, b| (a.ipv4, &a.mac).cmp(&(b.ipv4, &b.mac)));
+    for h in extra {
         let _ = writeln!(c, "dhcp-mac=set:{NODEFAULT_TAG},{}", h.mac);
     }
     if !s.networks.is_empty() {
@@ -168,13 +253,7 @@ pub fn conf(s: &DhcpSection, p: &Paths) -> String {
     c
 }
 
-fn sorted_hosts(s: &DhcpSection) -> Vec<&DhcpHost> {
-    let mut hosts: Vec<&DhcpHost> = s.hosts.iter().collect();
-    hosts.sort_by(|a, b| (a.ipv4, &a.mac).cmp(&(b.ipv4, &b.mac)));
-    hosts
-}
-
-/// One `dhcp-hostsfile` line: `mac,ip[,name],infinite`. A non-default NIC
+/// One `dhcp-hostsdir` line: `mac,ip[,name],infinite`. A non-default NIC
 /// carries no name: the VM's name belongs to its default NIC's lease (two leases with one
 /// name would make dnsmasq drop the name from DNS on the second).
 pub fn dhcphost_line(h: &DhcpHost) -> String {
@@ -187,19 +266,7 @@ pub fn dhcphost_line(h: &DhcpHost) -> String {
     l
 }
 
-/// `dhcphosts`, sorted by address.
-pub fn dhcphosts(s: &DhcpSection) -> String {
-    let mut out = String::new();
-    for h in sorted_hosts(s) {
-        out.push_str(&dhcphost_line(h));
-        out.push('\n');
-    }
-    out
-}
-
-/// `hosts`: `data-server` on every network, then every default NIC's name (short and in its
-/// network's domain). A non-default NIC's address gets no name: the VM's name is its default
-/// NIC's.
+/// `hosts`: `data-server` on every network, short and in the network's domain.
 pub fn hosts(s: &DhcpSection) -> String {
     let mut out = String::new();
     for n in &s.networks {
@@ -213,19 +280,15 @@ pub fn hosts(s: &DhcpSection) -> String {
             }
         }
     }
-    for h in sorted_hosts(s) {
-        let Some(name) = &h.hostname else { continue };
-        if !h.default_nic {
-            continue;
-        }
-        match s.network_of(h.ipv4).and_then(|n| n.domain.as_ref()) {
-            Some(d) => {
-                let _ = writeln!(out, "{} {name} {name}.{d}", h.ipv4);
-            }
-            None => {
-                let _ = writeln!(out, "{} {name}", h.ipv4);
-            }
-        }
-    }
     out
+}
+
+/// A host's names (`ip name name.domain`): a default NIC with a host name only. A non-default
+/// NIC's address gets no name: the VM's name is its default NIC's.
+pub fn names_line(s: &DhcpSection, h: &DhcpHost) -> Option<String> {
+    let name = h.hostname.as_ref().filter(|_| h.default_nic)?;
+    Some(match s.network_of(h.ipv4).and_then(|n| n.domain.as_ref()) {
+        Some(d) => format!("{} {name} {name}.{d}", h.ipv4),
+        None => format!("{} {name}", h.ipv4),
+    })
 }

@@ -27,10 +27,13 @@ fn case(name: &str, json: &str) {
         &s,
         &Paths::new(Path::new("/run/vr-agent"), Path::new("/var/lib/vr-agent")),
     );
-    let text = format!(
-        "### dnsmasq.conf\n{}### dhcphosts\n{}### hosts\n{}",
-        r.conf, r.dhcphosts, r.hosts
-    );
+    let mut text = format!("### dnsmasq.conf\n{}### hosts\n{}", r.conf, r.hosts);
+    for (mac, f) in &r.host_files {
+        text.push_str(&format!("### dhcp-hosts.d/{mac}\n{}", f.dhcp));
+        if let Some(n) = &f.names {
+            text.push_str(&format!("### hosts.d/{mac}\n{n}"));
+        }
+    }
     golden(&format!("{name}.txt"), &text);
 }
 
@@ -63,7 +66,9 @@ fn ip_alias_ranges() {
     case(
         "ip_aliases",
         r#"{"networks":[{"device":"eth0","address":"10.1.1.1/24","domain":"shared.internal",
-                         "extra_ranges":["10.1.2.1/24","10.1.3.0/25"]}],
-            "hosts":[{"mac":"02:00:0a:01:02:0b","ipv4":"10.1.2.11","hostname":"alias-vm"}]}"#,
+                         "extra_ranges":["10.1.2.1/24","10.1.3.0/25",
+                                         {"address":"10.1.4.1/24","gateway":"10.1.4.254"}]}],
+            "hosts":[{"mac":"02:00:0a:01:02:0b","ipv4":"10.1.2.11","hostname":"alias-vm"},
+                     {"mac":"02:00:0a:01:04:0b","ipv4":"10.1.4.11","hostname":"gw-vm"}]}"#,
     );
 }

@@ -11,6 +11,7 @@
 //!   full replace, removal); `Display` is the `nft -f` text.
 //! - [`cli::Nft`]: the `nft -f -` executor and `nft [-j] list table` readback.
 //! - [`revoked::revoked`]: mappings a transition takes away (for conntrack deletes).
+//! - [`usage`]: the per-public-NIC byte counters (table `inet vr_stats`): spec, plan, read-back.
 
 pub mod build;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod observe;
 pub mod plan;
 pub mod render;
 pub mod revoked;
+pub mod usage;
 pub mod validate;
 
 pub use build::{build, GuestNetwork, PublicInterface, RouterContext, VpnPeer};

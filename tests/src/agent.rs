@@ -96,6 +96,12 @@ impl AgentProc {
 
     /// Starts `vr-agent run` and waits until its socket answers.
     pub fn start(&mut self) {
+        self.start_within(Duration::from_secs(20));
+    }
+
+    /// As [`start`](Self::start), for a replay known to be long (thousands of files written
+    /// on a busy disk).
+    pub fn start_within(&mut self, ready: Duration) {
         assert!(self.child.is_none(), "agent already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -115,7 +121,7 @@ impl AgentProc {
             cmd.env(k, v);
         }
         self.child = Some(cmd.spawn().expect("spawn vr-agent run"));
-        let ok = wait_for(Duration::from_secs(20), || {
+        let ok = wait_for(ready, || {
             let out = self.cli(&["status", "--json"]);
             out.status.success() || self.exited()
         });

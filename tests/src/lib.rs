@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod cloudstack;
+pub mod dhcp_bench;
 pub mod hostile;
 pub mod netns;
 pub mod peers;

@@ -46,9 +46,17 @@ fn router(tag: &str) -> Netns {
     ns
 }
 
-/// `nft -s list ruleset` (stateless: no counter values) in the namespace.
+/// `nft -s list ruleset` (stateless: no counter values) in the namespace, table by table in a
+/// fixed order: `nft` lists tables in creation order, and a full replace of `ip vr` re-creates
+/// it after the counting table `inet vr_stats`.
 fn ruleset(ns: &Netns) -> String {
-    ns.exec_ok("nft", &["-s", "list", "ruleset"])
+    let mut tables: Vec<String> = ns
+        .exec_ok("nft", &["-s", "list", "ruleset"])
+        .split("\ntable ")
+        .map(|t| t.trim_start_matches("table ").trim_end().to_string())
+        .collect();
+    tables.sort();
+    tables.join("\n")
 }
 
 #[test]

@@ -427,9 +427,41 @@ fn guests_get_their_own_metadata_and_password() {
     assert!(row(&v, "10.1.2.24").is_none(), "B's data was removed: {v}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
 
-    // A acknowledges the way the guest script does.
+    // A acknowledges the way the guest script does, and the agent is killed right before it
+    // commits the state without the password: the ledger alone keeps the password forgotten,
+    // and the restarted agent drops it from state.json.
+    agent.kill9();
+    let marker = agent.dir.path().join("at-commit");
+    agent.env.push((
+        "VR_AGENT_TEST_HOOK".into(),
+        format!("before-commit:{}", marker.display()),
+    ));
+    agent.start();
+    assert!(
+        wait_for(Duration::from_secs(5), || wget(
+            &ga,
+            "10.1.1.1",
+            "send_my_password"
+        ) == PASSWORD),
+        "not served after the restart"
+    );
     assert_eq!(wget(&ga, "10.1.1.1", "saved_password"), "saved_password");
-    assert_eq!(wget(&ga, "10.1.1.1", "send_my_password"), "saved_password");
+    assert!(
+        wait_for(Duration::from_secs(20), || marker.exists()),
+        "the acknowledgement's commit never reached the hook"
+    );
+    assert!(state_has(&agent, PASSWORD), "committed before the hook");
+    agent.kill9();
+    agent.env.retain(|(k, _)| k != "VR_AGENT_TEST_HOOK");
+    agent.start();
+    assert!(
+        wait_for(Duration::from_secs(5), || wget(
+            &ga,
+            "10.1.1.1",
+            "send_my_password"
+        ) == "saved_password"),
+        "the acknowledged password was served again after a crash before its commit"
+    );
     assert_eq!(
         urllib(&ga, "10.1.1.1", "send_my_password"),
         "saved_password"

@@ -1,7 +1,9 @@
 //! Concern `dhcp`: guest DHCP and DNS through a dnsmasq the agent owns (design.md, "Daemons
 //! the agent owns"). The files are rendered and planned by `vr_guest`; this executor writes
-//! them atomically under `<run-dir>/dnsmasq`, starts dnsmasq in the agent's own network
-//! namespace, SIGHUPs it when only hosts changed, restarts it only when its structure changed,
+//! them atomically under `<run-dir>/dnsmasq` (one small file per host in the directories
+//! dnsmasq watches: a new host is read by inotify, no signal), starts dnsmasq in the agent's
+//! own network namespace, SIGHUPs it when a host went or changed, restarts it only when its
+//! structure changed,
 //! releases removed hosts' leases with `dhcp_release`, and adopts a running dnsmasq (its pid
 //! file) after an agent restart instead of restarting it: leases and names continue.
 //!
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vr_guest::plan::{plan, Current, Daemon, DhcpPlan};
-use vr_guest::render::{render, Paths};
+use vr_guest::render::{render, HostDir, HostFiles, Paths};
 
 use super::{Concern, ConcernError, PlanSummary};
 use crate::state::DesiredState;
@@ -47,13 +49,7 @@ impl PlanSummary for Plan {
         self.0.changes()
     }
     fn lines_hint(&self) -> usize {
-        self.0
-            .writes
-            .iter()
-            .map(|w| 1 + w.added.len() + w.removed.len())
-            .sum::<usize>()
-            + 1
-            + self.0.releases.len()
+        self.0.changes() + 1
     }
 }
 
@@ -191,18 +187,77 @@ fn signal(pid: i32, sig: libc::c_int) -> Result<(), ConcernError> {
     Ok(())
 }
 
-/// Temp file + rename: dnsmasq never reads half a file. No fsync: these files live under the
-/// run directory (tmpfs), are rendered again from `state.json` at every boot, and an fsync per
-/// host change would cost more than the change. World-readable: dnsmasq reads the host files
-/// as `nobody` on SIGHUP, and they hold no secret.
+/// Temp file + rename: dnsmasq never reads half a file. The temp name starts with a dot,
+/// which dnsmasq's inotify and directory reads skip, so only the renamed file is read. No
+/// fsync: these files live under the run directory (tmpfs), are rendered again from
+/// `state.json` at every boot, and an fsync per host change would cost more than the change.
+/// World-readable: dnsmasq reads the host files as `nobody`, and they hold no secret.
 fn write_atomic(path: &Path, content: &str) -> Result<(), ConcernError> {
     let fail = |e: std::io::Error| ConcernError::Failed(format!("write {}: {e}", path.display()));
-    let tmp = path.with_extension("tmp");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".tmp-{name}"));
     let mut f = std::fs::File::create(&tmp).map_err(fail)?;
     f.write_all(content.as_bytes()).map_err(fail)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// One host file written or removed (a file already gone is removed).
+fn host_op(paths: &Paths, op: &vr_guest::plan::HostOp) -> Result<(), ConcernError> {
+    let path = paths.host_file(op.kind, &op.mac);
+    match &op.content {
+        Some(c) => write_atomic(&path, c),
+        None => match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ConcernError::Failed(format!(
+                "remove {}: {e}",
+                path.display()
+            ))),
+        },
+    }
+}
+
+/// The host files of a plan. A handful (a host added or removed) are written in place; the
+/// thousands of a first start or a replay after a reboot are spread over a few threads, since
+/// each file is a create and a rename that wait on the file system, not on the CPU.
+fn write_host_files(paths: &Paths, ops: &[vr_guest::plan::HostOp]) -> Result<(), ConcernError> {
+    const THREADS: usize = 4;
+    if ops.len() < 256 {
+        return ops.iter().try_for_each(|op| host_op(paths, op));
+    }
+    let chunk = ops.len().div_ceil(THREADS);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = ops
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().try_for_each(|op| host_op(paths, op))))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(ConcernError::Failed("host file writer panicked".into())))
+        })
+    })
+}
+
+/// Every file of `dir` but the dot files (our temp files, which dnsmasq skips too), by name.
+fn read_dir_files(dir: &Path) -> Vec<(String, String)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                return None;
+            }
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            Some((name, text))
+        })
+        .collect()
 }
 
 /// dnsmasq's own checker on a config before it replaces the running one.
@@ -233,18 +288,24 @@ impl Concern for DhcpConcern {
     type Plan = Plan;
 
     fn plan(&self, applied: &DesiredState, desired: &DesiredState) -> Result<Plan, ConcernError> {
-        // Not observed yet: the system is taken to hold what was applied.
-        let current = self.current.clone().unwrap_or_else(|| {
-            if applied.dhcp.networks.is_empty() {
-                Current::default()
-            } else {
-                Current::serving(&render(&applied.dhcp, &self.paths))
+        // Not observed yet: the system is taken to hold what was applied. Borrowed, never
+        // cloned: the mirror holds every host's files.
+        let assumed;
+        let current = match &self.current {
+            Some(c) => c,
+            None => {
+                assumed = if applied.dhcp.networks.is_empty() {
+                    Current::default()
+                } else {
+                    Current::serving(&render(&applied.dhcp, &self.paths))
+                };
+                &assumed
             }
-        });
+        };
         Ok(Plan(plan(
             &applied.dhcp,
             &desired.dhcp,
-            &current,
+            current,
             &self.paths,
         )))
     }
@@ -253,15 +314,23 @@ impl Concern for DhcpConcern {
         let p = &plan.0;
         if p.daemon == Daemon::Stop {
             self.stop().await?;
+            // A later start must not read the hosts of an old network set.
+            for dir in [self.paths.dhcp_hosts_dir(), self.paths.names_dir()] {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             self.current = Some(Current::default());
             return Ok(());
         }
-        if !p.writes.is_empty() {
-            std::fs::create_dir_all(&self.paths.dir).map_err(|e| {
-                ConcernError::Failed(format!("mkdir {}: {e}", self.paths.dir.display()))
-            })?;
-            let _ =
-                std::fs::set_permissions(&self.paths.dir, std::fs::Permissions::from_mode(0o755));
+        if !p.writes.is_empty() || !p.host_ops.is_empty() || p.daemon == Daemon::Start {
+            for dir in [
+                self.paths.dir.clone(),
+                self.paths.dhcp_hosts_dir(),
+                self.paths.names_dir(),
+            ] {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| ConcernError::Failed(format!("mkdir {}: {e}", dir.display())))?;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+            }
             if let Some(parent) = self.paths.leases.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
@@ -275,6 +344,7 @@ impl Concern for DhcpConcern {
         for w in &p.writes {
             write_atomic(&w.path, &w.content)?;
         }
+        write_host_files(&self.paths, &p.host_ops)?;
         match p.daemon {
             Daemon::Keep | Daemon::Stop => {}
             Daemon::Start => self.start().await?,
@@ -289,23 +359,10 @@ impl Concern for DhcpConcern {
         }
         // What the system now holds: the files just written over what it held before (no
         // second rendering of 5,000 hosts).
-        self.current = Some(match self.current.take() {
-            Some(mut c) => {
-                for w in &p.writes {
-                    let slot = if w.path == conf {
-                        &mut c.conf
-                    } else if w.path == self.paths.dhcphosts() {
-                        &mut c.dhcphosts
-                    } else {
-                        &mut c.hosts
-                    };
-                    *slot = Some(w.content.clone());
-                }
-                c.running = true;
-                c
-            }
-            None => Current::serving(&render(&desired.dhcp, &self.paths)),
-        });
+        match self.current.as_mut() {
+            Some(c) => c.apply(p, &self.paths),
+            None => self.current = Some(Current::serving(&render(&desired.dhcp, &self.paths))),
+        }
         for r in &p.releases {
             self.release(&r.device, &r.ip.to_string(), &r.mac).await?;
         }
@@ -315,11 +372,22 @@ impl Concern for DhcpConcern {
     async fn observe(&mut self) -> Result<(), ConcernError> {
         let read = |p: PathBuf| std::fs::read_to_string(p).ok();
         self.pid = self.live_pid();
+        let mut host_files: std::collections::BTreeMap<String, HostFiles> = Default::default();
+        for kind in [HostDir::Dhcp, HostDir::Names] {
+            for (mac, text) in read_dir_files(&self.paths.host_file(kind, "")) {
+                let e = host_files.entry(mac).or_default();
+                match kind {
+                    HostDir::Dhcp => e.dhcp = text,
+                    HostDir::Names => e.names = Some(text),
+                }
+            }
+        }
         self.current = Some(Current {
             conf: read(self.paths.conf()),
-            dhcphosts: read(self.paths.dhcphosts()),
             hosts: read(self.paths.hosts()),
+            host_files,
             running: self.pid.is_some(),
+            observed: true,
         });
         Ok(())
     }

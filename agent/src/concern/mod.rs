@@ -20,6 +20,7 @@ pub mod links;
 pub mod nft;
 pub mod ospf;
 pub mod tunables;
+pub mod usage;
 pub mod vpn;
 pub mod web;
 pub mod web_book;

@@ -11,7 +11,7 @@
 //! Self-heal: a listener task that ended is drift; `observe` sees it and the plan starts it
 //! again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -41,7 +41,12 @@ pub struct WebConcern {
 }
 
 #[derive(Debug)]
-pub struct Plan(pub WebPlan);
+pub struct Plan(pub WebPlan, Held);
+
+/// The addresses whose password the committed (applied) state holds: their
+/// acknowledgements stay in the ledger until a state without them is committed.
+#[derive(Debug, Default)]
+pub struct Held(BTreeSet<Ipv4Addr>);
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,9 +80,16 @@ impl WebConcern {
         }
     }
 
-    /// Turns serving on (`vr-agent run`): acknowledgements are sent to `acks`.
+    /// Turns serving on (`vr-agent run`): acknowledgements are sent to `acks`. Those the
+    /// ledger already holds are sent first: an agent stopped between recording an
+    /// acknowledgement and committing the state without the password would otherwise keep
+    /// the password in `state.json` for good (no guest acknowledges it again, since it is
+    /// not served). `Engine::forget_password` ignores those the state no longer holds.
     pub fn serve(&mut self, acks: mpsc::UnboundedSender<(Ipv4Addr, u64)>) {
         self.serving = true;
+        for (ip, serial) in self.book().acked() {
+            let _ = acks.send((*ip, *serial));
+        }
         *self.shared.acks.lock().unwrap_or_else(|p| p.into_inner()) = Some(acks);
     }
 
@@ -125,13 +137,16 @@ impl Concern for WebConcern {
             // Nothing listens without a running agent: plan the tables only.
             Vec::new()
         };
-        Ok(Plan(plan(
-            &guest,
-            &desired.metadata,
-            &desired.passwords,
-            book.acked(),
-            &current,
-        )))
+        Ok(Plan(
+            plan(
+                &guest,
+                &desired.metadata,
+                &desired.passwords,
+                book.acked(),
+                &current,
+            ),
+            Held(applied.passwords.pending.keys().copied().collect()),
+        ))
     }
 
     async fn execute(&mut self, plan: &Plan, desired: &DesiredState) -> Result<(), ConcernError> {
@@ -142,7 +157,7 @@ impl Concern for WebConcern {
             *self.shared.meta.write().unwrap_or_else(|e| e.into_inner()) = table;
             self.loaded = desired.metadata.clone();
             self.book()
-                .set(&desired.passwords)
+                .set(&desired.passwords, &plan.1 .0)
                 .map_err(ConcernError::Failed)?;
         }
         for l in &p.stop {
@@ -181,5 +196,71 @@ impl Concern for WebConcern {
 
     async fn may_have_drifted(&mut self) -> bool {
         self.tasks.values().any(|t| t.is_finished())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vr_secret::Secret;
+
+    /// The state without an acknowledged password is executed before it is committed: a
+    /// crash in between replays the committed state, which still holds the password, and
+    /// the guest must not be served it again.
+    #[tokio::test]
+    async fn an_acknowledgement_outlives_a_crash_before_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let ip: Ipv4Addr = "10.1.1.23".parse().unwrap();
+        let mut committed = DesiredState::default();
+        committed.passwords.set(ip, Secret::new("pw-1"));
+        let mut web = WebConcern::new(dir.path());
+        let p = web.plan(&DesiredState::default(), &committed).unwrap();
+        web.execute(&p, &committed).await.unwrap();
+        web.book().acknowledge(ip, 1).unwrap();
+        // The next state forgets the password and changes the tables (a VM's metadata).
+        let mut next = committed.clone();
+        next.passwords.pending.remove(&ip);
+        next.metadata
+            .vms
+            .entry("10.1.1.24".parse().unwrap())
+            .or_default()
+            .set_key("instance-id", Some("i-2"));
+        let p = web.plan(&committed, &next).unwrap();
+        assert!(p.0.tables_change());
+        web.execute(&p, &next).await.unwrap();
+        // Crash before the commit: a new agent replays the committed state.
+        let mut again = WebConcern::new(dir.path());
+        let p = again.plan(&committed, &committed).unwrap();
+        again.execute(&p, &committed).await.unwrap();
+        assert!(
+            again.book().pending(ip).is_none(),
+            "acknowledged password served again"
+        );
+        // Once a state without it is committed, the next change drops it from the ledger.
+        let p = again.plan(&next, &next).unwrap();
+        assert!(p.0.tables_change());
+        again.execute(&p, &next).await.unwrap();
+        let mut later = next.clone();
+        later.metadata.vms.clear();
+        let p = again.plan(&next, &later).unwrap();
+        assert!(p.0.tables_change());
+        again.execute(&p, &later).await.unwrap();
+        assert!(again.book().acked().is_empty());
+    }
+
+    #[test]
+    fn serving_hands_the_recorded_acknowledgements_to_the_run_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let ip: Ipv4Addr = "10.1.1.23".parse().unwrap();
+        WebConcern::new(dir.path())
+            .book()
+            .acknowledge(ip, 7)
+            .unwrap();
+        // A restart: the run loop learns of it and drops the password from the state.
+        let mut web = WebConcern::new(dir.path());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        web.serve(tx);
+        assert_eq!(rx.try_recv().ok(), Some((ip, 7)));
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -6,7 +6,7 @@
 //! replay of a `state.json` that still holds it. The run loop then drops it from the state
 //! too (`Engine::forget_password`). The ledger holds no secret.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -62,16 +62,24 @@ impl PasswordBook {
         self.serve.iter().map(|(ip, p)| (*ip, p.serial)).collect()
     }
 
-    /// Serves the unacknowledged passwords of `section`. Acknowledgements of addresses the
-    /// section no longer holds are dropped from the ledger (a later password has a higher
-    /// serial anyway), which keeps it as small as the section.
-    pub fn set(&mut self, section: &PasswordSection) -> Result<(), String> {
+    /// Serves the unacknowledged passwords of `section`. Acknowledgements of addresses that
+    /// neither the section nor the committed state (`held`: the addresses of its pending
+    /// passwords) holds are dropped from the ledger (a later password has a higher serial
+    /// anyway), which keeps it as small as the sections. `held` matters: this runs before the
+    /// new state is committed, and a crash in between replays the committed `state.json`,
+    /// whose acknowledged password must stay forgotten.
+    pub fn set(
+        &mut self,
+        section: &PasswordSection,
+        held: &BTreeSet<Ipv4Addr>,
+    ) -> Result<(), String> {
         self.serve = section
             .to_serve(&self.acked)
             .map(|(ip, p)| (ip, p.clone()))
             .collect();
         let before = self.acked.len();
-        self.acked.retain(|ip, _| section.pending.contains_key(ip));
+        self.acked
+            .retain(|ip, _| section.pending.contains_key(ip) || held.contains(ip));
         if self.acked.len() != before {
             self.save()?;
         }
@@ -114,7 +122,7 @@ mod tests {
         s.set(ip, Secret::new("pw-1"));
         s.set("10.1.1.24".parse().unwrap(), Secret::new("pw-2"));
         let mut book = PasswordBook::new(dir.path());
-        book.set(&s).unwrap();
+        book.set(&s, &BTreeSet::new()).unwrap();
         assert_eq!(book.pending(ip).unwrap().password.expose(), "pw-1");
         book.acknowledge(ip, 1).unwrap();
         assert!(book.pending(ip).is_none());
@@ -126,12 +134,12 @@ mod tests {
         assert_eq!(mode & 0o077, 0);
         // A restart: a new book from the same state and ledger.
         let mut again = PasswordBook::new(dir.path());
-        again.set(&s).unwrap();
+        again.set(&s, &BTreeSet::new()).unwrap();
         assert!(again.pending(ip).is_none());
         assert!(again.pending("10.1.1.24".parse().unwrap()).is_some());
         // A new password for the VM is served.
         s.set(ip, Secret::new("pw-3"));
-        again.set(&s).unwrap();
+        again.set(&s, &BTreeSet::new()).unwrap();
         assert_eq!(again.pending(ip).unwrap().password.expose(), "pw-3");
     }
 }

@@ -10,6 +10,19 @@ fn read(p: std::path::PathBuf) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
 
+/// The lines of every file of a per-host directory (dot files are temp files).
+fn dir_lines(dir: std::path::PathBuf) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .flat_map(|e| read(e.path()).lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    out.sort();
+    out
+}
+
 fn daemon(paths: &Paths) -> Value {
     let pid: Option<i32> = read(paths.pid()).trim().parse().ok();
     let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
@@ -41,7 +54,14 @@ pub fn dhcp_view(paths: &Paths) -> (String, Value) {
         .lines()
         .filter_map(|l| l.strip_prefix("dhcp-mac=set:nodefault,"))
         .collect();
-    for line in read(paths.dhcphosts()).lines() {
+    let mut lines = dir_lines(paths.dhcp_hosts_dir());
+    // By address, as an operator reads them.
+    lines.sort_by_key(|l| {
+        l.split(',')
+            .nth(1)
+            .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+    });
+    for line in &lines {
         let f: Vec<&str> = line.split(',').collect();
         let Some(mac) = f.first() else { continue };
         let nodefault = extra_nics.contains(mac);
@@ -83,7 +103,12 @@ pub fn dhcp_view(paths: &Paths) -> (String, Value) {
 pub fn dns_view(paths: &Paths) -> (String, Value) {
     let mut names = Vec::new();
     let mut text = String::new();
-    for line in read(paths.hosts()).lines() {
+    let lines: Vec<String> = read(paths.hosts())
+        .lines()
+        .map(String::from)
+        .chain(dir_lines(paths.names_dir()))
+        .collect();
+    for line in &lines {
         let mut f = line.split_whitespace();
         let Some(ip) = f.next() else { continue };
         for n in f {

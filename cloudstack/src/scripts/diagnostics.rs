@@ -161,6 +161,11 @@ pub fn render(stdout: &str, stderr: &str, rc: i32) -> String {
         while f.contains("&&") {
             f = f.replace("&&", "& &");
         }
+        // A trailing `&` would join the separator (`a&&&`) and Java's split would move it
+        // into the next field.
+        if f.ends_with('&') {
+            f.push(' ');
+        }
         f
     };
     format!("{}&&\n{}&&\n{rc}\n", field(stdout), field(stderr))
@@ -236,6 +241,11 @@ mod tests {
         assert_eq!(
             (o.as_str(), e.as_str(), rc.as_str()),
             ("a & & b", "x& & & &y", "2")
+        );
+        let (o, e, rc) = java_parse(&render("ends with &", "&", 1)).unwrap();
+        assert_eq!(
+            (o.as_str(), e.as_str(), rc.as_str()),
+            ("ends with &", "&", "1")
         );
     }
 }

@@ -9,7 +9,13 @@ use std::path::{Component, Path, PathBuf};
 pub const PSEUDO: [&str; 4] = ["iptables", "ipaddr", "iprule", "iproute"];
 
 /// Directories whose files may be collected (besides the agent's own, added by the caller).
-pub const ALLOWED_DIRS: [&str; 3] = ["/var/log", "/etc", "/var/cache/cloud"];
+/// Not `/var/cache/cloud`: the management server's pushes land there (`*.json.<uuid>`,
+/// `VR-<uuid>.cfg`, `processed/*.gz`) and they carry PSKs, user data and passwords.
+pub const ALLOWED_DIRS: [&str; 2] = ["/var/log", "/etc"];
+
+/// Compressed or archived files are never collected: they would go into the zip byte for
+/// byte, past the scrubber that removes known secrets from text.
+const PACKED: [&str; 8] = [".gz", ".xz", ".bz2", ".zst", ".zip", ".tgz", ".tar", ".lz4"];
 
 /// Most bytes one collected file contributes (its tail is dropped).
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
@@ -73,6 +79,12 @@ pub fn classify(arg: &str, allowed: &[PathBuf], denied: &[PathBuf]) -> Entry {
         .is_some_and(|n| secret_name(&n.to_string_lossy()))
     {
         return Entry::Refused(arg.into(), "holds secrets");
+    }
+    if path.file_name().is_some_and(|n| {
+        let n = n.to_string_lossy().to_ascii_lowercase();
+        PACKED.iter().any(|ext| n.ends_with(ext))
+    }) {
+        return Entry::Refused(arg.into(), "compressed: its secrets could not be scrubbed");
     }
     if path.components().any(|c| {
         matches!(c, Component::Normal(n) if {
@@ -150,6 +162,10 @@ mod tests {
             "/etc/ipsec.secrets",
             "/etc/swanctl/conf.d/x.conf",
             "/var/cache/cloud/cmdline",
+            "/var/cache/cloud/VR-0b7e.cfg",
+            "/var/cache/cloud/processed/site_2_site_vpn.json.1.gz",
+            "/var/log/syslog.2.gz",
+            "/var/log/charon.log.1.XZ",
             "/var/log/../../etc/shadow",
             "/var/lib/vr-agent/state.json",
             "/proc/self/environ",

@@ -1,9 +1,10 @@
 //! Benchmark harness (issue 3): full apply of N port forwards by the agent, side by side in
 //! the same run with `nft -f` of the same ruleset and with one `iptables -t nat -A` per rule;
 //! one mapping added at each N; TCP connect rate through the router at 10 and 10,000
-//! mappings; one DHCP host added to a guest network of 50 and of 5,000 hosts (a SIGHUP of the
-//! agent's dnsmasq, never a restart). Everything runs in namespaces it creates. Prints one
-//! table.
+//! mappings; one DHCP host added to a guest network of 50 and of 5,000 hosts (two files the
+//! agent's dnsmasq reads by inotify, never a restart), beside a whole-file rewrite plus SIGHUP
+//! and a restart (`vr_tests::dhcp_bench`). Everything runs in namespaces it creates. Prints
+//! one table per part.
 //!
 //! Usage: vr-bench [--quick | --dhcp-only]   (--quick: N = 100 and 1,000 only, shorter
 //! connect runs; --dhcp-only: the DHCP rows alone)
@@ -87,67 +88,6 @@ fn agent_apply(r: &Router, name: &str, text: &str) -> f64 {
         .and_then(|o| o.iter().find(|o| o["concern"] == "nftables"))
         .and_then(|o| o["millis"].as_f64())
         .unwrap_or(f64::NAN)
-}
-
-/// A guest network with `n` static DHCP hosts.
-fn dhcp_state(n: u32) -> String {
-    let hosts: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                r#"{{"mac":"02:00:00:bb:{:02x}:{:02x}","ipv4":"10.1.{}.{}","hostname":"vm{i}"}}"#,
-                i / 256,
-                i % 256,
-                10 + i / 250,
-                1 + i % 250
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"schema":1,
-        "interfaces":[{{"device":"eth0","role":"guest","addresses":["10.1.0.1/16"]}}],
-        "dhcp":{{"networks":[{{"device":"eth0","address":"10.1.0.1/16","domain":"bench.test"}}],
-                 "hosts":[{}]}}}}"#,
-        hosts.join(",")
-    )
-}
-
-/// Per size: (hosts, dhcp concern ms to add one host, whole push ms, dnsmasq kept its pid).
-fn dhcp_bench() -> Vec<(u32, f64, f64, bool)> {
-    if !std::path::Path::new("/usr/sbin/dnsmasq").exists() {
-        println!("vr-bench: dnsmasq not installed, DHCP rows skipped");
-        return Vec::new();
-    }
-    let mut rows = Vec::new();
-    for n in [50u32, 5000] {
-        let mut r = router("bdhcp");
-        r.agent.start();
-        let (code, res) = r.agent.apply_text("full.json", &dhcp_state(n));
-        assert_eq!(code, 0, "{res}");
-        let pid = r.agent.dnsmasq_pid();
-        let t = Instant::now();
-        // As CloudStack adds a VM: one `dhcpentry`.
-        let entry = format!(
-            r#"{{"type":"dhcpentry","host_name":"new{n}","mac_address":"02:00:00:cc:00:01",
-                "ipv4_address":"10.1.9.1","default_entry":true}}"#
-        );
-        let (code, res) = r.agent.apply_text("plus1.json", &entry);
-        let wall = t.elapsed().as_secs_f64() * 1000.0;
-        assert_eq!(code, 0, "{res}");
-        let concern = res[0]["outcomes"]
-            .as_array()
-            .and_then(|o| o.iter().find(|o| o["concern"] == "dhcp"))
-            .and_then(|o| o["millis"].as_f64())
-            .unwrap_or(f64::NAN);
-        rows.push((
-            n,
-            concern,
-            wall,
-            pid.is_some() && r.agent.dnsmasq_pid() == pid,
-        ));
-        r.agent.stop();
-        r.agent.kill_dnsmasq();
-    }
-    rows
 }
 
 fn time<F: FnOnce()>(f: F) -> f64 {
@@ -293,7 +233,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     if std::env::args().any(|a| a == "--dhcp-only") {
-        print_dhcp(&dhcp_bench());
+        vr_tests::dhcp_bench::print(&vr_tests::dhcp_bench::run());
         return ExitCode::SUCCESS;
     }
     let have_iptables = std::path::Path::new("/usr/sbin/iptables").exists();
@@ -351,7 +291,7 @@ fn main() -> ExitCode {
         r.agent.stop();
     }
     let vpn = vpn_bench();
-    let dhcp = dhcp_bench();
+    let dhcp = vr_tests::dhcp_bench::run();
 
     println!();
     println!(
@@ -389,24 +329,6 @@ fn main() -> ExitCode {
         println!("| change 1 of 100 tunnels | {change100:.1} |");
         println!("| change 1 of 2 tunnels | {change2:.1} |");
     }
-    print_dhcp(&dhcp);
+    vr_tests::dhcp_bench::print(&dhcp);
     ExitCode::SUCCESS
-}
-
-fn print_dhcp(dhcp: &[(u32, f64, f64, bool)]) {
-    if let [(_, small, _, _), (_, large, _, _)] = dhcp[..] {
-        println!();
-        println!("| DHCP hosts | agent +1 host, dhcp concern (ms) | whole push (ms) | dnsmasq restarted |");
-        println!("|---:|---:|---:|:---:|");
-        for (n, concern, wall, kept) in dhcp {
-            println!(
-                "| {n} | {concern:.2} | {wall:.0} | {} |",
-                if *kept { "no (SIGHUP)" } else { "YES" }
-            );
-        }
-        println!(
-            "\n+1 DHCP host at 5,000 = {:.2}x the time at 50 (target <= 2x)",
-            large / small
-        );
-    }
 }

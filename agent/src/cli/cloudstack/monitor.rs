@@ -47,25 +47,11 @@ pub async fn monitor_results(cfg: &Config, args: &[String]) -> ExitCode {
     }
     let report = run_checks(cfg).await;
     if let Ok(bytes) = serde_json::to_vec(&report) {
-        let _ = write_private(&path, &bytes);
+        // 0600, fsynced, renamed: the store's own atomic write.
+        let _ = crate::store::write_atomic(&path, &bytes);
     }
     print!("{}", monitor::render(&report));
     ExitCode::SUCCESS
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 fn stamp(ms: u64) -> String {

@@ -1,0 +1,269 @@
+//! Concern `usage`: byte counters per public NIC (table `inet vr_stats`, planned in
+//! [`vr_nat::usage`]), so counting starts with the push that brings a public NIC rather than
+//! with the first read. Plans from the table as read back just before planning; sends the
+//! plan as one `nft -f` transaction with a deadline; verifies by reading back that nothing is
+//! left to do. A plan never creates a counter that exists, so applies keep the counts.
+//!
+//! Self-heal: the kernel's ruleset generation says whether anyone touched nftables; then the
+//! table is read again, and a deleted or altered table is put back. Counters of a deleted
+//! table restart from 0: the management server takes a lower reading as a reset and adds from
+//! there, so only what was counted since its last read is lost; the engine records the repair
+//! in the alerts log ([`crate::alerts::healed`]) so an operator hears about it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write as _;
+use std::process::Command;
+use std::time::Duration;
+
+use vr_nat::usage::{self, Current, Nic, Spec, TABLE};
+
+use super::{Concern, ConcernError, PlanSummary};
+use crate::state::{DesiredState, Interface, InterfaceRole};
+
+/// Every `nft` call has this deadline.
+const NFT_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+pub struct UsageConcern {
+    /// The table as last read (inner `None`: absent); `None` until read.
+    current: Option<Option<Current>>,
+    /// The kernel's ruleset generation when the table was last read or written.
+    generation: Option<u32>,
+}
+
+/// The `nft -f` transaction of one transition.
+#[derive(Debug)]
+pub struct UsagePlan(pub usage::Plan);
+
+impl fmt::Display for UsagePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PlanSummary for UsagePlan {
+    fn changes(&self) -> usize {
+        self.0.changes()
+    }
+}
+
+/// The counting wanted for `s`: its public NICs, with guest traffic told apart by its guest
+/// NICs, or by the VPC's CIDR on a VPC router (the boot arguments the CloudStack adapter
+/// keeps: `type=vpcrouter`, `vpccidr`).
+pub fn spec_of(s: &DesiredState) -> Spec {
+    spec(&s.interfaces, vpc_cidr(&s.cloudstack.cmdline))
+}
+
+/// [`spec_of`] from its parts (the CLI reads them from the committed state's JSON).
+pub fn spec(interfaces: &[Interface], vpc_cidr: Option<&str>) -> Spec {
+    // Validated on push; checked again as these names are pasted into nft text.
+    let named = |i: &&Interface| crate::validate::is_valid_ifname(&i.device);
+    let public = interfaces
+        .iter()
+        .filter(named)
+        .filter(|i| i.role == InterfaceRole::Public)
+        .map(|i| Nic {
+            device: i.device.clone(),
+            addresses: i.addresses.iter().map(|a| a.addr().to_string()).collect(),
+        })
+        .collect();
+    let guests: Vec<String> = interfaces
+        .iter()
+        .filter(named)
+        .filter(|i| i.role == InterfaceRole::Guest)
+        .map(|i| i.device.clone())
+        .collect();
+    Spec::new(public, &guests, vpc_cidr)
+}
+
+/// The VPC CIDR of a VPC router's boot arguments, if it is one (never pasted otherwise).
+pub fn vpc_cidr(cmdline: &BTreeMap<String, String>) -> Option<&str> {
+    if cmdline.get("type").map(String::as_str) != Some("vpcrouter") {
+        return None;
+    }
+    cmdline
+        .get("vpccidr")
+        .map(String::as_str)
+        .filter(|c| c.parse::<ipnet::Ipv4Net>().is_ok())
+}
+
+fn nft(args: &[&str]) -> Result<std::process::Output, ConcernError> {
+    crate::process::output_within(Command::new("nft").args(args), NFT_LIMIT)
+        .map_err(|e| ConcernError::Unavailable(format!("nft {}: {e}", args.join(" "))))
+}
+
+/// What the kernel holds (`None`: no table).
+pub fn read() -> Result<Option<Current>, ConcernError> {
+    let table = nft(&["-j", "list", "table", "inet", TABLE])?;
+    if !table.status.success() {
+        let err = String::from_utf8_lossy(&table.stderr);
+        if err.contains("No such file") {
+            return Ok(None);
+        }
+        return Err(ConcernError::Failed(format!(
+            "nft list table inet {TABLE}: {}",
+            err.trim()
+        )));
+    }
+    let chain = nft(&["list", "chain", "inet", TABLE, usage::CHAIN])?;
+    // A missing chain reads as no rules: the plan puts it back.
+    let chain_text = if chain.status.success() {
+        String::from_utf8_lossy(&chain.stdout).into_owned()
+    } else {
+        String::new()
+    };
+    usage::parse_current(&String::from_utf8_lossy(&table.stdout), &chain_text)
+        .map(Some)
+        .map_err(ConcernError::Failed)
+}
+
+/// Sends one plan with `nft -f` (one transaction: all of it or nothing).
+fn send(plan: &usage::Plan) -> Result<(), ConcernError> {
+    let failed = |e: std::io::Error| ConcernError::Failed(format!("nft script: {e}"));
+    let mut script = tempfile::NamedTempFile::new().map_err(failed)?;
+    script
+        .write_all(plan.to_string().as_bytes())
+        .map_err(failed)?;
+    let path = script.path().to_string_lossy().into_owned();
+    let out = nft(&["-f", &path])?;
+    if !out.status.success() {
+        return Err(ConcernError::Failed(format!(
+            "nft refused the vr_stats plan: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ConcernError> + Send + 'static,
+) -> Result<T, ConcernError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ConcernError::Failed(format!("nft task: {e}")))?
+}
+
+fn generation() -> Option<u32> {
+    vr_nat::netlink::ruleset_generation().ok()
+}
+
+impl Concern for UsageConcern {
+    const NAME: &'static str = "usage";
+    type Plan = UsagePlan;
+
+    fn plan(
+        &self,
+        _applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Result<UsagePlan, ConcernError> {
+        // Planned from the kernel, never from `applied`: the counters are the kernel's.
+        let Some(current) = &self.current else {
+            return Err(ConcernError::Unavailable(format!(
+                "table inet {TABLE} not read yet"
+            )));
+        };
+        Ok(UsagePlan(usage::plan(current.as_ref(), &spec_of(desired))))
+    }
+
+    async fn execute(
+        &mut self,
+        plan: &UsagePlan,
+        desired: &DesiredState,
+    ) -> Result<(), ConcernError> {
+        self.current = None;
+        let p = plan.0.clone();
+        blocking(move || send(&p)).await?;
+        self.generation = generation();
+        let after = blocking(read).await?;
+        let left = usage::plan(after.as_ref(), &spec_of(desired));
+        self.current = Some(after);
+        if left.changes() != 0 {
+            return Err(ConcernError::Failed(format!(
+                "table inet {TABLE} read back differs; still to do:\n{left}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn refresh(&mut self) -> Result<(), ConcernError> {
+        // Nobody touched nftables since the last read or write: what was read still holds
+        // (counts aside, which plans never use).
+        if self.current.is_some() && !self.may_have_drifted().await {
+            return Ok(());
+        }
+        self.observe().await
+    }
+
+    async fn observe(&mut self) -> Result<(), ConcernError> {
+        // Read before listing: a change made while we list is seen by the next probe.
+        let g = generation();
+        self.current = Some(blocking(read).await?);
+        self.generation = g;
+        Ok(())
+    }
+
+    async fn may_have_drifted(&mut self) -> bool {
+        // Unknown (never read, or unreadable) counts as changed: reading is always safe.
+        match (self.generation, generation()) {
+            (Some(seen), Some(now)) => seen != now,
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(cmdline: &[(&str, &str)]) -> DesiredState {
+        let mut s: DesiredState = serde_json::from_value(serde_json::json!({
+        "interfaces": [
+            {"device": "eth0", "role": "guest", "addresses": ["10.1.1.1/24"]},
+            {"device": "eth1", "role": "control", "addresses": ["169.254.0.5/16"]},
+            {"device": "eth2", "role": "public", "addresses": ["192.0.2.10/24", "192.0.2.11/24"]},
+            {"device": "eth3", "role": "guest", "addresses": ["10.1.2.1/24"]}
+        ]}))
+        .unwrap();
+        s.cloudstack.cmdline = cmdline
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s
+    }
+
+    #[test]
+    fn the_spec_comes_from_the_nics_and_a_vpc_counts_by_its_cidr() {
+        let spec = spec_of(&state(&[("type", "router")]));
+        assert_eq!(spec.public.len(), 1);
+        assert_eq!(spec.public[0].addresses, ["192.0.2.10", "192.0.2.11"]);
+        assert_eq!(
+            spec.guests,
+            usage::Guests::Nics(vec!["eth0".into(), "eth3".into()])
+        );
+        let vpc = state(&[("type", "vpcrouter"), ("vpccidr", "10.0.0.0/16")]);
+        assert_eq!(
+            spec_of(&vpc).guests,
+            usage::Guests::Cidr("10.0.0.0/16".into())
+        );
+        // A CIDR that is not one is not pasted into an nft rule.
+        let bad = state(&[
+            ("type", "vpcrouter"),
+            ("vpccidr", "10.0.0.0/16; flush ruleset"),
+        ]);
+        assert!(matches!(spec_of(&bad).guests, usage::Guests::Nics(_)));
+    }
+
+    #[test]
+    fn nothing_is_planned_before_the_table_is_read() {
+        let c = UsageConcern::default();
+        let s = state(&[]);
+        assert!(matches!(c.plan(&s, &s), Err(ConcernError::Unavailable(_))));
+        let read = UsageConcern {
+            current: Some(None),
+            generation: None,
+        };
+        let p = read.plan(&DesiredState::default(), &s).unwrap();
+        assert!(p.to_string().starts_with("add table inet vr_stats\n"));
+    }
+}
