@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Boots the system-VM image twice under qemu (software emulation) and reads the serial console:
-#  1. with a seed disk holding examples/image/push.json plus a control NIC (eth1, 169.254.3.7/16):
+#  1. with a seed disk holding examples/image/push.json plus a control NIC (eth1, 169.254.3.7/16),
+#     and CloudStack's boot cmdline (control address, root's key) written through the QEMU
+#     guest agent; over SSH /opt/cloud/bin/get_template_version.sh answers the release line
+#     the Java parses and checkrouter.sh `Status: PRIMARY`;
 #     the agent applies it, and the console shows the push result, the port forward in
 #     `nft list table ip vr` and the listening sockets, which must be exactly the named ones
 #     (sshd on the control address). Then the locked image is checked from outside:
@@ -40,20 +43,13 @@ trap cleanup EXIT
 control=169.254.3.7
 named_listeners="tcp $control:3922;udp 0.0.0.0:500;udp 0.0.0.0:4500"
 
-# A key for root, as CloudStack installs its own at every start (a later step delivers it on the
-# boot command line): written into a raw copy of the image, never into the image itself. RSA,
-# like CloudStack's id_rsa.cloud.
+# A key for root, delivered the way CloudStack delivers its own at every start: base64 in the
+# boot cmdline's authorized_key, written into /var/cache/cloud/cmdline through the QEMU guest
+# agent (image/qga-cmdline.py, as CloudStack's patch.sh does with virsh qemu-agent-command).
+# The agent installs it for root. RSA, like CloudStack's id_rsa.cloud.
 ssh-keygen -q -t rsa -b 3072 -N '' -C vr-boot-test -f "$work/id_rsa"
+cmdline="template=domP name=r-9-VM type=router eth1ip=$control eth1mask=255.255.0.0 authorized_key=$(base64 -w0 "$work/id_rsa.pub")"
 qemu-img convert -O raw "$img/vr-router.qcow2" "$work/base.raw"
-cat > "$work/debugfs.cmd" <<EOF
-mkdir /root/.ssh
-write $work/id_rsa.pub /root/.ssh/authorized_keys
-set_inode_field /root/.ssh mode 040700
-set_inode_field /root/.ssh/authorized_keys mode 0100600
-EOF
-debugfs -w -f "$work/debugfs.cmd" "$work/base.raw" >/dev/null 2>&1
-grep -q 'Mode:  0600' <<<"$(debugfs -R 'stat /root/.ssh/authorized_keys' "$work/base.raw" 2>/dev/null)" \
-  || { echo "boot-test: could not put the test key into the image copy" >&2; exit 1; }
 # A throw-away disk on top of that copy: both boots share it, the image stays pristine.
 qemu-img create -q -f qcow2 -b "$work/base.raw" -F raw "$work/disk.qcow2"
 
@@ -161,11 +157,20 @@ echo "boot-test: boot 1 (seed disk with a push and a control NIC), accel=$accel"
 mkfifo "$work/ser.in" "$work/ser.out"
 cat "$work/ser.out" > "$log1" &
 pids+=($!)
-set_qemu "pipe:$work/ser" "" -drive "file=$work/seed.img,if=virtio,format=raw"
+set_qemu "pipe:$work/ser" "" -drive "file=$work/seed.img,if=virtio,format=raw" \
+  -chardev "socket,id=qga0,path=$work/qga.sock,server=on,wait=off" \
+  -device virtio-serial -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0
 "${qemu[@]}" </dev/null >/dev/null &
 qpid=$!
 pids+=("$qpid")
+# The boot cmdline through the guest agent: guest-ping until it answers, guest-sync, then
+# guest-file-open/write/close of /var/cache/cloud/cmdline.
+python3 image/qga-cmdline.py "$work/qga.sock" "$cmdline" 600 > "$work/qga.log" 2>&1 &
+qga=$!
+pids+=("$qga")
 wait_for 0 '==== VR-CONSOLE END' 600 || fail "boot 1 did not reach the console summary"
+wait "$qga" || { cat "$work/qga.log" >&2; fail "the cmdline was not delivered through the guest agent"; }
+sed 's/^/boot-test: /' "$work/qga.log"
 s1=$(section "$log1")
 echo "$s1"
 grep -q 'push result push.json.result.json: .*"ok": *true' <<<"$s1" || fail "the push was not applied"
@@ -179,7 +184,18 @@ echo "boot-test: SSH to root@$control:3922 (forwarded from 127.0.0.1:$port)"
 out=$(vssh -o PubkeyAcceptedAlgorithms=ssh-rsa root@127.0.0.1 'id -un') \
   || fail "root could not log in by key with an ssh-rsa (SHA-1) signature"
 [ "$out" = root ] || fail "ssh id -un: $out"
-echo "boot-test: ssh: root by RSA key with ssh-rsa (SHA-1) signatures: ok"
+echo "boot-test: ssh: root by RSA key (from the cmdline's authorized_key) with ssh-rsa (SHA-1) signatures: ok"
+# GetDomRVersionCmd, parsed by the Java's rule (VirtualRoutingResource.execute(GetDomRVersionCmd)
+# and CloudStackVersion.trimRouterVersion): exactly one '&', word 3 of the first part x.y.z.
+out=$(vssh root@127.0.0.1 /opt/cloud/bin/get_template_version.sh 2>&1) || fail "get_template_version.sh failed"
+[ "$(grep -o '&' <<<"$out" | wc -l)" = 1 ] || fail "get_template_version.sh: want exactly one '&': $out"
+ver=$(cut -d'&' -f1 <<<"$out" | cut -d' ' -f3)
+grep -qE '^([0-9]+\.){2}([0-9]+\.)?[0-9]+$' <<<"$ver" || fail "get_template_version.sh: version '$ver' in: $out"
+grep -qE '&[0-9a-f]{128}$' <<<"$out" || fail "get_template_version.sh: no sha512 after '&': $out"
+echo "boot-test: get_template_version.sh over SSH: $out (version $ver)"
+out=$(vssh root@127.0.0.1 /opt/cloud/bin/checkrouter.sh 2>&1) || fail "checkrouter.sh failed"
+[ "$out" = "Status: PRIMARY" ] || fail "checkrouter.sh: $out"
+echo "boot-test: checkrouter.sh over SSH: $out"
 out=$(vssh root@127.0.0.1 'sshd -T | grep -E "^(listenaddress|port|passwordauthentication|kbdinteractiveauthentication|permitrootlogin|authenticationmethods) "') \
   || fail "ssh sshd -T"
 echo "$out" | sed 's/^/boot-test: sshd -T: /'

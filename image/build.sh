@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the vr-agent system-VM image: Debian bookworm with systemd, the kernel, SSH on 3922,
 # a serial console, vr-agent (the package image/build-deb.sh makes) and what it drives
-# (nftables, conntrack, strongSwan charon with VICI, FRR).
+# (nftables, conntrack, strongSwan charon with VICI, FRR), CloudStack's /opt/cloud/bin front
+# doors (from the package) and the QEMU guest agent that delivers CloudStack's boot cmdline.
 #
 # The image is locked: every account's password is locked (root included: nobody logs in on the
 # console by password and `su` asks for a password nobody has), sshd takes keys only and listens
@@ -37,6 +38,8 @@ packages=(
   openssh-server ca-certificates procps less netbase
   nftables conntrack strongswan-charon strongswan-swanctl libcharon-extra-plugins
   libstrongswan-standard-plugins frr
+  # CloudStack on KVM writes the boot cmdline through the guest agent (guest-file-*).
+  qemu-guest-agent
 )
 inc=$(IFS=,; echo "${packages[*]}")
 echo "build: debootstrapping bookworm into $root"

@@ -69,3 +69,20 @@ step "frr: ospfd enabled, no TCP vty port (vtysh and the agent use the Unix sock
 
 grep -q 'use_ipv6 = no' /etc/strongswan.d/vr-agent.conf || fail "charon would open IPv6 IKE sockets"
 step "charon: IKE on IPv4 only, no DHCP plugin socket"
+
+# CloudStack: the front doors exec the agent, the guest agent is there to receive the cmdline.
+for s in update_config.py vr_cfg.sh checkrouter.sh get_template_version.sh; do
+  [ -x /opt/cloud/bin/$s ] || fail "no /opt/cloud/bin/$s"
+done
+grep -q '^exec /usr/sbin/vr-agent cloudstack ' /opt/cloud/bin/update_config.py \
+  || fail "/opt/cloud/bin/update_config.py does not exec vr-agent"
+[ -x /usr/sbin/qemu-ga ] || fail "no qemu-guest-agent (CloudStack writes the boot cmdline through it)"
+ga=$(/usr/sbin/qemu-ga -D 2>&1 | sed -n 's/^block-rpcs=//p')
+for r in guest-exec guest-set-user-password guest-ssh-add-authorized-keys; do
+  echo ",$ga," | grep -q ",$r," || fail "qemu-ga allows $r (have block-rpcs=$ga)"
+done
+for r in guest-ping guest-sync guest-file-open guest-file-write guest-file-close; do
+  echo ",$ga," | grep -q ",$r," && fail "qemu-ga blocks $r, which CloudStack needs"
+done
+[ -d /var/cache/cloud ] && [ "$(stat -c %a /root/.ssh)" = 700 ] || fail "no /var/cache/cloud or /root/.ssh 0700"
+step "cloudstack: /opt/cloud/bin front doors, qemu-guest-agent (file RPCs, no exec), /var/cache/cloud"

@@ -15,6 +15,8 @@ PACKAGES=(
   frr
   # guest DHCP and DNS: the agent's dnsmasq, dhcp_release, and the real clients and dig the tests use
   dnsmasq-base dnsmasq-utils busybox isc-dhcp-client bind9-dnsutils
+  # the CloudStack drop-in test: sshd on 3922 in a namespace, ssh/scp from the "hypervisor"
+  openssh-server openssh-client
   # guest metadata and passwords: the clients CloudStack's guest scripts and cloud-init use
   curl wget
   # packaging checks (issue 8)

@@ -14,6 +14,15 @@ pub const DEFAULT_SOCKET: &str = "/run/vr-agent.sock";
 pub const DEFAULT_RUN_DIR: &str = "/run/vr-agent";
 pub const DEFAULT_VICI_SOCKET: &str = "/var/run/charon.vici";
 pub const DEFAULT_FRR_CONFIG: &str = "/etc/frr/frr.conf";
+/// Where CloudStack's hypervisor agent copies files (`scp -t -d /var/cache/cloud/`).
+pub const DEFAULT_CLOUDSTACK_DIR: &str = "/var/cache/cloud";
+/// root's keys: the boot cmdline's `authorized_key` is installed here.
+pub const DEFAULT_AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
+/// The CloudStack version `get_template_version.sh` reports (the release the contract names;
+/// the management server refuses routers older than its `minreq.sysvmtemplate.version`).
+pub const DEFAULT_CLOUDSTACK_VERSION: &str = "4.22.0";
+/// Seconds the agent waits at start for the boot cmdline (CloudStack's `init.sh` waits 60).
+pub const DEFAULT_CMDLINE_WAIT: u64 = 60;
 
 /// Errors of the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +63,15 @@ pub struct ConfigFile {
     pub tcp_established_timeout: Option<u64>,
     pub udp_timeout: Option<u64>,
     pub udp_stream_timeout: Option<u64>,
+    /// CloudStack's file drop directory (`cmdline`, pushes, `boot_up_done`). The agent does
+    /// the CloudStack boot steps only when it exists.
+    pub cloudstack_dir: Option<PathBuf>,
+    /// The version `get_template_version.sh` reports (x.y.z).
+    pub cloudstack_version: Option<String>,
+    /// Seconds to wait at start for a boot cmdline written since this boot.
+    pub cmdline_wait: Option<u64>,
+    /// Where the cmdline's `authorized_key` goes.
+    pub authorized_keys: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -88,6 +106,10 @@ pub struct Config {
     /// Conntrack sizing and timeouts set by the operator (a push's `kernel` section overrides
     /// them key by key; unset keys take the agent's defaults).
     pub kernel: crate::state::KernelSection,
+    pub cloudstack_dir: PathBuf,
+    pub cloudstack_version: String,
+    pub cmdline_wait: u64,
+    pub authorized_keys: PathBuf,
 }
 
 /// What the command line and environment gave (None = not given).
@@ -103,6 +125,10 @@ pub struct Overrides {
     pub frr_config: Option<PathBuf>,
     pub nft_backend: Option<String>,
     pub observe_interval: Option<u64>,
+    pub cloudstack_dir: Option<PathBuf>,
+    pub cloudstack_version: Option<String>,
+    pub cmdline_wait: Option<u64>,
+    pub authorized_keys: Option<PathBuf>,
 }
 
 /// How often the running agent looks for drift by default: often enough that a restarted
@@ -131,6 +157,16 @@ impl Config {
             return Err(ConfigError::Invalid(
                 path,
                 format!("ospf-dialect = {v:?} is no longer a setting: the agent always drives FRR; `vr-agent show ospf --dialect quagga` prints Quagga's zebra.conf and ospfd.conf for the current state"),
+            ));
+        }
+        let cloudstack_version = o
+            .cloudstack_version
+            .or(f.cloudstack_version)
+            .unwrap_or_else(|| DEFAULT_CLOUDSTACK_VERSION.into());
+        if !vr_cloudstack::scripts::version::is_router_version(&cloudstack_version) {
+            return Err(ConfigError::Invalid(
+                path,
+                format!("cloudstack-version {cloudstack_version:?}: expected a CloudStack version such as 4.22.0"),
             ));
         }
         let kernel = crate::state::KernelSection {
@@ -182,6 +218,19 @@ impl Config {
                 .or(f.observe_interval)
                 .unwrap_or(DEFAULT_OBSERVE_INTERVAL),
             kernel,
+            cloudstack_dir: o
+                .cloudstack_dir
+                .or(f.cloudstack_dir)
+                .unwrap_or_else(|| DEFAULT_CLOUDSTACK_DIR.into()),
+            cloudstack_version,
+            cmdline_wait: o
+                .cmdline_wait
+                .or(f.cmdline_wait)
+                .unwrap_or(DEFAULT_CMDLINE_WAIT),
+            authorized_keys: o
+                .authorized_keys
+                .or(f.authorized_keys)
+                .unwrap_or_else(|| DEFAULT_AUTHORIZED_KEYS.into()),
         })
     }
 }

@@ -158,6 +158,29 @@ impl Engine {
         dry_run: bool,
         nics: &LocalNics,
     ) -> PushResult {
+        self.apply_onto(None, name, text, dry_run, nics).await
+    }
+
+    /// Applies one push onto an empty desired state instead of the committed one: what was
+    /// applied before goes (CloudStack's start of a router: a new boot cmdline, after which
+    /// the management server sends everything again). Only the policy-routing indexes stay,
+    /// so marks keep their meaning.
+    pub async fn apply_fresh(&mut self, name: &str, text: &str, nics: &LocalNics) -> PushResult {
+        let base = DesiredState {
+            policy_index: self.stored.state.policy_index.clone(),
+            ..DesiredState::default()
+        };
+        self.apply_onto(Some(base), name, text, false, nics).await
+    }
+
+    async fn apply_onto(
+        &mut self,
+        base: Option<DesiredState>,
+        name: &str,
+        text: &str,
+        dry_run: bool,
+        nics: &LocalNics,
+    ) -> PushResult {
         let start = Instant::now();
         let mut result = PushResult {
             name: name.to_string(),
@@ -174,7 +197,7 @@ impl Engine {
         };
         // What the adapter stored but this version does not apply, named by the adapter.
         let mut not_applied = Vec::new();
-        match push::prepare(&self.stored.state, text, nics) {
+        match push::prepare(base.as_ref().unwrap_or(&self.stored.state), text, nics) {
             Err(invalid) => {
                 result.message = match invalid.total() {
                     1 => format!("rejected: {invalid}"),

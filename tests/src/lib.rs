@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod bench_e2e;
+pub mod cloudstack;
 pub mod dhcp_bench;
 pub mod hostile;
 pub mod netns;

@@ -48,6 +48,8 @@ fn debian_package_is_complete_and_lintian_clean() {
         "./usr/share/man/man8/vr-agent.8.gz",
         "./usr/share/bash-completion/completions/vr-agent",
         "./usr/share/doc/vr-agent/copyright",
+        "./opt/cloud/bin/update_config.py",
+        "./opt/cloud/bin/get_template_version.sh",
         "./opt/cloud/bin/checkbatchs2svpn.sh",
         "./opt/cloud/bin/netusage.sh",
         "./opt/cloud/bin/get_diagnostics_files.py",

@@ -213,6 +213,43 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         let out = agent.cli(&["apply", path.to_str().unwrap()]);
         scan(format!("`apply {file}` stdout"), &out.stdout, &mut found);
         scan(format!("`apply {file}` stderr"), &out.stderr, &mut found);
+        // The same push through CloudStack's front door (`/opt/cloud/bin/update_config.py`,
+        // `vr_cfg.sh` for a container), whose output the management side logs.
+        let cs_dir = agent.dir.path().to_str().unwrap();
+        let out = if file.ends_with(".cfg") {
+            agent.cli(&[
+                "--cloudstack-dir",
+                cs_dir,
+                "cloudstack",
+                "vr_cfg.sh",
+                "-c",
+                file,
+            ])
+        } else {
+            agent.cli(&[
+                "--cloudstack-dir",
+                cs_dir,
+                "cloudstack",
+                "update_config.py",
+                file,
+            ])
+        };
+        assert_eq!(out.status.code(), Some(1), "{file} through the front door");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(field),
+            "{file} through the front door: the error names {field}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        scan(
+            format!("`update_config.py {file}` stdout"),
+            &out.stdout,
+            &mut found,
+        );
+        scan(
+            format!("`update_config.py {file}` stderr"),
+            &out.stderr,
+            &mut found,
+        );
     }
 
     // Through the spool: a native push and a CloudStack one.

@@ -75,6 +75,40 @@ pub struct Global {
         value_name = "SECONDS"
     )]
     pub observe_interval: Option<u64>,
+    /// CloudStack's file drop directory (boot cmdline, pushes, boot_up_done)
+    /// [default: /var/cache/cloud]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_CLOUDSTACK_DIR",
+        value_name = "DIR"
+    )]
+    pub cloudstack_dir: Option<PathBuf>,
+    /// CloudStack version reported by get_template_version.sh [default: 4.22.0]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_CLOUDSTACK_VERSION",
+        value_name = "X.Y.Z"
+    )]
+    pub cloudstack_version: Option<String>,
+    /// Seconds to wait at start for the boot cmdline [default: 60]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_CMDLINE_WAIT",
+        value_name = "SECONDS"
+    )]
+    pub cmdline_wait: Option<u64>,
+    /// root's authorized_keys, written from the cmdline's authorized_key
+    /// [default: /root/.ssh/authorized_keys]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_AUTHORIZED_KEYS",
+        value_name = "FILE"
+    )]
+    pub authorized_keys: Option<PathBuf>,
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -283,6 +317,10 @@ impl Global {
             frr_config: self.frr_config.clone(),
             nft_backend: self.nft_backend.clone(),
             observe_interval: self.observe_interval,
+            cloudstack_dir: self.cloudstack_dir.clone(),
+            cloudstack_version: self.cloudstack_version.clone(),
+            cmdline_wait: self.cmdline_wait,
+            authorized_keys: self.authorized_keys.clone(),
         })
     }
 }
@@ -299,6 +337,10 @@ pub fn main() -> ExitCode {
     let cfg = match cli.global.config() {
         Ok(c) => c,
         Err(e) => {
+            if matches!(cli.command, Command::Cloudstack { .. }) {
+                println!("vr-agent: {e}");
+                return ExitCode::from(1);
+            }
             eprintln!("vr-agent: {e}");
             return ExitCode::from(2);
         }

@@ -34,6 +34,8 @@ pub enum RunError {
 
 pub async fn run(cfg: Config) -> Result<(), RunError> {
     let mut engine = open_waiting(&cfg).await?;
+    // CloudStack on KVM: the boot cmdline comes before the replay is trusted and any push.
+    let boot_cmdline = super::cloudstack::boot::wait_cmdline(&cfg).await;
     // Only the running agent serves metadata and passwords; guests' acknowledgements come
     // back here to be dropped from the committed state.
     let (ack_tx, mut acks) = mpsc::unbounded_channel();
@@ -49,6 +51,17 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     // Replay comes before any push is read: the socket is not bound and the spool not
     // scanned until the system holds the committed state again.
     engine.replay().await;
+    if let Some(map) = &boot_cmdline {
+        let text = vr_cloudstack::scripts::cmdline::payload(map);
+        let r = engine
+            .apply_fresh("cmdline", &text, &push::local_nics())
+            .await;
+        if r.ok {
+            tracing::info!("boot cmdline applied: {}", r.message);
+        } else {
+            tracing::error!("boot cmdline not applied: {}", redacted(&r));
+        }
+    }
 
     let listener =
         socket::bind(&cfg.socket).map_err(|e| RunError::Socket(cfg.socket.clone(), e))?;
@@ -71,6 +84,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     tracing::info!(socket = %cfg.socket.display(), spool = %spool.dir.display(), "ready");
 
     let mut settling = process_spool(&mut engine, &spool).await;
+    super::cloudstack::boot::mark_boot_done(&cfg);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut ticks: u64 = 0;
     // Self-heal every `observe_interval` seconds (4 ticks a second); 0 = off.
@@ -176,6 +190,33 @@ async fn process_spool(engine: &mut Engine, spool: &Spool) -> bool {
     }
 }
 
+/// `update_interface_config.sh`: the change is computed from the committed state here, in the
+/// loop that owns the engine, so no push can slip in between reading and writing it.
+async fn set_mtu(
+    engine: &mut Engine,
+    address: std::net::Ipv4Addr,
+    prefix: u8,
+    mtu: u32,
+) -> Response {
+    use super::cloudstack::interface::{mtu_push, PUSH_NAME};
+    let Some((device, doc)) = mtu_push(&engine.stored.state, address, prefix, mtu) else {
+        return Response {
+            ok: false,
+            error: Some(format!("Interface with IP {address} not found")),
+            body: Default::default(),
+        };
+    };
+    let text = serde_json::to_string(&doc).unwrap_or_default();
+    let r = engine
+        .apply(PUSH_NAME, &text, false, &push::local_nics())
+        .await;
+    Response {
+        ok: r.ok,
+        error: (!r.ok).then(|| r.message.clone()),
+        body: json!({"device": device, "result": redacted(&r)}),
+    }
+}
+
 async fn handle(engine: &mut Engine, req: Request) -> Response {
     let ok = |body| Response {
         ok: true,
@@ -228,6 +269,11 @@ async fn handle(engine: &mut Engine, req: Request) -> Response {
                 body: json!({"in_sync": drift == 0, "changes": drift, "plan": plan}),
             }
         }
+        Request::SetMtu {
+            address,
+            prefix,
+            mtu,
+        } => set_mtu(engine, address, prefix, mtu).await,
         Request::ShowVpn => {
             let state = engine.stored.state.clone();
             ok(engine.reconciler.vpn.status(&state).await)

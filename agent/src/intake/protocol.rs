@@ -42,6 +42,13 @@ pub enum Request {
     Check,
     /// Site-to-site connections with their SAs (`vr-agent show vpn`).
     ShowVpn,
+    /// Set the MTU of the NIC holding `address/prefix` in the desired state
+    /// (`update_interface_config.sh`). The body names the device; none: no NIC holds it.
+    SetMtu {
+        address: std::net::Ipv4Addr,
+        prefix: u8,
+        mtu: u32,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

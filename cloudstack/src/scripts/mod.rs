@@ -1,15 +1,23 @@
-//! The query side of CloudStack's `/opt/cloud/bin` scripts (`cloudstack-contract.md` §5-10):
-//! what each prints, byte for byte as the unmodified Java parses it, and how its arguments are
-//! read. Pure (std and serde only): the `vr-agent cloudstack <verb>` front doors gather the
-//! facts and print what these functions render. Each file's tests port the Java parse rule it
-//! answers (the Java class is named there) and parse the rendered text with it.
+//! The pure halves of CloudStack's `/opt/cloud/bin` scripts (`cloudstack-contract.md`): what
+//! each prints, byte for byte as the unmodified Java parses it, and how its arguments are read.
+//! Pure (std, serde, thiserror): the `vr-agent cloudstack <verb>` front doors in the agent do
+//! the I/O and print what these functions render. The Java merges stderr into the text it
+//! parses and trusts only the exit status (contract §0, §18).
+//!
+//! Apply side (§1-4, 11-15): `args`, `cmdline`, `role`, `version`. Query side (§5-10): the
+//! others; each of their files' tests ports the Java parse rule it answers (the Java class is
+//! named there) and parses the rendered text with it.
 
 pub mod alerts;
+pub mod args;
+pub mod cmdline;
 pub mod diagnostics;
 pub mod files;
 pub mod monitor;
 pub mod netusage;
+pub mod role;
 pub mod s2s_status;
+pub mod version;
 
 /// Compares `actual` with the golden file `golden/<name>` beside this file
 /// (`UPDATE_GOLDEN=1` rewrites it).
