@@ -9,6 +9,7 @@ pub mod bench_e2e;
 pub mod cloudstack;
 pub mod dhcp_bench;
 pub mod hostile;
+pub mod java_answers;
 pub mod netns;
 pub mod peers;
 pub mod summary;

@@ -11,15 +11,18 @@
 //!
 //! Steps: boot cmdline written as the guest agent does (the agent waits for it, applies it,
 //! installs root's key, writes boot_up_done), the patch files by legacy scp, GetDomRVersion,
-//! the router-start aggregate `VR-<uuid>.cfg`, a port forward added and one revoked by
-//! `update_config.py`, the processed-file bookkeeping, CheckRouter, an aggregate with one
-//! invalid item (non-zero, names it, changes nothing), an MTU change and manage_service.
-//! Query scripts join as more `hv.run(script, args)` steps.
+//! NetworkUsage create, the router-start aggregate `VR-<uuid>.cfg`, a port forward added and
+//! one revoked by `update_config.py`, the processed-file bookkeeping, CheckRouter,
+//! CheckS2SVpnConnections, GetRouterMonitorResults, Diagnostics (ping), NetworkUsage get twice
+//! with traffic between, an aggregate with one invalid item (non-zero, names it, changes
+//! nothing), an MTU change and manage_service. The answers of the query scripts are read by
+//! `vr_tests::java_answers`, shared with `cloudstack_query`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use vr_tests::cloudstack::{install_front_doors, keygen, start_sshd, Hypervisor};
+use vr_tests::java_answers;
 use vr_tests::peers::Charon;
 use vr_tests::traffic::{ping, tcp_probe, tcp_server};
 use vr_tests::{agent_binary, require_program, require_root, veth, wait_for, AgentProc, Netns};
@@ -349,6 +352,10 @@ fn cloudstack_drives_the_router_over_ssh() {
     );
     eprintln!("  GetDomRVersionAnswer: template {template:?}, version {version:?}");
 
+    // NetworkUsageCommand create (isolated router start): a no-op that must exit 0.
+    step("netusage.sh -c");
+    assert_eq!(hv.run("netusage.sh", "-c").0, 0);
+
     // 4. The router-start aggregate.
     step("vr_cfg.sh -c VR-<uuid>.cfg");
     let vm_s = &mut vm;
@@ -445,6 +452,41 @@ fn cloudstack_drives_the_router_over_ssh() {
     step("checkrouter.sh");
     let (rc, out) = hv.run("checkrouter.sh", "");
     assert_eq!((rc, check_router_answer(&out)), (0, "PRIMARY"), "{out}");
+
+    // 6b. The queries of the management server's periodic tasks, over SSH like the rest.
+    // CheckS2SVpnConnectionsCommand: the pushed peer (no IKE peer runs there) is not connected.
+    step("checkbatchs2svpn.sh, getRouterMonitorResults.sh, diagnostics.py, netusage.sh -g");
+    let (rc, out) = hv.run("checkbatchs2svpn.sh", "203.0.113.5 ");
+    let peers = java_answers::s2s(rc == 0, &out);
+    assert_eq!(peers.get("203.0.113.5"), Some(&false), "{out}");
+    // GetRouterMonitorResultsCommand: filesystem check first, then fresh results.
+    assert_eq!(hv.run("filesystem_writable_check.py", "").0, 0);
+    let (rc, out) = hv.run("getRouterMonitorResults.sh", "true");
+    assert_eq!(rc, 0, "{out}");
+    let (_failing, results) = java_answers::monitor(&out);
+    assert!(results["basic"].is_object(), "{out}");
+    // DiagnosticsCommand: ping of the guest VM from the router.
+    let (rc, out) = hv.run("diagnostics.py", "ping 10.1.1.23");
+    assert_eq!(rc, 0, "{out}");
+    let (stdout, _, code) = java_answers::diagnostics(&out);
+    assert_eq!(code, "0", "{out}");
+    assert!(stdout.contains("4 packets transmitted"), "{out}");
+    // NetworkUsageCommand get, twice with traffic between: the VM pings the public side
+    // through source NAT; sent and received grow by at least the bytes of the echoes.
+    let (rc, out) = hv.run("netusage.sh", "-g");
+    let before = java_answers::network_stats(rc == 0, &out);
+    let echoes = vm.exec(
+        "ping",
+        &["-c", "10", "-i", "0.2", "-s", "1000", "-q", "192.0.2.2"],
+    );
+    assert!(echoes.status.success(), "ping through source NAT");
+    let (rc, out) = hv.run("netusage.sh", "-g");
+    let after = java_answers::network_stats(rc == 0, &out);
+    assert!(
+        after.0 >= before.0 + 10 * 1000 && after.1 >= before.1 + 10 * 1000,
+        "NetworkUsageAnswer before {before:?}, after {after:?}"
+    );
+    eprintln!("  NetworkUsageAnswer: {before:?} -> {after:?} (sent, received)");
 
     // 7. An aggregate with one invalid item: non-zero, the item named, nothing changed.
     step("vr_cfg.sh with an invalid item");

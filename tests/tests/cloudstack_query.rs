@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use vr_tests::java_answers;
 use vr_tests::vpn_sites::{push, site, topology, tunnel, Site};
 use vr_tests::{agent_binary, require_program, require_root, wait_for};
 
@@ -71,92 +72,24 @@ fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// `LCR.getNetworkStats`: (bytes sent, bytes received); a failed call is 0/0.
 fn network_stats(o: &Output) -> (u64, u64) {
-    if !o.status.success() {
-        return (0, 0);
-    }
-    let result = text(o);
-    let line = result.lines().next().unwrap_or("");
-    let mut split: Vec<&str> = line.split(':').collect();
-    while split.len() > 1 && split.last() == Some(&"") {
-        split.pop();
-    }
-    let (mut sent, mut recv) = (0, 0);
-    let mut i = 0;
-    while i + 1 < split.len() {
-        sent += split[i].parse::<u64>().expect("Long.parseLong");
-        recv += split[i + 1].parse::<u64>().expect("Long.parseLong");
-        i += 2;
-    }
-    (sent, recv)
+    java_answers::network_stats(o.status.success(), &text(o))
 }
 
-/// `CheckS2SVpnConnectionsAnswer.parseDetails`: ip -> connected.
 fn s2s(o: &Output) -> BTreeMap<String, bool> {
-    let mut m = BTreeMap::new();
-    if !o.status.success() {
-        return m;
-    }
-    for line in format!("{}\n", text(o)).split('&') {
-        let w: Vec<&str> = line.split(':').collect();
-        if w.len() != 3 {
-            break;
-        }
-        m.insert(w[0].to_string(), w[1] == "0");
-    }
-    m
+    java_answers::s2s(o.status.success(), &text(o))
 }
 
-/// `DiagnosticsAnswer.getExecutionDetails`: (stdout, stderr, exit code).
 fn diagnostics(o: &Output) -> (String, String, String) {
-    let d = text(o);
-    let p: Vec<&str> = d.split("&&").collect();
-    assert!(
-        p.len() >= 3,
-        "Unsupported diagnostics command type supplied: {d}"
-    );
-    (p[0].trim().into(), p[1].trim().into(), p[2].trim().into())
+    java_answers::diagnostics(&text(o))
 }
 
-/// `VRR.parseLinesForHealthChecks` then the MS's Gson map: (failing, results).
 fn monitor(o: &Output) -> (Vec<String>, serde_json::Value) {
-    let (mut failing, mut results) = (Vec::new(), String::new());
-    let (mut rf, mut rr) = (false, false);
-    for line in text(o).trim().split('\n') {
-        let line = line.trim();
-        if line.contains("FAILING CHECKS") {
-            (rf, rr) = (true, false);
-        } else if line.contains("MONITOR RESULTS") {
-            (rf, rr) = (false, true);
-        } else if rf {
-            failing.extend(
-                line.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from),
-            );
-        } else if rr {
-            results.push_str(line);
-        }
-    }
-    (failing, serde_json::from_str(&results).expect("Gson parse"))
+    java_answers::monitor(&text(o))
 }
 
-/// `VRR.execute(GetRouterAlertsCommand)`: (alerts, last timestamp).
 fn alerts(o: &Output) -> (Vec<String>, Option<String>) {
-    let d = format!("{}\n", text(o));
-    if d.trim() == "No Alerts" {
-        return (Vec::new(), None);
-    }
-    let a: Vec<String> = d
-        .trim()
-        .split("\\n")
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
-    let last = a.last().map(|l| l.split(',').next().unwrap().to_string());
-    (a, last)
+    java_answers::alerts(&text(o))
 }
 
 /// Pings from the guest host through the router to the other router's public address:
