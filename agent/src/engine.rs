@@ -163,11 +163,14 @@ impl Engine {
 
     /// Applies one push onto an empty desired state instead of the committed one: what was
     /// applied before goes (CloudStack's start of a router: a new boot cmdline, after which
-    /// the management server sends everything again). Only the policy-routing indexes stay,
-    /// so marks keep their meaning.
+    /// the management server sends everything again). Two things stay: the policy-routing
+    /// indexes, so marks keep their meaning, and the passwords guests have not fetched yet,
+    /// which the management server sent once and never again (upstream keeps its password
+    /// file across a start too).
     pub async fn apply_fresh(&mut self, name: &str, text: &str, nics: &LocalNics) -> PushResult {
         let base = DesiredState {
             policy_index: self.stored.state.policy_index.clone(),
+            passwords: self.stored.state.passwords.clone(),
             ..DesiredState::default()
         };
         self.apply_onto(Some(base), name, text, false, nics).await
