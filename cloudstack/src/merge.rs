@@ -314,6 +314,12 @@ fn cmdline(next: &mut DesiredState, p: &CmdLine) -> Result<(), Invalid> {
         }
     }
     next.cloudstack.cmdline = p.cmd_line.clone();
+    // A VPC router counts usage by the VPC's CIDR (upstream's `NETWORK_STATS_<dev>` rules);
+    // validated by `convert::cmdline` above.
+    next.usage.guest_cidr = match (p.cmd_line.get("type"), p.cmd_line.get("vpccidr")) {
+        (Some(t), Some(c)) if t == "vpcrouter" => c.parse().ok(),
+        _ => None,
+    };
     super::dhcp::upstream(next);
     for (n, addr, role) in &new.nics {
         let iface = upsert_iface(next, &format!("eth{n}"), *role);

@@ -59,6 +59,9 @@ pub struct StateDocument {
     /// Passwords for guests to fetch once, by VM address (secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passwords: Option<PasswordSection>,
+    /// How the usage (billing) counters tell guest traffic apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageSection>,
 }
 
 /// Conntrack sizing and timeouts; each unset key keeps the config file's value, else the
@@ -237,6 +240,9 @@ pub struct DesiredState {
     /// Guest passwords not yet fetched and acknowledged; left out while empty.
     #[serde(default, skip_serializing_if = "PasswordSection::is_empty")]
     pub passwords: PasswordSection,
+    /// How the usage counters tell guest traffic apart; left out while unset.
+    #[serde(default, skip_serializing_if = "UsageSection::is_unset")]
+    pub usage: UsageSection,
     #[serde(default)]
     pub cloudstack: CloudStackContext,
     /// Policy-routing index per public device: connmark/fwmark `100 + index` and routing table
@@ -260,6 +266,25 @@ pub struct CloudStackContext {
     /// that struct again, so its [`vr_secret::Secret`] fields are hidden.
     #[serde(default, serialize_with = "crate::secrets::serialize_pending")]
     pub pending: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+/// The usage counters (bytes in and out through each public NIC, split into guest traffic and
+/// the rest, as the management server bills them): what counts as guest traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UsageSection {
+    /// Traffic from or to this block is guest traffic (a VPC's CIDR, which spans every tier
+    /// and the private gateways); unset: traffic through the guest NICs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub guest_cidr: Option<Ipv4Net>,
+}
+
+impl UsageSection {
+    /// Nothing set: guest traffic is the guest NICs'.
+    pub fn is_unset(&self) -> bool {
+        *self == UsageSection::default()
+    }
 }
 
 impl KernelSection {
@@ -305,6 +330,9 @@ impl DesiredState {
         }
         if let Some(v) = doc.passwords {
             next.passwords = self.passwords.replaced_by(v);
+        }
+        if let Some(v) = doc.usage {
+            next.usage = v;
         }
         next.allocate_policy_indexes();
         next

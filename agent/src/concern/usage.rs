@@ -10,7 +10,6 @@
 //! there, so only what was counted since its last read is lost; the engine records the repair
 //! in the alerts log ([`crate::alerts::healed`]) so an operator hears about it.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
 use std::process::Command;
@@ -49,14 +48,13 @@ impl PlanSummary for UsagePlan {
 }
 
 /// The counting wanted for `s`: its public NICs, with guest traffic told apart by its guest
-/// NICs, or by the VPC's CIDR on a VPC router (the boot arguments the CloudStack adapter
-/// keeps: `type=vpcrouter`, `vpccidr`).
+/// NICs, or by the `usage` section's guest CIDR when it has one (a VPC's).
 pub fn spec_of(s: &DesiredState) -> Spec {
-    spec(&s.interfaces, vpc_cidr(&s.cloudstack.cmdline))
+    spec(&s.interfaces, s.usage.guest_cidr)
 }
 
 /// [`spec_of`] from its parts (the CLI reads them from the committed state's JSON).
-pub fn spec(interfaces: &[Interface], vpc_cidr: Option<&str>) -> Spec {
+pub fn spec(interfaces: &[Interface], guest_cidr: Option<ipnet::Ipv4Net>) -> Spec {
     // Validated on push; checked again as these names are pasted into nft text.
     let named = |i: &&Interface| crate::validate::is_valid_ifname(&i.device);
     let public = interfaces
@@ -74,18 +72,9 @@ pub fn spec(interfaces: &[Interface], vpc_cidr: Option<&str>) -> Spec {
         .filter(|i| i.role == InterfaceRole::Guest)
         .map(|i| i.device.clone())
         .collect();
-    Spec::new(public, &guests, vpc_cidr)
-}
-
-/// The VPC CIDR of a VPC router's boot arguments, if it is one (never pasted otherwise).
-pub fn vpc_cidr(cmdline: &BTreeMap<String, String>) -> Option<&str> {
-    if cmdline.get("type").map(String::as_str) != Some("vpcrouter") {
-        return None;
-    }
-    cmdline
-        .get("vpccidr")
-        .map(String::as_str)
-        .filter(|c| c.parse::<ipnet::Ipv4Net>().is_ok())
+    // A typed CIDR: its text is safe to paste into nft.
+    let cidr = guest_cidr.map(|c| c.trunc().to_string());
+    Spec::new(public, &guests, cidr.as_deref())
 }
 
 fn nft(args: &[&str]) -> Result<std::process::Output, ConcernError> {
@@ -224,7 +213,7 @@ impl Concern for UsageConcern {
 mod tests {
     use super::*;
 
-    fn state(cmdline: &[(&str, &str)]) -> DesiredState {
+    fn state(guest_cidr: Option<&str>) -> DesiredState {
         let mut s: DesiredState = serde_json::from_value(serde_json::json!({
         "interfaces": [
             {"device": "eth0", "role": "guest", "addresses": ["10.1.1.1/24"]},
@@ -233,39 +222,31 @@ mod tests {
             {"device": "eth3", "role": "guest", "addresses": ["10.1.2.1/24"]}
         ]}))
         .unwrap();
-        s.cloudstack.cmdline = cmdline
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        s.usage.guest_cidr = guest_cidr.map(|c| c.parse().unwrap());
         s
     }
 
     #[test]
     fn the_spec_comes_from_the_nics_and_a_vpc_counts_by_its_cidr() {
-        let spec = spec_of(&state(&[("type", "router")]));
+        let spec = spec_of(&state(None));
         assert_eq!(spec.public.len(), 1);
         assert_eq!(spec.public[0].addresses, ["192.0.2.10", "192.0.2.11"]);
         assert_eq!(
             spec.guests,
             usage::Guests::Nics(vec!["eth0".into(), "eth3".into()])
         );
-        let vpc = state(&[("type", "vpcrouter"), ("vpccidr", "10.0.0.0/16")]);
+        // A VPC counts by its CIDR, as a network (host bits dropped).
+        let vpc = state(Some("10.0.0.1/16"));
         assert_eq!(
             spec_of(&vpc).guests,
             usage::Guests::Cidr("10.0.0.0/16".into())
         );
-        // A CIDR that is not one is not pasted into an nft rule.
-        let bad = state(&[
-            ("type", "vpcrouter"),
-            ("vpccidr", "10.0.0.0/16; flush ruleset"),
-        ]);
-        assert!(matches!(spec_of(&bad).guests, usage::Guests::Nics(_)));
     }
 
     #[test]
     fn nothing_is_planned_before_the_table_is_read() {
         let c = UsageConcern::default();
-        let s = state(&[]);
+        let s = state(None);
         assert!(matches!(c.plan(&s, &s), Err(ConcernError::Unavailable(_))));
         let read = UsageConcern {
             current: Some(None),

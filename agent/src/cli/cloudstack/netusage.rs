@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::concern::usage;
 use crate::config::Config;
-use crate::state::Interface;
+use crate::state::{Interface, UsageSection};
 use vr_cloudstack::scripts::netusage::{self as script, Action};
 
 pub async fn netusage(cfg: &Config, args: &[String], vpc: bool) -> ExitCode {
@@ -44,18 +44,13 @@ pub async fn netusage(cfg: &Config, args: &[String], vpc: bool) -> ExitCode {
 }
 
 /// The counting spec of the committed state (its redacted JSON view: the interfaces and the
-/// boot arguments that are not secret are all it needs).
+/// `usage` section are all it needs).
 fn spec_of(stored: &serde_json::Value) -> vr_nat::usage::Spec {
     let state = &stored["state"];
     let interfaces: Vec<Interface> =
         serde_json::from_value(state["interfaces"].clone()).unwrap_or_default();
-    let cmdline: std::collections::BTreeMap<String, String> = state["cloudstack"]["cmdline"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-        .collect();
-    usage::spec(&interfaces, usage::vpc_cidr(&cmdline))
+    let usage: UsageSection = serde_json::from_value(state["usage"].clone()).unwrap_or_default();
+    usage::spec(&interfaces, usage.guest_cidr)
 }
 
 #[cfg(test)]
@@ -69,8 +64,7 @@ mod tests {
                 {"device": "eth0", "role": "guest", "addresses": ["10.1.1.1/24"]},
                 {"device": "eth2", "role": "public", "addresses": ["192.0.2.10/24"]}
             ],
-            "cloudstack": {"cmdline": {"type": "vpcrouter", "vpccidr": "10.0.0.0/16",
-                "router_password": "<redacted>"}}}});
+            "usage": {"guest-cidr": "10.0.0.0/16"}}});
         let spec = spec_of(&stored);
         assert_eq!(spec.counters_for(Some("192.0.2.10")).len(), 4);
         assert_eq!(
