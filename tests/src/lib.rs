@@ -8,6 +8,7 @@ pub mod agent;
 pub mod bench_e2e;
 pub mod cloudstack;
 pub mod dhcp_bench;
+pub mod guest_client;
 pub mod hostile;
 pub mod java_answers;
 pub mod netns;

@@ -1,22 +1,34 @@
 //! The demo router: vr-agent inside throwaway network namespaces, fed the `examples/demo/`
-//! pushes, proven with real traffic through NAT, an IPsec tunnel and OSPF.
+//! pushes, proven with real traffic through NAT, an IPsec tunnel and OSPF, and with the
+//! clients real guests use against vr1's guest services (DHCP and DNS from the agent's
+//! dnsmasq, metadata, user data and the password server) and the CloudStack front doors.
 //!
 //! ```text
-//!   h1 10.1.1.10/.20 ─eth0─ vr1 ─eth2─┐            ┌─ ext 192.0.2.100 (upstream, "internet")
-//!                          │ 192.0.2.10-12      br0 (sw)
-//!                          eth3                     └─ vr2 192.0.2.20 ─lan0─ h2 10.2.0.10
-//!                          │ 172.16.0.1/30 (OSPF)
-//!                          vr3 ─lan0─ h3 10.3.0.10
+//!   h1 10.1.1.10/.20 ─┐
+//!                    br1 (sw) ─eth0─ vr1 ─eth2─┐            ┌─ ext 192.0.2.100 ("internet")
+//!   g1 DHCP: .30 ────┘     10.1.1.1  │ 192.0.2.10-12      br0 (sw)
+//!                                    eth3                     └─ vr2 192.0.2.20 ─lan0─ h2 10.2.0.10
+//!                                    │ 172.16.0.1/30 (OSPF)
+//!                                    vr3 ─lan0─ h3 10.3.0.10
 //! ```
-//! vr1 and vr2 each run vr-agent and charon (kernel-libipsec); vr1 and vr3 run FRR.
+//! vr1 and vr2 each run vr-agent and charon (kernel-libipsec); vr1 and vr3 run FRR. g1 is a
+//! guest VM with no address until vr1's dnsmasq leases it one.
 //! Every namespace, process and file is removed at the end. Exit 0 only if every check passed.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use vr_tests::guest_client::{curl, dig_a, password_request, udhcpc_once};
+use vr_tests::java_answers;
 use vr_tests::peers::{Charon, Frr, CHARON, OSPFD};
 use vr_tests::traffic::{ping, tcp_probe, tcp_server};
 use vr_tests::{require_program, require_root, veth, wait_for, AgentProc, Netns};
+
+/// g1's MAC, address, name and instance id: `examples/demo/vr1.json` (`dhcp`, `metadata`).
+const G1_MAC: &str = "02:00:0a:01:01:1e";
+const G1_IP: &str = "10.1.1.30";
+/// g1's user data in vr1.json (base64 there), decoded.
+const G1_USER_DATA: &str = "#cloud-config\nhostname: web1\n# the demo guest's user data\n";
 
 const VR3_OSPF: &str = "interface eth3\n ip ospf area 0\n ip ospf network point-to-point\n ip ospf hello-interval 1\n ip ospf dead-interval 4\n!\ninterface lan0\n ip ospf area 0\n ip ospf passive\n!\nrouter ospf\n ospf router-id 172.16.0.2\n timers throttle spf 0 50 1000\n timers throttle lsa all 0\n timers lsa min-arrival 0\n!\n";
 
@@ -24,6 +36,15 @@ fn main() -> ExitCode {
     if !require_root("vr-demo")
         || !require_program("vr-demo", CHARON)
         || !require_program("vr-demo", OSPFD)
+        || [
+            "/usr/sbin/dnsmasq",
+            "/bin/busybox",
+            "/usr/bin/dig",
+            "/usr/bin/curl",
+            "/usr/bin/wget",
+        ]
+        .iter()
+        .any(|p| !require_program("vr-demo", p))
     {
         return ExitCode::from(1);
     }
@@ -34,8 +55,9 @@ fn main() -> ExitCode {
         .expect("tempdir");
     let t0 = Instant::now();
 
-    println!("== building the topology (namespaces h1 vr1 sw ext vr2 h2 vr3 h3)");
+    println!("== building the topology (namespaces h1 g1 vr1 sw ext vr2 h2 vr3 h3)");
     let mut h1 = Netns::new("h1");
+    let g1 = Netns::new("g1");
     let mut vr1 = Netns::new("vr1");
     let sw = Netns::new("sw");
     let mut ext = Netns::new("ext");
@@ -45,7 +67,13 @@ fn main() -> ExitCode {
     let mut h3 = Netns::new("h3");
     sw.ip(&["link", "add", "br0", "type", "bridge"]);
     sw.ip(&["link", "set", "br0", "up"]);
-    veth(&h1, "eth0", &vr1, "eth0");
+    // vr1's guest LAN is a second bridge: h1 with its static addresses, g1 by DHCP.
+    sw.ip(&["link", "add", "br1", "type", "bridge"]);
+    sw.ip(&["link", "set", "br1", "up"]);
+    veth(&h1, "eth0", &sw, "p-h1");
+    veth(&g1, "eth0", &sw, "p-g1");
+    veth(&vr1, "eth0", &sw, "p-vr1g");
+    g1.ip(&["link", "set", "eth0", "address", G1_MAC]);
     veth(&vr1, "eth2", &sw, "p-vr1");
     veth(&ext, "eth0", &sw, "p-ext");
     veth(&vr2, "wan0", &sw, "p-vr2");
@@ -54,6 +82,9 @@ fn main() -> ExitCode {
     veth(&vr3, "lan0", &h3, "eth0");
     for p in ["p-vr1", "p-ext", "p-vr2"] {
         sw.ip(&["link", "set", p, "master", "br0"]);
+    }
+    for p in ["p-h1", "p-g1", "p-vr1g"] {
+        sw.ip(&["link", "set", p, "master", "br1"]);
     }
     // Hosts and the peers the agent does not manage get their addresses here; vr1's and vr2's
     // addresses, default routes and policy routing come from their pushes.
@@ -115,11 +146,20 @@ fn main() -> ExitCode {
     let mut checks: Vec<(&str, bool, String)> = Vec::new();
     let mut check = |name: &'static str, ok: bool, detail: String| {
         println!(
-            "   {:<4} {name}: {detail}",
+            "{:>3}. {:<4} {name}: {detail}",
+            checks.len() + 1,
             if ok { "PASS" } else { "FAIL" }
         );
         checks.push((name, ok, detail));
     };
+    // `netusage.sh -g` as the management server runs it: the front door in vr1's namespace.
+    let netusage = || {
+        let out = agent1.cli(&["cloudstack", "netusage", "-g"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stats = java_answers::network_stats(out.status.success(), &text);
+        (stats, text.trim().to_string(), out.stderr.is_empty())
+    };
+    let (usage0, _, _) = netusage();
     println!("== traffic");
     let r = tcp_probe(&ext, "192.0.2.11", 8080, short);
     check(
@@ -152,6 +192,16 @@ fn main() -> ExitCode {
         format!("{r:?}"),
     );
 
+    let (usage1, text, quiet) = netusage();
+    check(
+        "vr-agent cloudstack netusage -g counted the NAT traffic",
+        quiet && usage1.0 > usage0.0 && usage1.1 > usage0.1,
+        format!(
+            "sent/received {}/{} -> {}/{} bytes (`{text}`)",
+            usage0.0, usage0.1, usage1.0, usage1.1
+        ),
+    );
+
     let up = wait_for(Duration::from_secs(10), || ping(&h1, "10.2.0.10", 1));
     check(
         "IPsec tunnel: ping h1 -> h2 (10.1.1.0/24 <-> 10.2.0.0/24)",
@@ -167,6 +217,16 @@ fn main() -> ExitCode {
         "IPsec tunnel: TCP h1 -> h2 keeps h1's address",
         matches!(&r, Ok(s) if s.contains("peer=10.1.1.10 ")),
         format!("{r:?}"),
+    );
+
+    // CheckS2SVpnConnectionsCommand: `checkbatchs2svpn.sh 192.0.2.20`, `ip:0:info&` = up.
+    let out = agent1.cli(&["cloudstack", "check-s2s-vpn", "192.0.2.20"]);
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let s2s = java_answers::s2s(out.status.success(), &text);
+    check(
+        "vr-agent cloudstack check-s2s-vpn 192.0.2.20 says connected",
+        s2s.get("192.0.2.20") == Some(&true) && text.starts_with("192.0.2.20:0:"),
+        format!("`{text}`"),
     );
 
     let learned = wait_for(Duration::from_secs(15), || {
@@ -187,6 +247,8 @@ fn main() -> ExitCode {
         format!("{r:?}"),
     );
 
+    guest_checks(&g1, &h1, dir.path(), &mut check);
+
     println!("== vr-agent status (vr1)");
     print!(
         "{}",
@@ -205,4 +267,107 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// g1, a guest with no address, gets everything a CloudStack guest asks its router for, with
+/// the clients guests use.
+fn guest_checks(
+    g1: &Netns,
+    h1: &Netns,
+    dir: &std::path::Path,
+    check: &mut impl FnMut(&'static str, bool, String),
+) {
+    println!("== guest services (g1 on vr1's guest LAN)");
+    let g1_dir = dir.join("g1");
+    std::fs::create_dir_all(&g1_dir).expect("g1 dir");
+    let lease = udhcpc_once(g1, &g1_dir);
+    let bound = g1
+        .ip(&["-4", "-o", "addr", "show", "dev", "eth0"])
+        .contains(&format!(" {G1_IP}/24 "));
+    check(
+        "DHCP: g1 (udhcpc) gets its pushed address from vr1's dnsmasq",
+        bound
+            && matches!(&lease, Ok(l) if l.contains(&format!("ip={G1_IP} router=10.1.1.1 dns=10.1.1.1 domain=demo.internal"))),
+        format!("{lease:?}"),
+    );
+    let names = [
+        ("web1", G1_IP),
+        ("web1.demo.internal", G1_IP),
+        ("data-server", "10.1.1.1"),
+    ];
+    let answers: Vec<String> = names
+        .iter()
+        .map(|(n, _)| dig_a(g1, "10.1.1.1", n))
+        .collect();
+    check(
+        "DNS: dig @10.1.1.1 resolves the VM's name and data-server",
+        names
+            .iter()
+            .zip(&answers)
+            .all(|((_, want), got)| got == want),
+        names
+            .iter()
+            .zip(&answers)
+            .map(|((n, _), a)| format!("{n} -> {a:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    // The listeners start with the push; give them the time a guest's boot would.
+    let id_url = "http://10.1.1.1/latest/meta-data/instance-id";
+    let mut id = (0, String::new());
+    wait_for(Duration::from_secs(5), || {
+        id = curl(g1, &[], id_url);
+        id.0 == 200
+    });
+    check(
+        "metadata: g1 fetches its instance-id over HTTP from the gateway",
+        id == (200, "i-2-30-VM".to_string()),
+        format!("GET {id_url} -> {} {:?}", id.0, id.1),
+    );
+    // cloud-init's `http://data-server/latest/user-data`, the name resolved by vr1's DNS above.
+    let resolve = format!("data-server:80:{}", answers[2]);
+    let ud = curl(
+        g1,
+        &["--resolve", &resolve],
+        "http://data-server/latest/user-data",
+    );
+    check(
+        "user data: g1 fetches its own, decoded, from data-server",
+        ud == (200, G1_USER_DATA.to_string()),
+        format!(
+            "-> {} ({} bytes, as pushed: {})",
+            ud.0,
+            ud.1.len(),
+            ud.1 == G1_USER_DATA
+        ),
+    );
+    // The password is a secret: compared, never printed.
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let pushed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(examples.join("vr1.json")).expect("vr1.json"))
+            .expect("vr1.json is JSON");
+    let pushed = pushed["passwords"]["pending"][G1_IP]["password"]
+        .as_str()
+        .unwrap_or("(none pushed)");
+    let other = password_request(h1, "10.1.1.1", "send_my_password");
+    let mine = password_request(g1, "10.1.1.1", "send_my_password");
+    check(
+        "password server: g1 gets its password (DomU_Request: send_my_password), h1 does not",
+        mine.as_deref() == Some(pushed) && other.as_deref() == Some("saved_password"),
+        format!(
+            "g1: {}, h1 (10.1.1.10): {other:?}",
+            match &mine {
+                Some(p) if p == pushed => "the pushed password (not shown)",
+                Some(_) => "another answer (not shown)",
+                None => "no answer",
+            }
+        ),
+    );
+    let ack = password_request(g1, "10.1.1.1", "saved_password");
+    let after = password_request(g1, "10.1.1.1", "send_my_password");
+    check(
+        "password server: g1 acknowledges (saved_password), then gets saved_password",
+        ack.as_deref() == Some("saved_password") && after.as_deref() == Some("saved_password"),
+        format!("ack -> {ack:?}, send_my_password -> {after:?}"),
+    );
 }
