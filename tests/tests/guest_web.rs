@@ -72,26 +72,9 @@ fn curl(ns: &Netns, url: &str) -> (u16, Vec<u8>) {
     (code, body)
 }
 
-/// CloudStack's `cloud-set-guest-password`: `wget -q -t 3 -T 20 -O - --header ... <srv>:8080`.
+/// CloudStack's `cloud-set-guest-password` request (`vr_tests::guest_client`); wget must work.
 fn wget(ns: &Netns, server: &str, request: &str) -> String {
-    let out = ns.exec(
-        "wget",
-        &[
-            "-q",
-            "-t",
-            "3",
-            "-T",
-            "20",
-            "-O",
-            "-",
-            "--header",
-            &format!("DomU_Request: {request}"),
-            &format!("http://{server}:8080"),
-        ],
-    );
-    assert!(out.status.success(), "wget failed: {out:?}");
-    // The script strips carriage returns.
-    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    vr_tests::guest_client::password_request(ns, server, request).expect("wget failed")
 }
 
 /// cloud-init's `CloudStackPasswordServerClient`: `readurl("http://<vr>:8080",
