@@ -185,19 +185,7 @@ impl Engine {
         nics: &LocalNics,
     ) -> PushResult {
         let start = Instant::now();
-        let mut result = PushResult {
-            name: name.to_string(),
-            ok: false,
-            format: None,
-            generation: self.stored.generation,
-            received_at: push::now_secs(),
-            millis: 0,
-            message: String::new(),
-            errors: Vec::new(),
-            outcomes: Vec::new(),
-            not_yet_applied: Vec::new(),
-            plan: None,
-        };
+        let mut result = PushResult::pending(name.to_string(), self.stored.generation);
         // What the adapter stored but this version does not apply, named by the adapter.
         let mut not_applied = Vec::new();
         match push::prepare(base.as_ref().unwrap_or(&self.stored.state), text, nics) {
@@ -366,17 +354,8 @@ impl Engine {
     /// A push that could not even be read (oversized, not UTF-8): recorded like any other.
     pub fn reject(&mut self, name: &str, why: &str) -> PushResult {
         let r = PushResult {
-            name: name.to_string(),
-            ok: false,
-            format: None,
-            generation: self.stored.generation,
-            received_at: push::now_secs(),
-            millis: 0,
             message: format!("rejected: {why}"),
-            errors: Vec::new(),
-            outcomes: Vec::new(),
-            not_yet_applied: Vec::new(),
-            plan: None,
+            ..PushResult::pending(name.to_string(), self.stored.generation)
         };
         tracing::warn!(push = name, "{}", r.message);
         self.remember(&r);

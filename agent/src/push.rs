@@ -183,6 +183,23 @@ const SUMMARY_ERRORS: usize = 3;
 const SUMMARY_NAME: usize = 255;
 
 impl PushResult {
+    /// A result not yet decided: not ok, nothing applied, `generation` the committed one.
+    pub fn pending(name: String, generation: u64) -> PushResult {
+        PushResult {
+            name,
+            ok: false,
+            format: None,
+            generation,
+            received_at: now_secs(),
+            millis: 0,
+            message: String::new(),
+            errors: Vec::new(),
+            outcomes: Vec::new(),
+            not_yet_applied: Vec::new(),
+            plan: None,
+        }
+    }
+
     /// What the push history keeps: the verdict, the message, the outcomes and the first few
     /// errors; no plan, no long name. A hundred entries then stay small whatever was pushed.
     pub fn summary(&self) -> PushResult {

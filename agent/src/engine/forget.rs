@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use super::Engine;
-use crate::push::{self, PushResult};
+use crate::push::PushResult;
 
 impl Engine {
     /// Drops the password of `ip` from the committed state if it is still the one of
@@ -21,19 +21,10 @@ impl Engine {
         let start = Instant::now();
         let mut next = self.stored.state.clone();
         next.passwords.pending.remove(&ip);
-        let mut result = PushResult {
-            name: format!("password of {ip} acknowledged"),
-            ok: false,
-            format: None,
-            generation: self.stored.generation,
-            received_at: push::now_secs(),
-            millis: 0,
-            message: String::new(),
-            errors: Vec::new(),
-            outcomes: Vec::new(),
-            not_yet_applied: Vec::new(),
-            plan: None,
-        };
+        let mut result = PushResult::pending(
+            format!("password of {ip} acknowledged"),
+            self.stored.generation,
+        );
         self.commit_push(&mut result, next).await;
         result.millis = start.elapsed().as_millis() as u64;
         self.remember(&result);
