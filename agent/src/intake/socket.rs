@@ -206,9 +206,28 @@ async fn connect(path: &PathBuf) -> std::io::Result<Option<UnixStream>> {
     }
 }
 
-/// Client side: sends one request and waits for the answer. `Ok(None)` means no agent is
-/// listening (socket missing or connection refused).
+/// How long a client waits for the agent's answer to a query (`status`, `show`, `check`...):
+/// the agent answers between pushes, and no push of the sizes it accepts takes this long. A
+/// wedged agent then gives the operator an error instead of a shell that never returns.
+pub const CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Client side: sends one request and waits for the answer, at most [`CALL_DEADLINE`].
+/// `Ok(None)` means no agent is listening (socket missing or connection refused).
 pub async fn call(path: &PathBuf, req: &Request) -> std::io::Result<Option<Response>> {
+    tokio::time::timeout(CALL_DEADLINE, call_unbounded(path, req))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the agent did not answer within {} s",
+                    CALL_DEADLINE.as_secs()
+                ),
+            ))
+        })
+}
+
+async fn call_unbounded(path: &PathBuf, req: &Request) -> std::io::Result<Option<Response>> {
     let Some(stream) = connect(path).await? else {
         return Ok(None);
     };
