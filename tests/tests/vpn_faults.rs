@@ -210,7 +210,10 @@ fn a_stopped_charon_makes_the_vpn_unavailable_within_the_deadline() {
         ),
         (caught_up, "the VPN caught up after SIGCONT".to_string()),
         (
-            gaps.len() > 10 && worst_gap < Duration::from_secs(15),
+            // The agent pings at most once a second, and spends most of this window inside
+            // the two pushes charon holds up: what systemd needs is pings on both sides of
+            // them and no gap near WatchdogSec.
+            gaps.len() >= 2 && worst_gap < Duration::from_secs(15),
             format!(
                 "watchdog pinged throughout ({} gaps, worst {worst_gap:?}; WatchdogSec=30)",
                 gaps.len()

@@ -117,13 +117,19 @@ impl DhcpConcern {
             return Ok(());
         };
         signal(pid, libc::SIGTERM)?;
+        // Wait for the exit to finish, not only to start: the kernel drops a process's memory
+        // (its /proc cmdline reads empty) before it closes its files, and a new dnsmasq
+        // started in between finds port 53 or 67 still bound ("Address already in use").
         let until = Instant::now() + Duration::from_secs(3);
-        while is_our_dnsmasq(pid, &self.paths.conf()) && Instant::now() < until {
+        while !exited(pid) && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if is_our_dnsmasq(pid, &self.paths.conf()) {
             signal(pid, libc::SIGKILL)?;
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let until = Instant::now() + Duration::from_secs(1);
+            while !exited(pid) && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         self.pid = None;
         Ok(())
@@ -164,6 +170,17 @@ fn dnsmasq_binary() -> Result<PathBuf, ConcernError> {
     Err(ConcernError::Unavailable(
         "dnsmasq is not installed (package dnsmasq-base)".into(),
     ))
+}
+
+/// `pid` has finished exiting: gone, or a zombie (whose files are closed).
+fn exited(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // The state follows the parenthesised command name, which may itself hold ") ".
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .is_none_or(|s| s == 'Z' || s == 'X')
 }
 
 /// `pid` is alive and is a dnsmasq started with `conf` (a recycled pid is not ours).
