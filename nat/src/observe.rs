@@ -63,15 +63,22 @@ fn num<T: TryFrom<u64>>(v: &Json) -> Option<T> {
 
 fn value(v: &Json, t: DataType) -> Option<Value> {
     if let Some(p) = v.get("prefix") {
-        let addr: std::net::Ipv4Addr = p["addr"].as_str()?.parse().ok()?;
         let len = num::<u8>(&p["len"])?;
+        if t == DataType::Ipv6Addr {
+            let addr: std::net::Ipv6Addr = p["addr"].as_str()?.parse().ok()?;
+            return ipnet::Ipv6Net::new(addr, len).ok().map(Value::Net6);
+        }
+        let addr: std::net::Ipv4Addr = p["addr"].as_str()?.parse().ok()?;
         return ipnet::Ipv4Net::new(addr, len).ok().map(Value::Net);
     }
     if let Some(r) = v.get("range") {
         let (a, b) = (&r[0], &r[1]);
         return match t {
             DataType::InetService => Some(Value::PortRange(num(a)?, num(b)?)),
-            DataType::IcmpType | DataType::IcmpCode => Some(Value::ByteRange(num(a)?, num(b)?)),
+            DataType::IcmpType
+            | DataType::IcmpCode
+            | DataType::Icmpv6Type
+            | DataType::Icmpv6Code => Some(Value::ByteRange(num(a)?, num(b)?)),
             _ => None,
         };
     }
@@ -90,6 +97,8 @@ fn value(v: &Json, t: DataType) -> Option<Value> {
         DataType::InetService => num(v).map(Value::Port),
         DataType::Mark => num(v).map(Value::Mark),
         DataType::IcmpType | DataType::IcmpCode => num(v).map(Value::Byte),
+        DataType::Ipv6Addr => v.as_str()?.parse().ok().map(Value::Addr6),
+        DataType::Icmpv6Type | DataType::Icmpv6Code => num(v).map(Value::Byte),
     }
 }
 
