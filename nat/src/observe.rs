@@ -39,6 +39,7 @@ pub fn structure_fingerprint(rs: &Ruleset) -> String {
 fn norm(v: Value) -> Value {
     match v {
         Value::Net(n) if n.prefix_len() == 32 => Value::Addr(n.addr()),
+        Value::Net6(n) if n.prefix_len() == 128 => Value::Addr6(n.addr()),
         Value::PortRange(a, b) if a == b => Value::Port(a),
         Value::ByteRange(a, b) if a == b => Value::Byte(a),
         other => other,
@@ -175,7 +176,7 @@ pub fn matches_listing(want: &Ruleset, json: &str) -> bool {
     }
     let stamp = format!("{STAMP}{}", structure_fingerprint(want));
     let stamped = rules
-        .get("pre_mark")
+        .get(want.chains.first().map_or("", |c| c.name.as_str()))
         .and_then(|r| r.first())
         .and_then(|r| r["comment"].as_str())
         .is_some_and(|c| c.ends_with(&stamp));

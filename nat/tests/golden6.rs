@@ -16,11 +16,11 @@ fn ctx() -> Router6Context {
         guests: vec![
             Guest6 {
                 device: "eth0".into(),
-                prefix: "2001:db8:10::/64".parse().unwrap(),
+                prefix: Some("2001:db8:10::/64".parse().unwrap()),
             },
             Guest6 {
                 device: "eth3".into(),
-                prefix: "2001:db8:11::/64".parse().unwrap(),
+                prefix: Some("2001:db8:11::/64".parse().unwrap()),
             },
         ],
     }
@@ -215,4 +215,37 @@ fn cidr_change6_is_an_element_op() {
     let out = fresh.nft(&["-f", "-"], &render::full(&b));
     assert!(out.status.success());
     assert_eq!(nl.list(), fresh.list());
+}
+
+/// A restarted agent recognises its own IPv6 table from `nft -j list table ip6 vr`, and an
+/// extra element makes it differ.
+#[test]
+fn listings6_match_their_ruleset() {
+    use vr_nat::cli::Nft;
+    use vr_nat::ir::Family;
+    use vr_nat::observe::matches_listing;
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new("obs");
+    let nft = Nft::in_netns(&ns.0);
+    for (name, c, fw) in cases() {
+        let want = ruleset(&c, fw);
+        nft.apply_text(&render::full(&want), name).unwrap();
+        let json = nft.list_table_json(Family::Ip6, "vr").unwrap().unwrap();
+        assert!(
+            matches_listing(&want, &json),
+            "{name}: own listing differs\n{json}"
+        );
+        nft.apply_text(
+            "add element ip6 vr guest_nets { 2001:db8:99::/64 }\n",
+            "extra",
+        )
+        .unwrap();
+        let json = nft.list_table_json(Family::Ip6, "vr").unwrap().unwrap();
+        assert!(
+            !matches_listing(&want, &json),
+            "{name}: extra element not seen"
+        );
+    }
 }

@@ -40,11 +40,12 @@ pub struct Router6Context {
     pub guests: Vec<Guest6>,
 }
 
-/// One guest NIC with its routed IPv6 prefix.
+/// One guest NIC with its routed IPv6 prefix (`None`: an IPv4-only guest NIC, which still
+/// reaches DNS on the router over IPv6 link-local).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guest6 {
     pub device: String,
-    pub prefix: Ipv6Net,
+    pub prefix: Option<Ipv6Net>,
 }
 
 fn set(name: &str, key: &[DataType], interval: bool, elements: BTreeSet<Vec<Value>>) -> Set {
@@ -146,7 +147,7 @@ fn protocol_matches(r: &Firewall6Rule) -> Vec<Match> {
 fn input_chain() -> Chain {
     let ifname = |s: &str| Value::IfName(s.to_string());
     let rules = vec![
-        Rule::new(vec![eq(Field::Iifname, ifname("lo"))], vec![accept()]),
+        Rule::new(vec![eq(Field::Iifname, ifname("lo"))], vec![accept()]).comment("loopback"),
         Rule::new(
             vec![Match::CtState(vec![CtState::Established, CtState::Related])],
             vec![accept()],
@@ -263,7 +264,12 @@ pub fn build6(ctx: &Router6Context, fw: &Firewall6Section) -> Ruleset {
             "guest_nets",
             &[DataType::Ipv6Addr],
             true,
-            nets(&ctx.guests.iter().map(|g| g.prefix).collect::<Vec<_>>()),
+            nets(
+                &ctx.guests
+                    .iter()
+                    .filter_map(|g| g.prefix)
+                    .collect::<Vec<_>>(),
+            ),
         ),
     ];
     let mut extra = Vec::new();
@@ -348,10 +354,18 @@ pub fn build6(ctx: &Router6Context, fw: &Firewall6Section) -> Ruleset {
         comment: None,
     });
     sets.extend(extra);
-    Ruleset {
+    let mut rs = Ruleset {
         family: Family::Ip6,
         table: TABLE6.to_string(),
         sets,
         chains,
+    };
+    // As in the IPv4 table: a restarted agent recognises its own table by this stamp
+    // (crate::observe::matches_listing) and sends nothing.
+    let stamp = crate::observe::structure_fingerprint(&rs);
+    if let Some(first) = rs.chains[0].rules.first_mut() {
+        let c = first.comment.take().unwrap_or_default();
+        first.comment = Some(format!("{c}, {}{stamp}", crate::observe::STAMP));
     }
+    rs
 }

@@ -25,6 +25,13 @@ pub struct Firewall6Section {
     pub egress: Vec<Egress6Policy>,
 }
 
+impl Firewall6Section {
+    /// No rule and no policy.
+    pub fn is_empty(&self) -> bool {
+        self.ingress.is_empty() && self.egress.is_empty()
+    }
+}
+
 /// One IPv6 rule. `protocol` `icmp` means ICMPv6 (as in CloudStack's IPv6 rules).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
