@@ -99,6 +99,7 @@ impl TunablesConcern {
         let facts = self.facts();
         let mut paths: Vec<String> = [
             "net/ipv4/ip_forward",
+            "net/ipv6/conf/all/forwarding",
             "net/netfilter/nf_conntrack_tcp_timeout_established",
             "net/netfilter/nf_conntrack_udp_timeout",
             "net/netfilter/nf_conntrack_udp_timeout_stream",
