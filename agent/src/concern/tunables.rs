@@ -111,6 +111,7 @@ impl TunablesConcern {
         for (dir, key) in [
             ("net/ipv4/conf", "rp_filter"),
             ("net/ipv6/conf", "accept_ra"),
+            ("net/ipv6/conf", "accept_dad"),
         ] {
             let Ok(list) = std::fs::read_dir(self.root.join(dir)) else {
                 continue;

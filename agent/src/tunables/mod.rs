@@ -162,6 +162,17 @@ pub fn wanted(s: &DesiredState, config: &KernelSection, facts: &Facts) -> Tunabl
     if crate::net::v6::has_ipv6(s) {
         set("net/ipv6/conf/all/forwarding".into(), 1);
     }
+    // The router is the one owner of its guest gateway addresses: no duplicate address
+    // detection on guest NICs with IPv6 (as CloudStack's router), so its link-local address,
+    // which radvd sends from, is usable the moment the link has carrier and a guest's first
+    // router solicitation is answered instead of the one four seconds later.
+    for i in s
+        .interfaces
+        .iter()
+        .filter(|i| i.role == InterfaceRole::Guest && !i.addresses6.is_empty())
+    {
+        set(format!("net/ipv6/conf/{}/accept_dad", i.device), 0);
+    }
     set("net/ipv4/conf/all/rp_filter".into(), 0);
     set("net/ipv4/conf/default/rp_filter".into(), 2);
     for i in &s.interfaces {
