@@ -326,3 +326,82 @@ mod tests {
         assert!(err.contains("10.0.0.0/8"), "{err}");
     }
 }
+
+/// The IPv6 keys of the boot `cmdline`: `eth<N>ip6` with `eth<N>ip6prelen` (else 64) on NIC
+/// `eth<N>`, and `ip6gateway` as the IPv6 default route's next hop on the first public NIC.
+/// NICs the cmdline does not give an IPv6 address keep theirs (from `guestnetwork`).
+pub fn cmdline6(
+    next: &mut crate::state::DesiredState,
+    cmd: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Invalid> {
+    use crate::state::InterfaceRole;
+    let mut e = Errors::default();
+    for iface in &mut next.interfaces {
+        let key = format!("{}ip6", iface.device);
+        let Some(a) = cmd.get(&key).map(String::as_str).filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let Some(addr) = addr6(&mut e, &key, a) else {
+            continue;
+        };
+        let len_key = format!("{}ip6prelen", iface.device);
+        let len = match cmd.get(&len_key).filter(|s| !s.is_empty()) {
+            None => 64,
+            Some(l) => match l.parse::<u8>().ok().filter(|l| (1..=128).contains(l)) {
+                Some(l) => l,
+                None => {
+                    e.push(len_key, q(l), "not an IPv6 prefix length 1-128");
+                    continue;
+                }
+            },
+        };
+        iface.addresses6 = Ipv6Net::new(addr, len).into_iter().collect();
+    }
+    if let Some(gw) = cmd.get("ip6gateway").filter(|s| !s.is_empty()) {
+        if let Some(gw) = addr6(&mut e, "ip6gateway", gw) {
+            if let Some(p) = next
+                .interfaces
+                .iter_mut()
+                .find(|i| i.role == InterfaceRole::Public)
+            {
+                p.gateway6 = Some(gw);
+            }
+        }
+    }
+    e.into_result(())
+}
+
+#[cfg(test)]
+mod cmdline_tests {
+    use super::*;
+    use crate::state::{DesiredState, InterfaceRole};
+
+    #[test]
+    fn cmdline_ipv6_keys() {
+        let mut s: DesiredState = serde_json::from_str(
+            r#"{"interfaces":[{"device":"eth0","role":"guest","addresses":["10.1.1.1/24"]},
+                {"device":"eth2","role":"public","addresses":["203.0.113.10/24"]}]}"#,
+        )
+        .unwrap();
+        let cmd = [
+            ("eth2ip6", "2001:db8:ff::10"),
+            ("eth2ip6prelen", "64"),
+            ("ip6gateway", "2001:db8:ff::1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        cmdline6(&mut s, &cmd).unwrap();
+        let eth2 = &s.interfaces[1];
+        assert_eq!(eth2.role, InterfaceRole::Public);
+        assert_eq!(eth2.addresses6, vec!["2001:db8:ff::10/64".parse().unwrap()]);
+        assert_eq!(eth2.gateway6, Some("2001:db8:ff::1".parse().unwrap()));
+        assert!(s.interfaces[0].addresses6.is_empty());
+        let bad = [("eth0ip6", "10.0.0.1")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let err = cmdline6(&mut s, &bad).unwrap_err().to_string();
+        assert!(err.contains("eth0ip6"), "{err}");
+    }
+}

@@ -332,7 +332,7 @@ fn cmdline(next: &mut DesiredState, p: &CmdLine) -> Result<(), Invalid> {
             _ => {}
         }
     }
-    Ok(())
+    crate::ipv6::cmdline6(next, &p.cmd_line)
 }
 
 fn guest(next: &mut DesiredState, p: &GuestNetwork, nics: &LocalNics) -> Result<(), Invalid> {

@@ -44,6 +44,9 @@ pub struct Nft6Concern {
     mirror: Option<Ruleset>,
     /// `nft -j list table ip6 vr` as `observe` read it (`Some(None)`: no table).
     observed: Option<Option<String>>,
+    /// The kernel's ruleset generation after this concern last applied or observed: while it
+    /// is unchanged nobody touched nftables and self-heal need not list the table.
+    generation: Option<u32>,
 }
 
 /// What the IPv6 rules need to know about the router.
@@ -104,6 +107,14 @@ impl Nft6Concern {
         self.mirror.as_ref()
     }
 
+    /// The ruleset generation, where this concern's `nft` runs in the agent's own namespace.
+    fn read_generation(&self) -> Option<u32> {
+        if self.nft.netns.is_some() {
+            return None;
+        }
+        vr_nat::netlink::ruleset_generation().ok()
+    }
+
     async fn send(&self, plan: &NftPlan) -> Result<(), ConcernError> {
         if self.backend == Backend::Cli || self.nft.netns.is_some() {
             let nft = self.nft.clone();
@@ -151,7 +162,9 @@ impl Concern for Nft6Concern {
         _desired: &DesiredState,
     ) -> Result<(), ConcernError> {
         if plan.0.changes() > 0 {
-            if let Err(e) = self.send(&plan.0).await {
+            let sent = self.send(&plan.0).await;
+            self.generation = self.read_generation();
+            if let Err(e) = sent {
                 // The kernel may hold either state: the next plan replaces whole.
                 self.mirror = None;
                 return Err(e);
@@ -163,6 +176,8 @@ impl Concern for Nft6Concern {
     }
 
     async fn observe(&mut self) -> Result<(), ConcernError> {
+        // Read before listing: a change made meanwhile is seen by the next probe.
+        let generation = self.read_generation();
         let nft = self.nft.clone();
         let listed = tokio::task::spawn_blocking(move || nft.list_table_json(Family::Ip6, TABLE6))
             .await
@@ -170,12 +185,16 @@ impl Concern for Nft6Concern {
             .map_err(cli_error)?;
         self.mirror = None;
         self.observed = Some(listed);
+        self.generation = generation;
         Ok(())
     }
 
     async fn may_have_drifted(&mut self) -> bool {
-        // Listing the small IPv6 table is cheap next to a wrong guess.
-        true
+        // Unknown counts as changed: observing is always safe.
+        match (self.generation, self.read_generation()) {
+            (Some(seen), Some(now)) => seen != now,
+            _ => true,
+        }
     }
 }
 
