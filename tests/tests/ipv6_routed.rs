@@ -151,6 +151,9 @@ fn ipv6_slaac_forwarding_firewall_and_router_input() {
     veth(&g, "lan0", &vr, "eth0");
     g.ip(&["link", "set", "lan0", "down"]);
     let mut agent = AgentProc::new(Some(&vr.name));
+    agent
+        .env
+        .push(("VR_AGENT_OBSERVE_INTERVAL".into(), "1".into()));
     agent.start();
     let (code, r) = agent.apply_text("v6.json", PUSH);
     assert_eq!(code, 0, "{r}");
@@ -245,6 +248,25 @@ fn ipv6_slaac_forwarding_firewall_and_router_input() {
     let pid_after =
         std::fs::read_to_string(agent.run_dir.join("radvd/radvd.pid")).unwrap_or_default();
     assert_eq!(radvd_pid, pid_after, "radvd restarted");
+
+    // A radvd that dies is started again by self-heal, without a push.
+    let pid: i32 = radvd_pid.trim().parse().expect("radvd pid");
+    // SAFETY: kill(2) on the radvd the agent under test started (its pid file is ours).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let t_kill = Instant::now();
+    let back = wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(agent.run_dir.join("radvd/radvd.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .is_some_and(|p| p != pid && std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
+    assert!(back, "radvd not respawned\n{}", context(&g, &vr, &agent));
+    eprintln!(
+        "radvd respawned by self-heal {:.2} s after SIGKILL",
+        t_kill.elapsed().as_secs_f32()
+    );
     eprintln!(
         "ipv6_routed: SLAAC, ping6, TCP out, inbound drop, rule 8080 open / 8081 dropped, \
          ssh over IPv6 dropped, idempotent re-push: {:.1} s",
