@@ -82,6 +82,8 @@ pub fn keepalived(ha: &HaSection, hooks: &Hooks, paths: &Paths) -> String {
     let _ = writeln!(s, "global_defs {{");
     let _ = writeln!(s, "  router_id vr-agent-{}", ha.router_id);
     let _ = writeln!(s, "  script_user root");
+    // keepalived refuses to run notify scripts an unprivileged user could replace.
+    let _ = writeln!(s, "  enable_script_security");
     let _ = writeln!(s, "  vrrp_version {v}");
     // The primary's gratuitous ARPs: a burst at once, no repeat later (the agent announces the
     // public addresses itself when it brings the public NICs up).
