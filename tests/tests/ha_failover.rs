@@ -402,6 +402,24 @@ fn pair_fails_over_and_back_without_losing_flows() {
         nft_table(&r2, "10.1.1.3"),
         "both routers hold the same nftables table"
     );
+    // A daemon of the pair that dies is started again by the agent's self-heal.
+    let ct_pid = a1.run_dir.join("ha/conntrackd.pid");
+    let old = pid_of(&ct_pid).expect("r1's conntrackd pid");
+    // SAFETY: kill(2) on the conntrackd our agent started (its pid file).
+    unsafe {
+        libc::kill(old, libc::SIGKILL);
+    }
+    let respawned = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(15), || pid_of(&ct_pid).is_some_and(
+            |p| p != old && std::path::Path::new(&format!("/proc/{p}")).exists()
+        )),
+        "conntrackd was not started again"
+    );
+    println!(
+        "conntrackd respawned {:?} after it was killed",
+        respawned.elapsed()
+    );
     let show = a2.cli(&["show", "ha"]);
     println!("show ha (r2):\n{}", String::from_utf8_lossy(&show.stdout));
     println!("total {:?}", started.elapsed());

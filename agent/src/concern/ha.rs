@@ -260,8 +260,10 @@ impl HaConcern {
     }
 }
 
-/// conntrackd's `-s` output as `{"section": {"counter": value}}` (lines `name: value`, section
-/// headers ending in `:`), bounded.
+/// conntrackd's `-s` / `-s cache` output as `{"section": {"counter": "value"}}`, bounded. Its
+/// lines are `name:   value` pairs (several per line, a second `failed:` belonging to the
+/// first name), `N Unit` pairs, and section headers (`cache internal:`; `cache:internal` as a
+/// line's first field).
 fn counters(text: &str) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     let mut section = String::from("general");
@@ -270,19 +272,55 @@ fn counters(text: &str) -> serde_json::Value {
         if t.is_empty() {
             continue;
         }
-        if !line.starts_with(' ') && !line.starts_with('\t') && t.ends_with(':') {
+        if !line.starts_with(char::is_whitespace) && t.ends_with(':') {
             section = t.trim_end_matches(':').trim().to_string();
             continue;
+        }
+        // Fields are separated by tabs or runs of spaces; words inside a field by one space.
+        let fields: Vec<String> = t
+            .replace('\t', "  ")
+            .split("  ")
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect();
+        let mut i = 0;
+        if fields
+            .first()
+            .is_some_and(|f| f.contains(':') && !f.ends_with(':'))
+        {
+            section = fields[0].clone();
+            i = 1;
         }
         let entry = out
             .entry(section.clone())
             .or_insert_with(|| serde_json::Value::Object(Default::default()));
-        for part in t.split(',') {
-            if let Some((k, v)) = part.rsplit_once(':') {
-                let v = v.trim();
-                let v = v.split_whitespace().next().unwrap_or(v);
-                if let Some(o) = entry.as_object_mut() {
-                    o.insert(k.trim().to_string(), serde_json::json!(v));
+        let Some(map) = entry.as_object_mut() else {
+            continue;
+        };
+        let mut last = String::new();
+        while i < fields.len() {
+            let f = &fields[i];
+            i += 1;
+            if let Some(k) = f.strip_suffix(':') {
+                let mut value = String::new();
+                while i < fields.len() && !fields[i].ends_with(':') {
+                    value.push_str(&fields[i]);
+                    i += 1;
+                    if !value.ends_with('/') {
+                        break;
+                    }
+                }
+                let key = if k == "failed" && !last.is_empty() {
+                    format!("{last} failed")
+                } else {
+                    k.to_string()
+                };
+                map.insert(key.clone(), serde_json::json!(value));
+                last = key;
+            } else if let Some((n, unit)) = f.split_once(' ') {
+                if n.chars().all(|c| c.is_ascii_digit()) {
+                    map.insert(unit.to_string(), serde_json::json!(n));
                 }
             }
         }
@@ -527,5 +565,27 @@ impl Concern for HaConcern {
         };
         (c.keepalived_running && self.keepalived().live_pid().is_none())
             || (c.conntrackd_running && self.conntrackd().live_pid().is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counters;
+
+    #[test]
+    fn conntrackd_statistics_as_counters() {
+        let general = "cache internal:\ncurrent active connections:\t       4\n\
+            connections created:\t\t       2\tfailed:\t       0\n\n\
+            traffic processed:\n                   0 Bytes                         0 Pckts\n";
+        let v = counters(general);
+        assert_eq!(v["cache internal"]["current active connections"], "4");
+        assert_eq!(v["cache internal"]["connections created"], "2");
+        assert_eq!(v["cache internal"]["connections created failed"], "0");
+        assert_eq!(v["traffic processed"]["Pckts"], "0");
+        let cache = "cache:internal\tactive objects:\t\t       4\n\
+            \tactive/total entries:\t       4/\t       4\n";
+        let v = counters(cache);
+        assert_eq!(v["cache:internal"]["active objects"], "4");
+        assert_eq!(v["cache:internal"]["active/total entries"], "4/4");
     }
 }
