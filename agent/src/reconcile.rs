@@ -11,6 +11,7 @@ use std::time::Instant;
 use crate::concern::addr6::Addr6Concern;
 use crate::concern::conntrack::ConntrackConcern;
 use crate::concern::dhcp::DhcpConcern;
+use crate::concern::ha::HaConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::nft6::Nft6Concern;
@@ -49,6 +50,9 @@ pub struct Reconciler {
     pub radvd: RadvdConcern,
     /// Metadata, user data and passwords over HTTP on the guest gateways.
     pub web: WebConcern,
+    /// The redundant pair (keepalived, conntrackd): last, once the NICs it watches are
+    /// configured; a promotion's public NICs came up in `links` just before.
+    pub ha: HaConcern,
 }
 
 /// The plan of every concern for one transition (pure; `Display` is the operator's view).
@@ -231,6 +235,10 @@ macro_rules! each_concern {
             let $c = &mut $self.web;
             $body
         }
+        {
+            let $c = &mut $self.ha;
+            $body
+        }
     }};
 }
 
@@ -268,6 +276,7 @@ impl Reconciler {
             dhcp: DhcpConcern::new(&cfg.run_dir, &cfg.state_dir),
             radvd: RadvdConcern::new(&cfg.run_dir),
             web: WebConcern::new(&cfg.state_dir),
+            ha: HaConcern::new(&cfg.run_dir, &cfg.socket),
         }
     }
 

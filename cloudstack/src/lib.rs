@@ -42,6 +42,7 @@ pub mod convert;
 pub mod dhcp;
 pub mod forward_index;
 pub mod guest_ranges;
+pub mod ha;
 pub mod ipv6;
 pub mod later;
 pub mod merge;

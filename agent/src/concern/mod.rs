@@ -17,6 +17,7 @@ use crate::state::DesiredState;
 pub mod addr6;
 pub mod conntrack;
 pub mod dhcp;
+pub mod ha;
 pub mod links;
 pub mod nft;
 pub mod nft6;
