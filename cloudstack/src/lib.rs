@@ -37,6 +37,7 @@
 //!   time (absent when no NIC holds it yet: the rule then matches on any interface).
 
 pub mod aggregate;
+pub mod bgp;
 pub mod check;
 pub mod convert;
 pub mod dhcp;

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::state::DesiredState;
 
+pub mod bgp;
 pub mod conntrack;
 pub mod dhcp;
 pub mod links;
