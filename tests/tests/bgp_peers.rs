@@ -314,6 +314,11 @@ fn peers_learn_guest_prefixes_and_changes_touch_one_session() {
         ping(&h1, "192.0.2.2", 2),
         "h1 cannot reach p1 over the BGP route"
     );
+    // Routed (no source NAT), yet the firewall applies: p1 opens nothing towards h1.
+    assert!(
+        !ping(&p1, "10.1.1.10", 1),
+        "a new inbound flow to a guest passed the firewall"
+    );
     println!(
         "bgp: sessions up and prefixes learned {:.1} s after start",
         started.elapsed().as_secs_f64()
