@@ -428,6 +428,23 @@ fn peers_learn_guest_prefixes_and_changes_touch_one_session() {
         "{running}"
     );
 
+    // BGP removed behind the agent's back (as after an FRR restart that lost its config): the
+    // self-heal loop puts the block back without a push, OSPF's lines untouched.
+    let t = Instant::now();
+    frr1.vtysh(&["configure terminal", "no router bgp 65000"]);
+    assert!(
+        wait_for(Duration::from_secs(30), || session(&frr_p1, "192.0.2.1").0
+            == "Established"
+            && bgp_route(&p1, "10.1.2.0/24", false)),
+        "BGP not healed: {}",
+        frr1.vtysh(&["show running-config"])
+    );
+    println!(
+        "bgp: healed without a push {:.1} s after `no router bgp`",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(ospf_uptime(&frr3).is_some(), "OSPF lost while BGP healed");
+
     // `show bgp --json`: peers with state and prefixes.
     let out = agent.cli(&["show", "bgp", "--json"]);
     let text = String::from_utf8_lossy(&out.stdout);
