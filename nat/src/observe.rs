@@ -217,6 +217,7 @@ mod tests {
             routed: Vec::new(),
             vpn_peers: vec![],
             ospf: false,
+            bgp_peers: Vec::new(),
         };
         let nat: NatSection = serde_json::from_str(nat).unwrap();
         build(&ctx, &nat, &FirewallSection::default(), &[])

@@ -26,6 +26,7 @@ fn ctx() -> RouterContext {
         routed: Vec::new(),
         vpn_peers: vec![],
         ospf: false,
+        bgp_peers: Vec::new(),
     }
 }
 
@@ -49,6 +50,11 @@ fn cases() -> Vec<(
     });
     let mut ospf = ctx();
     ospf.ospf = true;
+    let mut bgp = ctx();
+    bgp.bgp_peers = vec![
+        "192.0.2.50".parse().unwrap(),
+        "198.51.100.7".parse().unwrap(),
+    ];
     let mut two_publics = ctx();
     two_publics.public.push(PublicInterface {
         device: "eth3".into(),
@@ -58,6 +64,7 @@ fn cases() -> Vec<(
     vec![
         ("router_input", ctx(), "{}", "{}", "[]"),
         ("router_input_ospf", ospf, "{}", "{}", "[]"),
+        ("router_input_bgp", bgp, "{}", "{}", "[]"),
         (
             "source_nat",
             two_publics,

@@ -401,6 +401,14 @@ fn peers_learn_guest_prefixes_and_changes_touch_one_session() {
         !frr1.vtysh(&["show running-config"]).contains("192.0.2.6"),
         "p2 still configured"
     );
+    // The router's input accepts BGP from its neighbors only (p2's address left the set).
+    let out = vr1.exec("nft", &["list", "set", "ip", "vr", "bgp_peers"]);
+    let set = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        set.contains("192.0.2.2") && !set.contains("192.0.2.6"),
+        "{set} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // p1's sessions never reset; OSPF stayed Full through all of it.
     let (st, est1, up1) = session(&frr1, "192.0.2.2");

@@ -197,6 +197,15 @@ pub(super) fn base_chains() -> Vec<Chain> {
                     vec![accept()],
                 )
                 .comment("routing protocols"),
+                Rule::new(
+                    vec![
+                        in_set(&[Field::IpSaddr], "bgp_peers"),
+                        l4(TCP),
+                        eq(Field::ThDport, Value::Port(179)),
+                    ],
+                    vec![accept()],
+                )
+                .comment("bgp from its neighbors"),
                 Rule::new(vec![], vec![S::Counter, drop()]),
             ],
         ),
