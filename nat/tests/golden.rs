@@ -27,6 +27,8 @@ fn ctx() -> RouterContext {
         vpn_peers: vec![],
         ospf: false,
         bgp_peers: Vec::new(),
+        ha_sync_devs: vec![],
+        vrrp: false,
     }
 }
 
@@ -55,6 +57,9 @@ fn cases() -> Vec<(
         "192.0.2.50".parse().unwrap(),
         "198.51.100.7".parse().unwrap(),
     ];
+    let mut ha = ctx();
+    ha.vrrp = true;
+    ha.ha_sync_devs = vec!["eth0".into()];
     let mut two_publics = ctx();
     two_publics.public.push(PublicInterface {
         device: "eth3".into(),
@@ -65,6 +70,7 @@ fn cases() -> Vec<(
         ("router_input", ctx(), "{}", "{}", "[]"),
         ("router_input_ospf", ospf, "{}", "{}", "[]"),
         ("router_input_bgp", bgp, "{}", "{}", "[]"),
+        ("router_input_ha", ha, "{}", "{}", "[]"),
         (
             "source_nat",
             two_publics,

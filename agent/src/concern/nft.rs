@@ -152,6 +152,10 @@ pub fn router_context(s: &DesiredState) -> RouterContext {
             std::net::IpAddr::V6(_) => None,
         })
         .collect();
+    if let Some(ha) = &s.ha {
+        ctx.vrrp = true;
+        ctx.ha_sync_devs = ha.sync.iter().map(|l| l.device.clone()).collect();
+    }
     ctx
 }
 

@@ -206,6 +206,15 @@ pub(super) fn base_chains() -> Vec<Chain> {
                     vec![accept()],
                 )
                 .comment("bgp from its neighbors"),
+                Rule::new(
+                    vec![
+                        in_set(&[Field::Iifname], "ha_sync_devs"),
+                        l4(UDP),
+                        eq(Field::ThDport, Value::Port(super::HA_SYNC_PORT)),
+                    ],
+                    vec![accept()],
+                )
+                .comment("conntrackd state sync"),
                 Rule::new(vec![], vec![S::Counter, drop()]),
             ],
         ),

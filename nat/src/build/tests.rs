@@ -21,6 +21,8 @@ pub(crate) fn ctx() -> RouterContext {
         vpn_peers: vec![],
         ospf: false,
         bgp_peers: Vec::new(),
+        ha_sync_devs: vec![],
+        vrrp: false,
     }
 }
 
