@@ -228,6 +228,7 @@ mod tests {
             routed: Vec::new(),
             vpn_peers: vec![],
             ospf: false,
+            bgp_peers: Vec::new(),
             ha_sync_devs: vec![],
             vrrp: false,
         };
