@@ -40,6 +40,7 @@ pub mod aggregate;
 pub mod check;
 pub mod convert;
 pub mod dhcp;
+pub mod forward_fast;
 pub mod forward_index;
 pub mod guest_ranges;
 pub mod later;
