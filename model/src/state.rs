@@ -4,13 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use vr_guest::{DhcpSection, MetadataSection, PasswordSection};
+use vr_ha::{HaRole, HaSection};
+use vr_nat::v6::Firewall6Section;
 use vr_nat::{FirewallSection, NatSection, TierAcl};
 use vr_ospf::OspfSection;
 use vr_vpn::VpnSection;
@@ -35,6 +37,9 @@ pub struct StateDocument {
     pub nat: Option<NatSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firewall: Option<FirewallSection>,
+    /// The IPv6 filter of the routed guest prefixes (table `ip6 vr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall6: Option<Firewall6Section>,
     /// VPC network ACLs, one entry per tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acls: Option<Vec<TierAcl>>,
@@ -62,6 +67,16 @@ pub struct StateDocument {
     /// How the usage (billing) counters tell guest traffic apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageSection>,
+    /// The redundant pair (keepalived + conntrackd); `null` makes the router single again.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ha: Option<Option<HaSection>>,
+    /// The role keepalived gave this router (`vr-agent ha primary|backup|fault` sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha_role: Option<HaRole>,
 }
 
 /// Conntrack sizing and timeouts; each unset key keeps the config file's value, else the
@@ -129,6 +144,14 @@ pub struct Interface {
     pub gateway: Option<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// IPv6 addresses with prefix length (guest: the gateway of a routed prefix, which
+    /// router advertisements announce on this NIC).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub addresses6: Vec<Ipv6Net>,
+    /// IPv6 next hop (public: the IPv6 default route goes through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// `ip route replace DESTINATION via GATEWAY [dev DEVICE] [table TABLE]`
@@ -222,6 +245,9 @@ pub struct DesiredState {
     pub nat: NatSection,
     #[serde(default)]
     pub firewall: FirewallSection,
+    /// Left out of `state.json` while empty, so states written before it existed read the same.
+    #[serde(default, skip_serializing_if = "Firewall6Section::is_empty")]
+    pub firewall6: Firewall6Section,
     #[serde(default)]
     pub acls: Vec<TierAcl>,
     #[serde(default)]
@@ -245,6 +271,13 @@ pub struct DesiredState {
     pub usage: UsageSection,
     #[serde(default)]
     pub cloudstack: CloudStackContext,
+    /// The redundant pair; left out while single.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<HaSection>,
+    /// This router's role in the pair, as keepalived last reported it (persisted like any
+    /// other state, so a restart comes back in the role it had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha_role: Option<HaRole>,
     /// Policy-routing index per public device: connmark/fwmark `100 + index` and routing table
     /// `100 + index` (CloudStack: eth2 -> 0x66). Allocated once and never reused, so conntrack
     /// entries marked before a restart keep routing the same way after it.
@@ -310,6 +343,9 @@ impl DesiredState {
         if let Some(v) = doc.firewall {
             next.firewall = v;
         }
+        if let Some(v) = doc.firewall6 {
+            next.firewall6 = v;
+        }
         if let Some(v) = doc.acls {
             next.acls = v;
         }
@@ -333,6 +369,12 @@ impl DesiredState {
         }
         if let Some(v) = doc.usage {
             next.usage = v;
+        }
+        if let Some(v) = doc.ha {
+            next.ha = v;
+        }
+        if let Some(v) = doc.ha_role {
+            next.ha_role = Some(v);
         }
         next.allocate_policy_indexes();
         next
@@ -365,6 +407,12 @@ impl DesiredState {
     /// The mark and table number of a public device (`100 + index`).
     pub fn policy_mark(&self, device: &str) -> Option<u32> {
         self.policy_index.get(device).map(|i| 100 + i)
+    }
+
+    /// Whether what a backup holds (public NICs, guest services, tunnel initiation) runs here:
+    /// a single router, or the primary of a pair.
+    pub fn ha_active(&self) -> bool {
+        vr_ha::model::active(self.ha.as_ref(), self.ha_role)
     }
 }
 
