@@ -41,6 +41,7 @@ pub mod bgp;
 pub mod check;
 pub mod convert;
 pub mod dhcp;
+pub mod forward_fast;
 pub mod forward_index;
 pub mod guest_ranges;
 pub mod ha;
