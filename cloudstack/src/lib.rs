@@ -46,6 +46,7 @@ pub mod later;
 pub mod merge;
 pub mod not_applied;
 pub mod ospf;
+pub mod ravpn;
 pub mod rules;
 pub mod s2s;
 pub mod scripts;

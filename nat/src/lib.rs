@@ -25,7 +25,7 @@ pub mod revoked;
 pub mod usage;
 pub mod validate;
 
-pub use build::{build, GuestNetwork, PublicInterface, RouterContext, VpnPeer};
+pub use build::{build, GuestNetwork, PublicInterface, RemoteAccessVpn, RouterContext, VpnPeer};
 pub use ir::Ruleset;
 pub use plan::{plan, NftPlan};
 

@@ -216,6 +216,7 @@ mod tests {
             control_device: None,
             routed: Vec::new(),
             vpn_peers: vec![],
+            remote_access: None,
             ospf: false,
         };
         let nat: NatSection = serde_json::from_str(nat).unwrap();

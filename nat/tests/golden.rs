@@ -25,6 +25,7 @@ fn ctx() -> RouterContext {
         control_device: Some("eth1".into()),
         routed: Vec::new(),
         vpn_peers: vec![],
+        remote_access: None,
         ospf: false,
     }
 }
@@ -49,6 +50,13 @@ fn cases() -> Vec<(
     });
     let mut ospf = ctx();
     ospf.ospf = true;
+    let mut ravpn = ctx();
+    ravpn.remote_access = Some(vr_nat::RemoteAccessVpn {
+        server_ip: "192.0.2.10".parse().unwrap(),
+        pool_first: "10.1.2.1".parse().unwrap(),
+        pool_last: "10.1.2.10".parse().unwrap(),
+        local_cidrs: vec!["10.1.0.0/24".parse().unwrap()],
+    });
     let mut two_publics = ctx();
     two_publics.public.push(PublicInterface {
         device: "eth3".into(),
@@ -58,6 +66,7 @@ fn cases() -> Vec<(
     vec![
         ("router_input", ctx(), "{}", "{}", "[]"),
         ("router_input_ospf", ospf, "{}", "{}", "[]"),
+        ("remote_access_vpn", ravpn, "{}", "{}", "[]"),
         (
             "source_nat",
             two_publics,

@@ -8,10 +8,15 @@ pub mod client;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod remote;
+pub mod remote_plan;
+mod remote_validate;
+pub mod remote_vici;
 pub mod validate;
 pub mod vici;
 
 pub use model::*;
+pub use remote::{RemoteAccess, RemoteUser, ServerCertificate};
 pub use validate::{validate_vpn, FieldError};
 /// The PSK/password type, shared with the other crates that carry secrets.
 pub use vr_secret::Secret;

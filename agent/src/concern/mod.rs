@@ -22,6 +22,7 @@ pub mod ospf;
 pub mod tunables;
 pub mod usage;
 pub mod vpn;
+pub mod vpn_remote;
 pub mod web;
 pub mod web_book;
 pub mod web_http;
