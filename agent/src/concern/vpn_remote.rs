@@ -104,7 +104,7 @@ pub fn status(
         .as_ref()
         .map(|all| {
             all.iter()
-                .filter(|(conn, _)| is_remote_conn(conn))
+                .filter(|(conn, sa)| is_remote_conn(conn) && sa.state == "ESTABLISHED")
                 .map(|(conn, sa)| {
                     let sum = |f: fn(&vr_vpn::client::ChildSa) -> &Option<String>| -> u64 {
                         sa.child_sas
@@ -119,6 +119,7 @@ pub fn status(
                         "remote_host": sa.remote_host,
                         "state": sa.state,
                         "ike_uniqueid": sa.uniqueid,
+                        "child_ids": sa.child_sas.values().map(|c| c.uniqueid.clone()).collect::<Vec<_>>(),
                         "since_secs": sa.established.as_deref().and_then(|e| e.parse::<u64>().ok()),
                         "bytes_in": sum(|c| &c.bytes_in),
                         "bytes_out": sum(|c| &c.bytes_out),
