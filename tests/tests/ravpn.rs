@@ -362,6 +362,12 @@ fn road_warriors_connect_and_are_managed_one_by_one() {
 
     // No password nor PSK in the agent's log or in `show vpn`.
     let text = String::from_utf8_lossy(&s1.agent.cli(&["show", "vpn"]).stdout).into_owned();
+    println!("{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("bob ") && l.contains(&vip2)),
+        "show vpn lists bob with his virtual IP: {text}"
+    );
     let log = s1.agent.log_text();
     for s in [RA_PSK, ALICE_PW, BOB_PW, WRONG_PW, S2S_PSK] {
         assert!(!log.contains(s), "a secret in the agent log");

@@ -5,6 +5,7 @@
 //! connections are never touched) -> a thin `rsvici` client; SA status from `list-sas`.
 
 pub mod client;
+pub mod l2tp;
 pub mod model;
 pub mod plan;
 pub mod policy;
