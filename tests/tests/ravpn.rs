@@ -8,6 +8,9 @@
 //! - bob, added by a push, connects with IKEv1 PSK + XAuth, likewise; alice's IKE SA keeps
 //!   its unique id and its CHILD SA (no rekey caused by the push);
 //! - alice, removed by a push, is disconnected and cannot reconnect; bob stays up;
+//! - the gateway then proves itself with a certificate (native push) to an IKEv2 client that
+//!   trusts only the CA; disabling the VPN (CloudStack `create: false`) unloads only the
+//!   remote-access connections;
 //! - the site-to-site tunnel keeps its IKE SA through all of it.
 
 use std::path::Path;
@@ -51,10 +54,44 @@ impl Warrior {
     /// Loads the client config: connections `v2` (IKEv2 EAP-MSCHAPv2, gateway by PSK and
     /// its IP) and `v1` (IKEv1 main mode PSK + XAuth), as `user` with `password`.
     fn configure(&self, user: &str, password: &str) {
+        self.configure_with(user, password, None)
+    }
+
+    /// As [`Warrior::configure`], plus connection `v2cert` (IKEv2 EAP-MSCHAPv2, gateway by a
+    /// certificate issued by the CA in `ca`) when `ca` is given.
+    fn configure_with(&self, user: &str, password: &str, ca: Option<&Path>) {
         let conf = self.charon.dir.join("swanctl.conf");
+        let v2cert = ca.map_or(String::new(), |ca| {
+            format!(
+                r#"  v2cert {{
+    version = 2
+    remote_addrs = {SERVER}
+    vips = 0.0.0.0
+    encap = yes
+    send_certreq = yes
+    local {{
+      auth = eap-mschapv2
+      id = {user}
+    }}
+    remote {{
+      auth = pubkey
+      id = {SERVER}
+      cacerts = {}
+    }}
+    children {{
+      v2cert {{
+        remote_ts = 10.1.1.0/24
+        esp_proposals = aes128gcm16
+      }}
+    }}
+  }}
+"#,
+                ca.display()
+            )
+        });
         let text = format!(
             r#"connections {{
-  v2 {{
+{v2cert}  v2 {{
     version = 2
     remote_addrs = {SERVER}
     vips = 0.0.0.0
@@ -151,6 +188,72 @@ secrets {{
             .matches("ESTABLISHED")
             .count()
     }
+}
+
+/// A CA and a gateway certificate for `SERVER` (SAN IP, EKU serverAuth) made with openssl:
+/// (CA path, certificate PEM, key PEM).
+fn make_certs(dir: &Path) -> (std::path::PathBuf, String, String) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    run(&[&["genpkey"][..], &ec, &["-out", "ca.key"]].concat());
+    run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=ravpn test CA",
+        "-days",
+        "2",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[&["genpkey"][..], &ec, &["-out", "vpn.key"]].concat());
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        "vpn.key",
+        "-subj",
+        "/CN=vpn.test",
+        "-out",
+        "vpn.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!("subjectAltName=IP:{SERVER}\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "vpn.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "vpn.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        std::fs::read_to_string(dir.join("vpn.pem")).unwrap(),
+        std::fs::read_to_string(dir.join("vpn.key")).unwrap(),
+    )
 }
 
 fn users_push(users: &[(&str, &str, bool)]) -> String {
@@ -359,8 +462,6 @@ fn road_warriors_connect_and_are_managed_one_by_one() {
         "site-to-site traffic stopped"
     );
     assert_eq!(connected(&v).len(), 1, "{v}");
-
-    // No password nor PSK in the agent's log or in `show vpn`.
     let text = String::from_utf8_lossy(&s1.agent.cli(&["show", "vpn"]).stdout).into_owned();
     println!("{text}");
     assert!(
@@ -368,8 +469,65 @@ fn road_warriors_connect_and_are_managed_one_by_one() {
             .any(|l| l.starts_with("bob ") && l.contains(&vip2)),
         "show vpn lists bob with his virtual IP: {text}"
     );
+
+    // The gateway proves itself with a certificate (set natively: CloudStack's push carries
+    // none). The server changed, so its clients' SAs end; the tunnel and the users do not.
+    let (ca, cert_pem, key_pem) = make_certs(dir.path());
+    let native = format!(
+        r#"{{"schema":1,"vpn":{{"site_to_site":[{}],"remote_access":{{"server_ip":"{SERVER}","pool_first":"10.1.9.1",
+        "pool_last":"10.1.9.20","local_cidrs":["10.1.1.0/24"],"dns":"10.1.1.1","psk":"{RA_PSK}",
+        "certificate":{{"cert_pem":{},"key_pem":{}}}}},"remote_users":[{{"name":"bob","password":"{BOB_PW}"}}]}}}}"#,
+        tunnel(s1.public, s1.lan, s2.public, s2.lan, S2S_PSK, false, 3600),
+        serde_json::Value::from(cert_pem.as_str()),
+        serde_json::Value::from(key_pem.as_str()),
+    );
+    let (c, r) = s1.agent.apply_text("cert.json", &native);
+    assert_eq!(c, 0, "{r}");
+    rw1.configure_with("bob", BOB_PW, Some(&ca));
+    let secs = rw1
+        .initiate("v2cert")
+        .unwrap_or_else(|e| panic!("bob (IKEv2, gateway by certificate) refused: {e}"));
+    println!("bob: IKEv2 with the gateway's certificate up in {secs:.2} s");
+    assert!(ping(&rw1.ns, GUEST, 2), "no traffic with the certificate");
+    let v = show_vpn(&s1.agent);
+    assert_eq!(v["remote_access"]["gateway_auth"], "certificate", "{v}");
+
+    // Disabled the CloudStack way: only the remote-access connections go.
+    let off = ra.replace("\"create\":true", "\"create\":false");
+    let (c, r) = s1.agent.apply_text("ra-off.json", &off);
+    assert_eq!(c, 0, "{r}");
+    let conns = String::from_utf8_lossy(
+        &s1.charon
+            .as_ref()
+            .unwrap()
+            .swanctl(&["--list-conns"])
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        !conns.contains("ra-ikev") && conns.contains("s2s-192.0.2.20"),
+        "{conns}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || !ping(&rw1.ns, GUEST, 1)),
+        "traffic flows with the VPN off"
+    );
+    let v = show_vpn(&s1.agent);
+    assert_eq!(
+        conn(&v, "s2s-192.0.2.20").unwrap()["ike_uniqueid"],
+        s2s_id,
+        "the site-to-site SA was re-established: {v}"
+    );
+    assert!(
+        ping(&s1.host, "10.2.0.10", 1),
+        "site-to-site traffic stopped"
+    );
+    let key_body: String = key_pem.lines().nth(1).unwrap_or("").to_string();
+
+    // No password, PSK or key in the agent's log or in `show vpn`.
+    let text = String::from_utf8_lossy(&s1.agent.cli(&["show", "vpn"]).stdout).into_owned();
     let log = s1.agent.log_text();
-    for s in [RA_PSK, ALICE_PW, BOB_PW, WRONG_PW, S2S_PSK] {
+    for s in [RA_PSK, ALICE_PW, BOB_PW, WRONG_PW, S2S_PSK, &key_body] {
         assert!(!log.contains(s), "a secret in the agent log");
         assert!(
             !text.contains(s) && !v.to_string().contains(s),
