@@ -55,6 +55,18 @@ pub fn plan_remote(applied: &VpnSection, desired: &VpnSection) -> Vec<RaOp> {
             _ => {}
         }
     }
+    // A server loaded anew finds the users' secrets loaded too: charon may have lost them
+    // with the server (a restart), and loading an unchanged secret disturbs no SA.
+    if ops.iter().any(|o| matches!(o, RaOp::LoadServer(_))) {
+        for u in &desired.remote_users {
+            let planned = ops
+                .iter()
+                .any(|o| matches!(o, RaOp::LoadUser(x) if x.name == u.name));
+            if !planned {
+                ops.push(RaOp::LoadUser(u.clone()));
+            }
+        }
+    }
     ops
 }
 
@@ -165,10 +177,18 @@ mod tests {
         let p = plan_remote(&a, &d);
         assert!(matches!(&p[..], [RaOp::LoadUser(u)] if u.name == "alice"));
         assert!(!text(&p).contains("pw-a2"));
-        // A new PSK reloads the server; disabling unloads it, users stay.
+        // A new PSK reloads the server (and the users with it); disabling unloads it only.
         let e = section(Some("psk-2"), &[("alice", "pw-a"), ("bob", "pw-b")]);
         let p = plan_remote(&a, &e);
-        assert!(matches!(&p[..], [RaOp::UnloadServer, RaOp::LoadServer(_)]));
+        assert!(matches!(
+            &p[..],
+            [
+                RaOp::UnloadServer,
+                RaOp::LoadServer(_),
+                RaOp::LoadUser(_),
+                RaOp::LoadUser(_)
+            ]
+        ));
         assert!(!text(&p).contains("psk-2"), "{}", text(&p));
         let f = section(None, &[("alice", "pw-a"), ("bob", "pw-b")]);
         assert_eq!(plan_remote(&a, &f), [RaOp::UnloadServer]);
