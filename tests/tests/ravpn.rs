@@ -11,7 +11,8 @@
 //! - the gateway then proves itself with a certificate (native push) to an IKEv2 client that
 //!   trusts only the CA; disabling the VPN (CloudStack `create: false`) unloads only the
 //!   remote-access connections;
-//! - the site-to-site tunnel keeps its IKE SA through all of it.
+//! - the site-to-site tunnel keeps its IKE SA through all of it;
+//! - charon killed and restarted: the VPN and its users are loaded again without a push.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -534,6 +535,30 @@ fn road_warriors_connect_and_are_managed_one_by_one() {
             "a secret in show vpn"
         );
     }
+
+    // Enabled again, then charon is killed and restarted: the agent loads the connections,
+    // the pool and the users again without a push (self-heal), and bob logs in.
+    let (c, r) = s1.agent.apply_text("ra-on.json", &ra);
+    assert_eq!(c, 0, "{r}");
+    let old = s1.charon.take().expect("charon");
+    // SAFETY: kill(2) on the PID of a charon this test started.
+    unsafe {
+        libc::kill(old.pid as i32, libc::SIGKILL);
+    }
+    s1.charon = Some(Charon::start(&mut s1.router, &old.dir));
+    let restarted = Instant::now();
+    let back = wait_for(Duration::from_secs(20), || rw2.initiate("v1").is_ok());
+    assert!(
+        back,
+        "bob cannot log in after a charon restart: {}",
+        show_vpn(&s1.agent)
+    );
+    println!(
+        "charon restarted: bob back in {:.1} s, no push",
+        restarted.elapsed().as_secs_f64()
+    );
+    assert!(ping(&rw2.ns, GUEST, 2), "no traffic after the restart");
+
     println!("ravpn acceptance took {:.1} s", t0.elapsed().as_secs_f64());
     drop((rw2, rw1, s2, s1, sw, dir));
 }
