@@ -390,6 +390,12 @@ fn road_warriors_connect_and_are_managed_one_by_one() {
         connected_user(v, "alice").map(|a| (a["ike_uniqueid"].clone(), a["child_ids"].clone()))
     };
     let alice_before = alice_sa(&v);
+    let check = s1.agent.cli(&["check"]);
+    let check_text = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(
+        check.status.success() && check_text.contains("remote-access vpn"),
+        "check: {check_text}"
+    );
 
     // bob is added: alice's SA is untouched; bob connects over IKEv1 PSK + XAuth.
     let (c, r) = s1.agent.apply_text(

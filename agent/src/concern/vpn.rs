@@ -361,7 +361,10 @@ impl Concern for VpnConcern {
 
     async fn health(&mut self, desired: &DesiredState) -> Vec<Check> {
         if desired.vpn.site_to_site.is_empty() {
-            return Vec::new();
+            return match &desired.vpn.remote_access {
+                Some(_) => super::vpn_remote::health(&self.vici_socket).await,
+                None => Vec::new(),
+            };
         }
         let sas = match self.connect().await {
             Ok(mut v) => match v.list_sas().await {
@@ -397,6 +400,14 @@ impl Concern for VpnConcern {
                 ),
             };
             out.push(check);
+        }
+        if desired.vpn.remote_access.is_some() {
+            out.extend(
+                super::vpn_remote::health(&self.vici_socket)
+                    .await
+                    .into_iter()
+                    .filter(|c| c.name != "charon reachable"),
+            );
         }
         out
     }

@@ -94,6 +94,32 @@ pub async fn execute(vici: &mut Vici, ops: &[RaOp]) -> Result<(), ConcernError> 
     Ok(())
 }
 
+/// `check`: charon holds both remote-access connections (users connect or not as they like).
+pub async fn health(socket: &std::path::Path) -> Vec<crate::diag::check::Check> {
+    use crate::diag::check::Check;
+    let conns = match Vici::connect(socket).await {
+        Ok(mut v) => v.list_conns().await,
+        Err(e) => Err(e),
+    };
+    let conns = match conns {
+        Ok(c) => c,
+        Err(e) => return vec![Check::fail("charon reachable", e.to_string())],
+    };
+    let missing: Vec<&str> = [CONN_V2, CONN_V1]
+        .into_iter()
+        .filter(|c| !conns.iter().any(|x| x == c))
+        .collect();
+    let name = "remote-access vpn";
+    if missing.is_empty() {
+        vec![Check::ok(name, format!("{CONN_V2} and {CONN_V1} loaded"))]
+    } else {
+        vec![Check::fail(
+            name,
+            format!("not loaded in charon: {}", missing.join(", ")),
+        )]
+    }
+}
+
 /// `show vpn`'s remote-access part: the server, the configured user names (never their
 /// passwords) and the connected users with their virtual IP, seconds connected and bytes.
 pub fn status(
