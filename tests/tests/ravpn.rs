@@ -3,6 +3,7 @@
 //! real strongSwan charon in its own namespace. The remote-access VPN and its users arrive as
 //! CloudStack pushes (`remoteaccessvpn`, `vpnuserlist`).
 //!
+//! - IKE to another address of the router is dropped before charon sees it;
 //! - alice (IKEv2, EAP-MSCHAPv2) gets a virtual IP from the pushed range, pings and
 //!   TCP-connects the guest host; a wrong password is refused;
 //! - bob, added by a push, connects with IKEv1 PSK + XAuth, likewise; alice's IKE SA keeps
@@ -29,6 +30,8 @@ const BOB_PW: &str = "ravpn-bob-pw-Lq05";
 const WRONG_PW: &str = "ravpn-wrong-pw-Xx00";
 const SERVER: &str = "192.0.2.10";
 const GUEST: &str = "10.1.1.10";
+/// Another address of the router's public NIC: not the VPN's.
+const OTHER: &str = "192.0.2.11";
 
 /// A road warrior: a namespace on the switch with its own charon.
 struct Warrior {
@@ -92,7 +95,26 @@ impl Warrior {
         });
         let text = format!(
             r#"connections {{
-{v2cert}  v2 {{
+{v2cert}  other {{
+    version = 2
+    remote_addrs = {OTHER}
+    vips = 0.0.0.0
+    encap = yes
+    local {{
+      auth = eap-mschapv2
+      id = {user}
+    }}
+    remote {{
+      auth = psk
+      id = {SERVER}
+    }}
+    children {{
+      other {{
+        remote_ts = 10.1.1.0/24
+      }}
+    }}
+  }}
+  v2 {{
     version = 2
     remote_addrs = {SERVER}
     vips = 0.0.0.0
@@ -368,6 +390,39 @@ fn road_warriors_connect_and_are_managed_one_by_one() {
     assert!(
         greeting.starts_with(&format!("peer={vip1} ")),
         "the guest saw another source than alice's virtual IP (source NAT?): {greeting}"
+    );
+
+    // IKE to another address of the router is dropped (charon itself would answer it).
+    s1.router
+        .ip(&["addr", "add", &format!("{OTHER}/24"), "dev", "wan0"]);
+    let t = Instant::now();
+    let out = rw1.charon.swanctl(&[
+        "--initiate",
+        "--ike",
+        "other",
+        "--child",
+        "other",
+        "--timeout",
+        "2",
+    ]);
+    assert!(!out.status.success(), "IKE to {OTHER} got through");
+    let server_log =
+        std::fs::read_to_string(s1.charon.as_ref().unwrap().dir.join("charon.log")).unwrap();
+    // The control: charon logs each IKE packet it receives (alice's reached it).
+    assert!(
+        server_log.contains(&format!("to {SERVER}[500]")),
+        "charon does not log received packets: the check below proves nothing"
+    );
+    assert!(
+        !server_log.contains(&format!("to {OTHER}[500]")),
+        "IKE to {OTHER} reached charon"
+    );
+    let _ = rw1
+        .charon
+        .swanctl(&["--terminate", "--ike", "other", "--force"]);
+    println!(
+        "IKE to {OTHER} (not the VPN's IP) dropped ({:.1} s without an answer)",
+        t.elapsed().as_secs_f64()
     );
 
     // A wrong password is refused.
