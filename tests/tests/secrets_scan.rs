@@ -1,6 +1,6 @@
 //! Issues 9 and 12 acceptance (secrets): every kind of secret (site-to-site and remote-access
-//! PSKs, OSPF keys, VM passwords, user data, VPN user and BGP passwords, secret `cmdline`
-//! keys), pushed natively, the CloudStack way, through the socket and the spool, and inside
+//! PSKs, the remote-access gateway's certificate key, OSPF keys, VM passwords, user data, VPN
+//! user and BGP passwords, secret `cmdline` keys), pushed natively, the CloudStack way, through the socket and the spool, and inside
 //! pushes that are rejected (and the password and user data also served to their guest over
 //! HTTP and acknowledged), never appears in the agent's log, in any push result, in the
 //! output of any subcommand (text and `--json`, the CloudStack front doors and the alerts
@@ -137,6 +137,11 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         ("vmdata.json", vm_data(), vec![USER_DATA]),
         ("users.json", vpn_users(), vec![VPN_USER_PW]),
         ("bgp.json", bgp_peers(), vec![BGP_PW]),
+        (
+            "ra-native.json",
+            ra_native(),
+            vec![RA_KEY_MARKER, RA_NATIVE_PW],
+        ),
     ];
     for (file, text, secrets) in &accepted {
         let (code, r) = agent.apply_text(file, text);
