@@ -27,6 +27,8 @@ fn ctx() -> RouterContext {
         vpn_peers: vec![],
         remote_access: None,
         ospf: false,
+        ha_sync_devs: vec![],
+        vrrp: false,
     }
 }
 
@@ -57,6 +59,9 @@ fn cases() -> Vec<(
         pool_last: "10.1.2.10".parse().unwrap(),
         local_cidrs: vec!["10.1.0.0/24".parse().unwrap()],
     });
+    let mut ha = ctx();
+    ha.vrrp = true;
+    ha.ha_sync_devs = vec!["eth0".into()];
     let mut two_publics = ctx();
     two_publics.public.push(PublicInterface {
         device: "eth3".into(),
@@ -67,6 +72,7 @@ fn cases() -> Vec<(
         ("router_input", ctx(), "{}", "{}", "[]"),
         ("router_input_ospf", ospf, "{}", "{}", "[]"),
         ("remote_access_vpn", ravpn, "{}", "{}", "[]"),
+        ("router_input_ha", ha, "{}", "{}", "[]"),
         (
             "source_nat",
             two_publics,

@@ -21,6 +21,8 @@ pub(crate) fn ctx() -> RouterContext {
         vpn_peers: vec![],
         remote_access: None,
         ospf: false,
+        ha_sync_devs: vec![],
+        vrrp: false,
     }
 }
 
