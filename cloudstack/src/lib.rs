@@ -43,6 +43,7 @@ pub mod dhcp;
 pub mod forward_index;
 pub mod guest_ranges;
 pub mod ha;
+pub mod ipv6;
 pub mod later;
 pub mod merge;
 pub mod not_applied;

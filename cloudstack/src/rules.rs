@@ -174,7 +174,7 @@ pub enum FwRule {
     },
 }
 
-fn rule_protocol(e: &mut Errors, path: &str, s: &str) -> Option<RuleProtocol> {
+pub(crate) fn rule_protocol(e: &mut Errors, path: &str, s: &str) -> Option<RuleProtocol> {
     match s.to_ascii_lowercase().as_str() {
         "all" => Some(RuleProtocol::All),
         "tcp" => Some(RuleProtocol::Tcp),
@@ -197,7 +197,7 @@ fn rule_protocol(e: &mut Errors, path: &str, s: &str) -> Option<RuleProtocol> {
 /// Ports and ICMP fields of a rule, checked only where the protocol uses them.
 type Matchers = (Option<vr_nat::PortRange>, Option<u8>, Option<u8>);
 
-fn matchers(
+pub(crate) fn matchers(
     e: &mut Errors,
     pre: &str,
     proto: RuleProtocol,
@@ -326,55 +326,6 @@ pub fn firewall(p: &FirewallRules) -> Result<Vec<(bool, FwRule)>, Invalid> {
                 "traffic_type is Ingress or Egress",
             ),
         }
-    }
-    e.into_result(out)
-}
-
-/// `ipv6firewallrules`: checked with IPv6 addresses; `(revoked, id)` per rule.
-pub fn firewall6(p: &FirewallRules) -> Result<Vec<(bool, u64)>, Invalid> {
-    let mut e = Errors::default();
-    let mut out = Vec::new();
-    for (i, r) in p.rules.iter().enumerate() {
-        let pre = format!("rules[{i}]");
-        if r.revoked {
-            out.push((true, r.id));
-            continue;
-        }
-        if let Some(protocol) = rule_protocol(&mut e, &format!("{pre}.protocol"), &r.protocol) {
-            matchers(
-                &mut e,
-                &pre,
-                protocol,
-                r.src_port_range.as_deref(),
-                r.icmp_type,
-                r.icmp_code,
-            );
-        }
-        if let Some(ip) = r.src_ip.as_deref().filter(|s| !s.is_empty()) {
-            check::ip_any(&mut e, &format!("{pre}.src_ip"), ip);
-        }
-        for (name, l) in [
-            ("source_cidr_list", &r.source_cidr_list),
-            ("dest_cidr_list", &r.dest_cidr_list),
-        ] {
-            for (j, c) in l.iter().flatten().enumerate() {
-                check::cidr_any(&mut e, &format!("{pre}.{name}[{j}]"), c);
-            }
-        }
-        if let Some(c) = r.guest_ip6_cidr.as_deref().filter(|s| !s.is_empty()) {
-            check::cidr6(&mut e, &format!("{pre}.guest_ip6_cidr"), c);
-        }
-        if !matches!(
-            r.traffic_type.to_ascii_lowercase().as_str(),
-            "ingress" | "egress"
-        ) {
-            e.push(
-                format!("{pre}.traffic_type"),
-                q(&r.traffic_type),
-                "traffic_type is Ingress or Egress",
-            );
-        }
-        out.push((r.revoked, r.id));
     }
     e.into_result(out)
 }
