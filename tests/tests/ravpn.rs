@@ -198,8 +198,11 @@ fn road_warriors_connect_and_are_managed_one_by_one() {
     let alice_before = alice_sa(&v);
     let check = s1.agent.cli(&["check"]);
     let check_text = String::from_utf8_lossy(&check.stdout).into_owned();
+    // Only this concern's line: other checks (disk space) depend on the machine.
     assert!(
-        check.status.success() && check_text.contains("remote-access vpn"),
+        check_text
+            .lines()
+            .any(|l| l.starts_with("OK") && l.contains("remote-access vpn")),
         "check: {check_text}"
     );
 
