@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Instant;
 
 use crate::concern::addr6::Addr6Concern;
+use crate::concern::bgp::BgpConcern;
 use crate::concern::conntrack::ConntrackConcern;
 use crate::concern::dhcp::DhcpConcern;
 use crate::concern::ha::HaConcern;
@@ -44,6 +45,8 @@ pub struct Reconciler {
     pub conntrack: ConntrackConcern,
     pub vpn: VpnConcern,
     pub ospf: OspfConcern,
+    /// After OSPF, in the same FRR: each reads and writes only its own lines.
+    pub bgp: BgpConcern,
     /// Guest DHCP and DNS (dnsmasq): last, once addresses and the firewall are in place.
     pub dhcp: DhcpConcern,
     /// Router advertisements on guest NICs with an IPv6 prefix.
@@ -224,6 +227,10 @@ macro_rules! each_concern {
             $body
         }
         {
+            let $c = &mut $self.bgp;
+            $body
+        }
+        {
             let $c = &mut $self.dhcp;
             $body
         }
@@ -273,6 +280,7 @@ impl Reconciler {
             conntrack: ConntrackConcern::default(),
             vpn: VpnConcern::new(cfg.vici_socket.clone()),
             ospf: OspfConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
+            bgp: BgpConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
             dhcp: DhcpConcern::new(&cfg.run_dir, &cfg.state_dir),
             radvd: RadvdConcern::new(&cfg.run_dir),
             web: WebConcern::new(&cfg.state_dir),

@@ -212,6 +212,11 @@ pub fn merge_into(
             super::ravpn::users(next, l);
             Ok(())
         }
+        // BGP peers become the native `bgp` section (see `bgp`).
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::BgpPeers(b),
+            ..
+        }) => super::bgp::peers(next, b),
         Payload::Later(p) => {
             later::store(p, &mut next.cloudstack);
             nya.push(p.kind);

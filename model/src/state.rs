@@ -14,6 +14,7 @@ use vr_guest::{DhcpSection, MetadataSection, PasswordSection};
 use vr_ha::{HaRole, HaSection};
 use vr_nat::v6::Firewall6Section;
 use vr_nat::{FirewallSection, NatSection, TierAcl};
+use vr_ospf::bgp::BgpSection;
 use vr_ospf::OspfSection;
 use vr_vpn::VpnSection;
 
@@ -52,6 +53,13 @@ pub struct StateDocument {
         skip_serializing_if = "Option::is_none"
     )]
     pub ospf: Option<Option<OspfSection>>,
+    /// `null` removes BGP; absent leaves it as it is.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bgp: Option<Option<BgpSection>>,
     /// Kernel sizing the operator wants instead of the agent's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<KernelSection>,
@@ -254,6 +262,9 @@ pub struct DesiredState {
     pub vpn: VpnSection,
     #[serde(default)]
     pub ospf: Option<OspfSection>,
+    /// BGP speaker (FRR bgpd); left out of `state.json` while unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpSection>,
     /// Left out of `state.json` while unset, so states written before it existed read the same.
     #[serde(default, skip_serializing_if = "KernelSection::is_unset")]
     pub kernel: KernelSection,
@@ -354,6 +365,9 @@ impl DesiredState {
         }
         if let Some(v) = doc.ospf {
             next.ospf = v;
+        }
+        if let Some(v) = doc.bgp {
+            next.bgp = v;
         }
         if let Some(v) = doc.kernel {
             next.kernel = v;

@@ -229,6 +229,7 @@ mod tests {
             vpn_peers: vec![],
             remote_access: None,
             ospf: false,
+            bgp_peers: Vec::new(),
             ha_sync_devs: vec![],
             vrrp: false,
         };

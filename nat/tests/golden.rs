@@ -27,6 +27,7 @@ fn ctx() -> RouterContext {
         vpn_peers: vec![],
         remote_access: None,
         ospf: false,
+        bgp_peers: Vec::new(),
         ha_sync_devs: vec![],
         vrrp: false,
     }
@@ -59,6 +60,11 @@ fn cases() -> Vec<(
         pool_last: "10.1.2.10".parse().unwrap(),
         local_cidrs: vec!["10.1.0.0/24".parse().unwrap()],
     });
+    let mut bgp = ctx();
+    bgp.bgp_peers = vec![
+        "192.0.2.50".parse().unwrap(),
+        "198.51.100.7".parse().unwrap(),
+    ];
     let mut ha = ctx();
     ha.vrrp = true;
     ha.ha_sync_devs = vec!["eth0".into()];
@@ -72,6 +78,7 @@ fn cases() -> Vec<(
         ("router_input", ctx(), "{}", "{}", "[]"),
         ("router_input_ospf", ospf, "{}", "{}", "[]"),
         ("remote_access_vpn", ravpn, "{}", "{}", "[]"),
+        ("router_input_bgp", bgp, "{}", "{}", "[]"),
         ("router_input_ha", ha, "{}", "{}", "[]"),
         (
             "source_nat",

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::state::DesiredState;
 
 pub mod addr6;
+pub mod bgp;
 pub mod conntrack;
 pub mod dhcp;
 pub mod ha;

@@ -21,6 +21,7 @@ pub(crate) fn ctx() -> RouterContext {
         vpn_peers: vec![],
         remote_access: None,
         ospf: false,
+        bgp_peers: Vec::new(),
         ha_sync_devs: vec![],
         vrrp: false,
     }
