@@ -11,6 +11,8 @@ PACKAGES=(
   # strongSwan charon with VICI and kernel-libipsec (no kernel ESP on these machines)
   strongswan-charon strongswan-swanctl libcharon-extra-plugins
   libstrongswan-standard-plugins libstrongswan-extra-plugins
+  # remote-access users: eap-mschapv2 and xauth-generic; openssl makes the test's gateway certificate
+  libcharon-extauth-plugins openssl
   # FRR for OSPF
   frr
   # guest DHCP and DNS: the agent's dnsmasq, dhcp_release, and the real clients and dig the tests use

@@ -50,6 +50,7 @@ pub mod later;
 pub mod merge;
 pub mod not_applied;
 pub mod ospf;
+pub mod ravpn;
 pub mod routed;
 pub mod rules;
 pub mod s2s;

@@ -200,6 +200,18 @@ pub fn merge_into(
             super::vmdata::vm_password(next, p);
             Ok(())
         }
+        // Remote-access VPN: the native `vpn` section's remote-access part.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::RemoteAccessVpn(v),
+            ..
+        }) => super::ravpn::server(next, v),
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::VpnUserList(l),
+            ..
+        }) => {
+            super::ravpn::users(next, l);
+            Ok(())
+        }
         // BGP peers become the native `bgp` section (see `bgp`).
         Payload::Later(later::LaterPayload {
             typed: later::Later::BgpPeers(b),

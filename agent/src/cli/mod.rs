@@ -17,6 +17,7 @@ mod support;
 // What `commands` dispatches to, one idea per file.
 mod apply;
 mod query;
+mod query_ravpn;
 mod views;
 
 /// Virtual-router agent: applies pushed network state to nftables, strongSwan, FRR and the

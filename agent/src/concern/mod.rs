@@ -27,6 +27,7 @@ pub mod radvd;
 pub mod tunables;
 pub mod usage;
 pub mod vpn;
+pub mod vpn_remote;
 pub mod web;
 pub mod web_book;
 pub mod web_http;

@@ -142,6 +142,16 @@ pub fn router_context(s: &DesiredState) -> RouterContext {
             peer_cidrs: c.peer_cidrs.clone(),
         })
         .collect();
+    ctx.remote_access = s
+        .vpn
+        .remote_access
+        .as_ref()
+        .map(|r| vr_nat::RemoteAccessVpn {
+            server_ip: r.server_ip,
+            pool_first: r.pool_first,
+            pool_last: r.pool_last,
+            local_cidrs: r.local_cidrs.clone(),
+        });
     ctx.ospf = s.ospf.is_some();
     ctx.bgp_peers = s
         .bgp
@@ -168,6 +178,7 @@ fn idle(s: &DesiredState) -> bool {
         && s.firewall == Default::default()
         && s.acls.is_empty()
         && s.vpn.site_to_site.is_empty()
+        && s.vpn.remote_access.is_none()
 }
 
 /// Port forwards that may differ between two models and still be planned as elements.
