@@ -1,5 +1,5 @@
 //! Runs the concerns in their fixed order: links/addresses, routes, nftables, usage counters,
-//! tunables, conntrack, VPN, OSPF, DHCP/DNS, metadata/passwords. Each is planned just before it executes, so its plan sees what earlier concerns did.
+//! tunables, conntrack, VPN, OSPF, DHCP/DNS, metadata/passwords, load balancing. Each is planned just before it executes, so its plan sees what earlier concerns did.
 //!
 //! A `Failed` concern stops the run and the concerns already executed are driven back to the
 //! old state, so a refused push leaves the system as it was. An `Unavailable` concern (its
@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::concern::conntrack::ConntrackConcern;
 use crate::concern::dhcp::DhcpConcern;
+use crate::concern::lb::LbConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::ospf::OspfConcern;
@@ -40,6 +41,8 @@ pub struct Reconciler {
     pub dhcp: DhcpConcern,
     /// Metadata, user data and passwords over HTTP on the guest gateways.
     pub web: WebConcern,
+    /// Load balancing (haproxy), once addresses and the firewall are in place.
+    pub lb: LbConcern,
 }
 
 /// The plan of every concern for one transition (pure; `Display` is the operator's view).
@@ -210,6 +213,10 @@ macro_rules! each_concern {
             let $c = &mut $self.web;
             $body
         }
+        {
+            let $c = &mut $self.lb;
+            $body
+        }
     }};
 }
 
@@ -236,6 +243,7 @@ impl Reconciler {
             ospf: OspfConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
             dhcp: DhcpConcern::new(&cfg.run_dir, &cfg.state_dir),
             web: WebConcern::new(&cfg.state_dir),
+            lb: LbConcern::new(&cfg.run_dir),
         }
     }
 

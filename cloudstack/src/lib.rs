@@ -43,6 +43,7 @@ pub mod dhcp;
 pub mod forward_index;
 pub mod guest_ranges;
 pub mod later;
+pub mod lb;
 pub mod merge;
 pub mod not_applied;
 pub mod ospf;

@@ -209,6 +209,11 @@ pub fn merge_into(
             super::vmdata::vm_password(next, p);
             Ok(())
         }
+        // Load balancing: CloudStack's haproxy lines become the native `lb` section.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::LoadBalancer(lb),
+            ..
+        }) => super::lb::merge(next, lb),
         Payload::Later(p) => {
             later::store(p, &mut next.cloudstack);
             nya.push(p.kind);

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use vr_guest::{DhcpSection, MetadataSection, PasswordSection};
+use vr_lb::LbSection;
 use vr_nat::{FirewallSection, NatSection, TierAcl};
 use vr_ospf::OspfSection;
 use vr_vpn::VpnSection;
@@ -62,6 +63,9 @@ pub struct StateDocument {
     /// How the usage (billing) counters tell guest traffic apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageSection>,
+    /// Load balancing (haproxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb: Option<LbSection>,
 }
 
 /// Conntrack sizing and timeouts; each unset key keeps the config file's value, else the
@@ -243,6 +247,9 @@ pub struct DesiredState {
     /// How the usage counters tell guest traffic apart; left out while unset.
     #[serde(default, skip_serializing_if = "UsageSection::is_unset")]
     pub usage: UsageSection,
+    /// Load balancing; left out of `state.json` while empty.
+    #[serde(default, skip_serializing_if = "LbSection::is_empty")]
+    pub lb: LbSection,
     #[serde(default)]
     pub cloudstack: CloudStackContext,
     /// Policy-routing index per public device: connmark/fwmark `100 + index` and routing table
@@ -333,6 +340,9 @@ impl DesiredState {
         }
         if let Some(v) = doc.usage {
             next.usage = v;
+        }
+        if let Some(v) = doc.lb {
+            next.lb = v;
         }
         next.allocate_policy_indexes();
         next
