@@ -19,6 +19,8 @@ PACKAGES=(
   openssh-server openssh-client
   # guest metadata and passwords: the clients CloudStack's guest scripts and cloud-init use
   curl wget
+  # load balancing: the agent's haproxy; openssl makes the TLS-offload test's certificate
+  haproxy openssl
   # packaging checks (issue 8)
   dpkg-dev lintian systemd
 )

@@ -181,6 +181,12 @@ fn push(interval: u32, backends: &[&str], cert: &(String, String, PathBuf)) -> S
     );
     let doc = serde_json::json!({
         "schema": 1,
+        // With NICs the firewall is on: its input chain opens exactly the listeners' ports.
+        "interfaces": [
+            {"device": "pub0", "role": "public", "addresses": ["198.51.100.1/24"]},
+            {"device": "b1", "role": "guest", "addresses": ["10.1.1.1/24"]},
+            {"device": "b2", "role": "guest", "addresses": ["10.1.2.1/24"]},
+        ],
         "lb": {
             "listeners": [
                 serde_json::from_str::<Value>(&format!(r#"{{"public_ip":"{VIP}","public_port":80,"protocol":"http","health_check":{hc},"backends":[{bs}]}}"#)).unwrap(),
@@ -293,6 +299,13 @@ fn lb_haproxy() {
 
     let (code, res) = agent.apply_text("lb1.json", &push(200, &both, &cert));
     assert_eq!(code, 0, "{res}\n{}", agent.log_text());
+
+    // The firewall opens the listeners' ports and nothing else: a port without a listener
+    // is dropped (a timeout, not a refusal).
+    let closed = lab
+        .cl
+        .exec("curl", &["-s", "-m", "1", &format!("http://{VIP}:83/")]);
+    assert_eq!(closed.status.code(), Some(28), "port 83 not dropped");
 
     // Round robin: the backends alternate.
     let rr: Vec<String> = (0..6).map(|_| lab.get(80, "198.51.100.10")).collect();

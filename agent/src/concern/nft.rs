@@ -179,12 +179,20 @@ pub fn desired_ruleset(s: &DesiredState) -> Result<Option<Ruleset>, ConcernError
     if !errs.is_empty() {
         return Err(ConcernError::Failed(errs.join("; ")));
     }
-    Ok(Some(build(
-        &router_context(s),
-        &s.nat,
-        &s.firewall,
-        &s.acls,
-    )))
+    let mut rs = build(&router_context(s), &s.nat, &s.firewall, &s.acls);
+    vr_nat::build::lb::open_listeners(&mut rs, &lb_listeners(&s.lb));
+    Ok(Some(rs))
+}
+
+/// Every address and TCP port haproxy listens on (the stats page included).
+fn lb_listeners(lb: &vr_lb::LbSection) -> Vec<(std::net::Ipv4Addr, u16)> {
+    let native = lb.listeners.iter().map(|l| (l.public_ip, l.public_port));
+    let provided = lb
+        .provided
+        .iter()
+        .flat_map(|p| p.public_ports.iter().map(|pp| (pp.ip, pp.port)));
+    let stats = lb.stats.iter().map(|s| (s.ip, s.port));
+    native.chain(provided).chain(stats).collect()
 }
 
 fn cli_error(e: CliError) -> ConcernError {

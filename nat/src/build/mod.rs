@@ -24,6 +24,7 @@ pub const TABLE: &str = "vr";
 
 mod chains;
 pub mod forwards;
+pub mod lb;
 use chains::base_chains;
 
 /// What the rules need to know about the router itself (the agent fills it from its state).
