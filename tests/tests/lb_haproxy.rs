@@ -223,25 +223,6 @@ fn master_pid(agent: &AgentProc) -> Option<i32> {
         .ok()
 }
 
-/// Kills the haproxy the agent started (it daemonizes: no handle of ours holds it).
-struct HaproxyGuard(PathBuf);
-
-impl Drop for HaproxyGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = std::fs::read_to_string(&self.0)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
-            let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("haproxy"));
-            if ours {
-                // SAFETY: kill(2) of the haproxy master this test's agent started.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-            }
-        }
-    }
-}
-
 /// Runs `load` parallel loops of short connections to :80 while `act` runs; their totals.
 fn under_load(lab: &Lab, act: impl FnOnce()) -> (u64, u64, Value) {
     let stop = lab.dir.join("stop");
@@ -294,7 +275,6 @@ fn lb_haproxy() {
         .env
         .push(("VR_AGENT_OBSERVE_INTERVAL".into(), "1".into()));
     agent.start();
-    let _guard = HaproxyGuard(agent.run_dir.join("haproxy/haproxy.pid"));
     let both = ["10.1.1.11", "10.1.2.12"];
 
     let (code, res) = agent.apply_text("lb1.json", &push(200, &both, &cert));

@@ -1,6 +1,6 @@
 //! Issues 9 and 12 acceptance (secrets): every kind of secret (site-to-site and remote-access
 //! PSKs, OSPF keys, VM passwords, user data, VPN user and BGP passwords, secret `cmdline`
-//! keys), pushed natively, the CloudStack way, through the socket and the spool, and inside
+//! keys, load balancers' TLS keys), pushed natively, the CloudStack way, through the socket and the spool, and inside
 //! pushes that are rejected (and the password and user data also served to their guest over
 //! HTTP and acknowledged), never appears in the agent's log, in any push result, in the
 //! output of any subcommand (text and `--json`, the CloudStack front doors and the alerts
@@ -137,6 +137,7 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         ("vmdata.json", vm_data(), vec![USER_DATA]),
         ("users.json", vpn_users(), vec![VPN_USER_PW]),
         ("bgp.json", bgp_peers(), vec![BGP_PW]),
+        ("lb.json", load_balancer(), vec![TLS_KEY]),
     ];
     for (file, text, secrets) in &accepted {
         let (code, r) = agent.apply_text(file, text);
@@ -332,6 +333,7 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         vec!["show", "interfaces"],
         vec!["show", "routes"],
         vec!["show", "conntrack"],
+        vec!["show", "lb"],
         vec!["show", "ospf"],
         vec!["show", "metadata"],
         vec!["diff"],
