@@ -43,6 +43,18 @@ pub fn section(p: &LoadBalancerRules) -> Result<LbSection, Invalid> {
             )),
         }
     }
+    // `"ip:port:cidrs:,"`: the stats page, wherever CloudStack put it (the firewall opens it
+    // on the control network only).
+    let stats_ports = rule
+        .stat_rules
+        .iter()
+        .filter_map(|r| {
+            let mut parts = r.split(':');
+            let ip = parts.next()?.trim().parse::<Ipv4Addr>().ok()?;
+            let port = parts.next()?.trim().parse::<u16>().ok()?;
+            Some(PublicPort { ip, port })
+        })
+        .collect();
     let certificates = rule
         .ssl_certs
         .iter()
@@ -53,6 +65,7 @@ pub fn section(p: &LoadBalancerRules) -> Result<LbSection, Invalid> {
         provided: Some(ProvidedConfig {
             lines: rule.configuration.clone(),
             public_ports,
+            stats_ports,
         }),
         certificates,
         ..Default::default()
@@ -157,6 +170,7 @@ mod tests {
         let s = merged(&push(lines)).unwrap();
         let p = s.lb.provided.as_ref().unwrap();
         assert_eq!(p.lines.len(), 13);
+        assert_eq!(p.stats_ports[0].port, 8081);
         assert_eq!(
             p.public_ports,
             [PublicPort {

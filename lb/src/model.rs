@@ -45,6 +45,10 @@ pub struct ProvidedConfig {
     /// Public address and TCP port of each listener, for the firewall.
     #[serde(default)]
     pub public_ports: Vec<PublicPort>,
+    /// Address and port of the statistics page; the firewall opens it only on an address of
+    /// the control network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stats_ports: Vec<PublicPort>,
 }
 
 /// One TCP port the firewall opens on a public address.

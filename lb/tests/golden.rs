@@ -143,7 +143,7 @@ fn cloudstack_lines() {
     let s = LbSection {
         provided: Some(vr_lb::model::ProvidedConfig {
             lines,
-            public_ports: vec![],
+            ..Default::default()
         }),
         ..Default::default()
     };

@@ -228,7 +228,7 @@ fn under_load(lab: &Lab, act: impl FnOnce()) -> (u64, u64, Value) {
     let stop = lab.dir.join("stop");
     let _ = std::fs::remove_file(&stop);
     let gen = lab.dir.join("loadgen.py");
-    let children: Vec<_> = (0..4)
+    let children: Vec<_> = (0..3)
         .map(|_| {
             lab.cl
                 .command(PY)
@@ -381,7 +381,7 @@ fn lb_haproxy() {
             let (code, res) = agent.apply_text(&format!("r{i}.json"), &push(300 + i, &both, &cert));
             assert_eq!(code, 0, "{res}");
             times.push(t.elapsed().as_secs_f64() * 1e3);
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
     });
     let avg = times.iter().sum::<f64>() / times.len() as f64;
