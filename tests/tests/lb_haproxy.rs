@@ -390,6 +390,23 @@ fn lb_haproxy() {
         "seamless reloads: 20 pushes (push incl. check and reload: avg {avg:.0} ms, max {max:.0} ms), {n} connections, {failed} failed {kinds}"
     );
 
+    // The same config again: nothing to do, no reload.
+    let (code, res) = agent.apply_text("same.json", &push(319, &both, &cert));
+    assert_eq!(code, 0, "{res}");
+    let lb = res[0]["outcomes"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["concern"] == "lb").cloned())
+        .unwrap_or_default();
+    assert_eq!(lb["status"], "unchanged", "{res}");
+    // An agent restart adopts the running haproxy: same master, still serving.
+    let before = master_pid(&agent);
+    agent.stop();
+    agent.start();
+    let (code, res) = agent.apply_text("same2.json", &push(319, &both, &cert));
+    assert_eq!(code, 0, "{res}");
+    assert_eq!(master_pid(&agent), before);
+    assert!(!lab.get(80, "198.51.100.10").is_empty());
+
     // Removing a backend drains it first, then it leaves the config.
     let (code, res) = agent.apply_text("one.json", &push(300, &["10.1.1.11"], &cert));
     assert_eq!(code, 0, "{res}");
