@@ -21,6 +21,8 @@ PACKAGES=(
   curl wget
   # load balancing: the agent's haproxy; openssl makes the TLS-offload test's certificate
   haproxy openssl
+  # redundant router pairs: VRRP and conntrack state sync (issue 16)
+  keepalived conntrackd
   # packaging checks (issue 8)
   dpkg-dev lintian systemd
 )

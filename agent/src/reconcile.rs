@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::concern::conntrack::ConntrackConcern;
 use crate::concern::dhcp::DhcpConcern;
+use crate::concern::ha::HaConcern;
 use crate::concern::lb::LbConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
@@ -43,6 +44,9 @@ pub struct Reconciler {
     pub web: WebConcern,
     /// Load balancing (haproxy), once addresses and the firewall are in place.
     pub lb: LbConcern,
+    /// The redundant pair (keepalived, conntrackd): last, once the NICs it watches are
+    /// configured; a promotion's public NICs came up in `links` just before.
+    pub ha: HaConcern,
 }
 
 /// The plan of every concern for one transition (pure; `Display` is the operator's view).
@@ -217,6 +221,10 @@ macro_rules! each_concern {
             let $c = &mut $self.lb;
             $body
         }
+        {
+            let $c = &mut $self.ha;
+            $body
+        }
     }};
 }
 
@@ -244,6 +252,7 @@ impl Reconciler {
             dhcp: DhcpConcern::new(&cfg.run_dir, &cfg.state_dir),
             web: WebConcern::new(&cfg.state_dir),
             lb: LbConcern::new(&cfg.run_dir),
+            ha: HaConcern::new(&cfg.run_dir, &cfg.socket),
         }
     }
 

@@ -16,6 +16,7 @@ use crate::state::DesiredState;
 
 pub mod conntrack;
 pub mod dhcp;
+pub mod ha;
 pub mod lb;
 pub mod links;
 pub mod nft;
