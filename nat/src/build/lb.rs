@@ -36,18 +36,4 @@ pub fn open_listeners(rs: &mut Ruleset, listeners: &[(Ipv4Addr, u16)]) {
     // Before the final counter-and-drop.
     let at = input.rules.len().saturating_sub(1);
     input.rules.insert(at, rule);
-    // The structure stamp (how a restarted agent recognises its table) covers this rule too.
-    let stamp = crate::observe::structure_fingerprint(rs);
-    let mark = format!(", {}", crate::observe::STAMP);
-    if let Some(c) = rs
-        .chains
-        .first_mut()
-        .and_then(|c| c.rules.first_mut())
-        .and_then(|r| r.comment.as_mut())
-    {
-        if let Some(i) = c.find(&mark) {
-            c.truncate(i);
-            c.push_str(&format!("{mark}{stamp}"));
-        }
-    }
 }
