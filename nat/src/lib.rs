@@ -23,6 +23,7 @@ pub mod plan;
 pub mod render;
 pub mod revoked;
 pub mod usage;
+pub mod v6;
 pub mod validate;
 
 pub use build::{build, GuestNetwork, PublicInterface, RouterContext, VpnPeer};
