@@ -23,6 +23,8 @@ PACKAGES=(
   openssh-server openssh-client
   # guest metadata and passwords: the clients CloudStack's guest scripts and cloud-init use
   curl wget
+  # load balancing: the agent's haproxy; openssl makes the TLS-offload test's certificate
+  haproxy openssl
   # redundant router pairs: VRRP and conntrack state sync (issue 16)
   keepalived conntrackd
   # packaging checks (issue 8)

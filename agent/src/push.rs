@@ -15,6 +15,7 @@ pub use vr_model::{LocalNics, NotApplied};
 pub fn upgrade_stored(state: &mut DesiredState) {
     vr_cloudstack::vmdata::adopt_pending(state);
     vr_cloudstack::ravpn::adopt_pending(state);
+    vr_cloudstack::lb::adopt_pending(state);
 }
 
 /// Which format a push was in.

@@ -47,6 +47,7 @@ pub mod guest_ranges;
 pub mod ha;
 pub mod ipv6;
 pub mod later;
+pub mod lb;
 pub mod merge;
 pub mod not_applied;
 pub mod ospf;

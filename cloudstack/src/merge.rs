@@ -212,6 +212,11 @@ pub fn merge_into(
             super::ravpn::users(next, l);
             Ok(())
         }
+        // Load balancing: CloudStack's haproxy lines become the native `lb` section.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::LoadBalancer(lb),
+            ..
+        }) => super::lb::merge(next, lb),
         // BGP peers become the native `bgp` section (see `bgp`).
         Payload::Later(later::LaterPayload {
             typed: later::Later::BgpPeers(b),

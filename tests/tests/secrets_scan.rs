@@ -1,6 +1,6 @@
 //! Issues 9 and 12 acceptance (secrets): every kind of secret (site-to-site and remote-access
 //! PSKs, the remote-access gateway's certificate key, OSPF keys, VM passwords, user data, VPN
-//! user and BGP passwords, secret `cmdline` keys), pushed natively, the CloudStack way, through the socket and the spool, and inside
+//! user and BGP passwords, secret `cmdline` keys, load balancers' TLS keys), pushed natively, the CloudStack way, through the socket and the spool, and inside
 //! pushes that are rejected (and the password and user data also served to their guest over
 //! HTTP and acknowledged), never appears in the agent's log, in any push result, in the
 //! output of any subcommand (text and `--json`, the CloudStack front doors and the alerts
@@ -144,6 +144,7 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
             ra_native(),
             vec![RA_KEY_MARKER, RA_NATIVE_PW],
         ),
+        ("lb.json", load_balancer(), vec![TLS_KEY]),
         ("ha.json", ha_push(), vec![HA_PW]),
     ];
     for (file, text, secrets) in &accepted {
@@ -362,6 +363,7 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         vec!["show", "interfaces"],
         vec!["show", "routes"],
         vec!["show", "conntrack"],
+        vec!["show", "lb"],
         vec!["show", "ospf"],
         vec!["show", "metadata"],
         vec!["diff"],

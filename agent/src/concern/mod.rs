@@ -19,6 +19,7 @@ pub mod bgp;
 pub mod conntrack;
 pub mod dhcp;
 pub mod ha;
+pub mod lb;
 pub mod links;
 pub mod nft;
 pub mod nft6;

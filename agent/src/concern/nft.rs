@@ -203,12 +203,36 @@ pub fn desired_ruleset(s: &DesiredState) -> Result<Option<Ruleset>, ConcernError
     if !errs.is_empty() {
         return Err(ConcernError::Failed(errs.join("; ")));
     }
-    Ok(Some(build(
-        &router_context(s),
-        &s.nat,
-        &s.firewall,
-        &s.acls,
-    )))
+    let mut rs = build(&router_context(s), &s.nat, &s.firewall, &s.acls);
+    vr_nat::build::lb::open_listeners(&mut rs, &lb_listeners(s));
+    Ok(Some(rs))
+}
+
+/// Every address and TCP port haproxy listens on; its stats page only on an address of the
+/// control network (CloudStack may put it on a public or guest address: not opened there).
+fn lb_listeners(s: &DesiredState) -> Vec<(std::net::Ipv4Addr, u16)> {
+    let lb = &s.lb;
+    let control = |ip: &std::net::Ipv4Addr| {
+        s.interfaces.iter().any(|i| {
+            i.role == InterfaceRole::Control && i.addresses.iter().any(|a| a.addr() == *ip)
+        })
+    };
+    let native = lb.listeners.iter().map(|l| (l.public_ip, l.public_port));
+    let provided = lb
+        .provided
+        .iter()
+        .flat_map(|p| p.public_ports.iter().map(|pp| (pp.ip, pp.port)));
+    let stats = lb
+        .stats
+        .iter()
+        .map(|st| (st.ip, st.port))
+        .chain(
+            lb.provided
+                .iter()
+                .flat_map(|p| p.stats_ports.iter().map(|pp| (pp.ip, pp.port))),
+        )
+        .filter(|(ip, _)| control(ip));
+    native.chain(provided).chain(stats).collect()
 }
 
 fn cli_error(e: CliError) -> ConcernError {

@@ -26,6 +26,7 @@ mod chains;
 mod ravpn;
 pub use ravpn::RemoteAccessVpn;
 pub mod forwards;
+pub mod lb;
 use chains::base_chains;
 
 /// What the rules need to know about the router itself (the agent fills it from its state).

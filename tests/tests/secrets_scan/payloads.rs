@@ -45,6 +45,9 @@ pub const HA_PW: &str = "scHaV7qZ";
 /// BGP peer password (`bgppeers`).
 pub const BGP_PW: &str = "scan-bgp-pw-Ze14Mv";
 
+/// TLS private key of a load balancer (`loadbalancer` `ssl_certs`): written 0600 for haproxy.
+pub const TLS_KEY: &str = "scan-tls-key-Fr38Wd";
+
 /// Site-to-site PSK inside a malformed `VR-<uuid>.cfg` container (rejected).
 pub const PSK_AGG_BAD: &str = "scan-aggregate-psk-Ub93Fo";
 
@@ -72,6 +75,7 @@ pub const SECRETS: &[(&str, &str)] = &[
     (CMD_ROUTER_PW, "cmdline router_password"),
     (CMD_KEY, "cmdline *key"),
     (BGP_PW, "BGP password"),
+    (TLS_KEY, "TLS private key"),
     (HA_PW, "VRRP password (native ha)"),
     (PSK_AGG_BAD, "site-to-site PSK (rejected container)"),
     (UNKNOWN_FIELD, "value of an unknown field"),
@@ -164,6 +168,20 @@ pub fn bgp_peers() -> String {
         r#"{{"type":"bgppeers","delete_from_processed_cache":false,"peers":[{{"peer_id":1,
         "peer_as_number":65001,"ip4_address":"192.0.2.50","peer_password":"{BGP_PW}",
         "network_as_number":65000,"guest_ip4_cidr":"10.1.1.0/24"}}]}}"#
+    )
+}
+
+/// CloudStack's `loadbalancer` with a certificate and its key (the listener does not offload
+/// TLS, so haproxy's check does not read this placeholder key).
+pub fn load_balancer() -> String {
+    format!(
+        r#"{{"type":"loadbalancer","delete_from_processed_cache":false,"rules":[{{"configuration":
+        ["global","\tuser haproxy","\t ","defaults","\tmode    tcp","\ttimeout connect    5000",
+         "\ttimeout client     50000","\ttimeout server     50000","\t ","listen 0_0_0_0-8443",
+         "\tbind 0.0.0.0:8443","\tbalance roundrobin","\tserver 0_0_0_0-8443_0 10.1.1.5:443 check","\t "],
+        "add_rules":["192.0.2.10:8443:"],"remove_rules":[],"stat_rules":[],
+        "ssl_certs":[{{"name":"web","cert":"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+        "key":"-----BEGIN PRIVATE KEY-----\n{TLS_KEY}\n-----END PRIVATE KEY-----"}}]}}]}}"#
     )
 }
 
