@@ -146,6 +146,7 @@ impl Engine {
             millis = r.millis,
             "replay done"
         );
+        crate::metrics::record_replay(r.millis);
         self.replay = Some(r.clone());
         r
     }
@@ -243,6 +244,7 @@ impl Engine {
         result.millis = start.elapsed().as_millis() as u64;
         if !dry_run {
             self.remember(&result);
+            crate::metrics::record_push(&result);
         }
         // What parsing and planning freed goes back to the kernel (the push text itself is
         // mapped on its own and goes when the caller drops it).
@@ -384,6 +386,7 @@ impl Engine {
                 "repairs": self.heal.repairs,
                 "recent": self.heal.recent,
             },
+            "daemon_starts": crate::metrics::daemon_starts(),
             "concerns": self.last_outcomes(),
         })
     }

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod heal;
 pub mod intake;
 pub mod memory;
+pub mod metrics;
 pub mod net;
 pub mod not_applied;
 pub mod process;

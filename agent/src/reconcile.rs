@@ -13,6 +13,7 @@ use crate::concern::dhcp::DhcpConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::ospf::OspfConcern;
+use crate::concern::rule_stats::RuleStatsConcern;
 use crate::concern::tunables::TunablesConcern;
 use crate::concern::usage::UsageConcern;
 use crate::concern::vpn::VpnConcern;
@@ -30,6 +31,7 @@ pub struct Reconciler {
     /// Byte counters per public NIC (`inet vr_stats`): counting starts with the push that
     /// brings the NIC.
     pub usage: UsageConcern,
+    pub rule_stats: RuleStatsConcern,
     /// After nftables: forwarding starts once the firewall is in place, and the ruleset has
     /// loaded `nf_conntrack`, whose sysctls this concern sets.
     pub tunables: TunablesConcern,
@@ -187,6 +189,10 @@ macro_rules! each_concern {
             $body
         }
         {
+            let $c = &mut $self.rule_stats;
+            $body
+        }
+        {
             let $c = &mut $self.tunables;
             $body
         }
@@ -230,6 +236,7 @@ impl Reconciler {
                 nft
             },
             usage: UsageConcern::default(),
+            rule_stats: RuleStatsConcern::default(),
             tunables: TunablesConcern::new(cfg.kernel.clone()),
             conntrack: ConntrackConcern::default(),
             vpn: VpnConcern::new(cfg.vici_socket.clone()),

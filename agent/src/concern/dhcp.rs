@@ -108,6 +108,7 @@ impl DhcpConcern {
             )));
         }
         tracing::info!(pid = self.pid, "dnsmasq started");
+        crate::metrics::record_daemon_start("dnsmasq");
         Ok(())
     }
 

@@ -19,6 +19,7 @@ pub mod dhcp;
 pub mod links;
 pub mod nft;
 pub mod ospf;
+pub mod rule_stats;
 pub mod tunables;
 pub mod usage;
 pub mod vpn;

@@ -72,6 +72,8 @@ pub const ESP: u8 = 50;
 pub const OSPF: u8 = 89;
 
 /// Ports guests may reach on the router: DNS, DHCP, and the password/metadata services.
+/// The agent's default Prometheus port (`--metrics-listen`), accepted from the control NIC only.
+pub const METRICS_PORT: u16 = 9100;
 const GUEST_SERVICES: [(u8, u16); 6] = [
     (TCP, 53),
     (UDP, 53),
