@@ -7,6 +7,7 @@ pub mod cli;
 pub mod concern;
 pub mod config;
 pub mod conntrack;
+pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod heal;

@@ -15,12 +15,13 @@ use std::fmt;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vr_guest::plan::{plan, Current, Daemon, DhcpPlan};
 use vr_guest::render::{render, HostDir, HostFiles, Paths};
 
 use super::{Concern, ConcernError, PlanSummary};
+use crate::daemon::{self, Owned};
 use crate::state::DesiredState;
 
 /// Every call to dnsmasq or `dhcp_release` has this deadline.
@@ -66,72 +67,32 @@ impl DhcpConcern {
         &self.paths
     }
 
+    /// Our dnsmasq: its pid file, recognised by the config file it was started with.
+    fn daemon(&self) -> Owned {
+        Owned::new(
+            "dnsmasq",
+            self.paths.pid(),
+            format!("--conf-file={}", self.paths.conf().display()),
+        )
+    }
+
     /// The pid in our pid file, if it names a live dnsmasq reading our config.
     fn live_pid(&self) -> Option<i32> {
-        let pid: i32 = std::fs::read_to_string(self.paths.pid())
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        is_our_dnsmasq(pid, &self.paths.conf()).then_some(pid)
+        self.daemon().live_pid()
     }
 
     async fn start(&mut self) -> Result<(), ConcernError> {
-        let conf = self.paths.conf();
-        let mut cmd = tokio::process::Command::new(dnsmasq_binary()?);
-        cmd.arg(format!("--conf-file={}", conf.display()))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
+        let daemon = self.daemon();
+        let mut cmd = tokio::process::Command::new(daemon::binary("dnsmasq", "dnsmasq-base")?);
+        cmd.arg(&daemon.marker);
         // dnsmasq forks, and its first process exits only once the daemon has bound its
-        // sockets and read its files: exit 0 means it serves, anything else carries why not.
-        let child = cmd
-            .spawn()
-            .map_err(|e| ConcernError::Failed(format!("cannot start dnsmasq: {e}")))?;
-        let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
-            .await
-            .map_err(|_| ConcernError::Failed("dnsmasq did not start within 10 s".into()))?
-            .map_err(|e| ConcernError::Failed(format!("dnsmasq: {e}")))?;
-        if !out.status.success() {
-            return Err(ConcernError::Failed(format!(
-                "dnsmasq refused to start ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        self.pid = self.live_pid();
-        if self.pid.is_none() {
-            return Err(ConcernError::Failed(format!(
-                "dnsmasq started but {} names no live dnsmasq",
-                self.paths.pid().display()
-            )));
-        }
-        tracing::info!(pid = self.pid, "dnsmasq started");
-        crate::metrics::record_daemon_start("dnsmasq");
+        // sockets and read its files.
+        self.pid = Some(daemon.start_forking(cmd, DEADLINE).await?);
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<(), ConcernError> {
-        let Some(pid) = self.live_pid() else {
-            self.pid = None;
-            return Ok(());
-        };
-        signal(pid, libc::SIGTERM)?;
-        // Wait for the exit to finish, not only to start: the kernel drops a process's memory
-        // (its /proc cmdline reads empty) before it closes its files, and a new dnsmasq
-        // started in between finds port 53 or 67 still bound ("Address already in use").
-        let until = Instant::now() + Duration::from_secs(3);
-        while !exited(pid) && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if is_our_dnsmasq(pid, &self.paths.conf()) {
-            signal(pid, libc::SIGKILL)?;
-            let until = Instant::now() + Duration::from_secs(1);
-            while !exited(pid) && Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        self.daemon().stop(Duration::from_secs(3)).await?;
         self.pid = None;
         Ok(())
     }
@@ -159,50 +120,6 @@ impl DhcpConcern {
 pub fn paths(run_dir: &Path, state_dir: &Path) -> Paths {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     Paths::new(&abs(run_dir), &abs(state_dir))
-}
-
-fn dnsmasq_binary() -> Result<PathBuf, ConcernError> {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"] {
-        let p = Path::new(dir).join("dnsmasq");
-        if p.exists() {
-            return Ok(p);
-        }
-    }
-    Err(ConcernError::Unavailable(
-        "dnsmasq is not installed (package dnsmasq-base)".into(),
-    ))
-}
-
-/// `pid` has finished exiting: gone, or a zombie (whose files are closed).
-fn exited(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return true;
-    };
-    // The state follows the parenthesised command name, which may itself hold ") ".
-    stat.rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next())
-        .is_none_or(|s| s == 'Z' || s == 'X')
-}
-
-/// `pid` is alive and is a dnsmasq started with `conf` (a recycled pid is not ours).
-fn is_our_dnsmasq(pid: i32, conf: &Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let want = format!("--conf-file={}", conf.display());
-    let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
-    args.next().is_some_and(|a| a.ends_with("dnsmasq")) && args.any(|a| a == want)
-}
-
-fn signal(pid: i32, sig: libc::c_int) -> Result<(), ConcernError> {
-    // SAFETY: kill(2) with a pid we read from our own pid file and checked to be our dnsmasq.
-    if unsafe { libc::kill(pid, sig) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(ConcernError::Failed(format!(
-            "signal {sig} to dnsmasq {pid}: {e}"
-        )));
-    }
-    Ok(())
 }
 
 /// Temp file + rename: dnsmasq never reads half a file. The temp name starts with a dot,
@@ -282,7 +199,7 @@ fn read_dir_files(dir: &Path) -> Vec<(String, String)> {
 async fn check_conf(conf: &str, dir: &Path) -> Result<(), ConcernError> {
     let tmp = dir.join("dnsmasq.conf.check");
     write_atomic(&tmp, conf)?;
-    let run = tokio::process::Command::new(dnsmasq_binary()?)
+    let run = tokio::process::Command::new(daemon::binary("dnsmasq", "dnsmasq-base")?)
         .arg("--test")
         .arg(format!("--conf-file={}", tmp.display()))
         .stdin(std::process::Stdio::null())
@@ -370,10 +287,11 @@ impl Concern for DhcpConcern {
                 self.stop().await?;
                 self.start().await?;
             }
-            Daemon::Reload => match self.live_pid() {
-                Some(pid) => signal(pid, libc::SIGHUP)?,
-                None => self.start().await?,
-            },
+            Daemon::Reload => {
+                if !self.daemon().signal(libc::SIGHUP)? {
+                    self.start().await?;
+                }
+            }
         }
         // What the system now holds: the files just written over what it held before (no
         // second rendering of 5,000 hosts).
@@ -413,9 +331,7 @@ impl Concern for DhcpConcern {
     async fn may_have_drifted(&mut self) -> bool {
         let should_run = self.current.as_ref().is_some_and(|c| c.running);
         should_run
-            && (self
-                .pid
-                .is_none_or(|pid| !is_our_dnsmasq(pid, &self.paths.conf()))
+            && (self.pid.is_none_or(|pid| !self.daemon().is_ours(pid))
                 || !self.paths.conf().exists())
     }
 }

@@ -119,18 +119,16 @@ pub fn record_daemon_start(daemon: &str) {
 }
 
 /// The daemons the agent starts itself (`status` lists their starts).
-const DAEMONS: &[&str] = &["dnsmasq"];
+const DAEMONS: &[&str] = &["dnsmasq", "haproxy", "keepalived", "conntrackd", "radvd"];
 
 /// The starts counted so far per daemon (for `status`).
 pub fn daemon_starts() -> serde_json::Value {
     let mut out = serde_json::Map::new();
     for d in DAEMONS {
-        let n = LIVE
-            .daemon_starts
-            .get_or_create(&DaemonLabel {
-                daemon: (*d).into(),
-            })
-            .get();
+        let label = DaemonLabel {
+            daemon: (*d).into(),
+        };
+        let n = LIVE.daemon_starts.get(&label).map(|c| c.get()).unwrap_or(0);
         out.insert((*d).into(), n.into());
     }
     serde_json::Value::Object(out)
