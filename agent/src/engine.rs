@@ -147,6 +147,7 @@ impl Engine {
             "replay done"
         );
         crate::metrics::record_replay(r.millis);
+        crate::health::configure(&self.stored.state);
         self.replay = Some(r.clone());
         r
     }
@@ -245,6 +246,7 @@ impl Engine {
         if !dry_run {
             self.remember(&result);
             crate::metrics::record_push(&result);
+            crate::health::configure(&self.stored.state);
         }
         // What parsing and planning freed goes back to the kernel (the push text itself is
         // mapped on its own and goes when the caller drops it).
@@ -565,6 +567,8 @@ impl Engine {
         }
         out.push(check::conntrack_usage());
         out.push(check::disk_space(self.store.dir()));
+        // The pushed health checks, as their last run left them (run off this loop).
+        out.extend(crate::health::results());
         out
     }
 

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod heal;
+pub mod health;
 pub mod intake;
 pub mod memory;
 pub mod metrics;

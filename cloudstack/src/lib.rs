@@ -44,6 +44,7 @@ pub mod forward_index;
 pub mod guest_ranges;
 pub mod later;
 pub mod merge;
+pub mod monitor;
 pub mod not_applied;
 pub mod ospf;
 pub mod rules;

@@ -36,6 +36,11 @@ fn push(with_forward: bool) -> String {
     )
 }
 
+const MONITOR: &str = r#"{"type":"monitorservice","config":"dnsmasq:processname=dnsmasq:servicename=dnsmasq:,",
+ "disable_monitoring":"false","health_checks_enabled":true,"health_checks_basic_run_interval":1,
+ "health_checks_config":{"gateways":"gatewaysIps=192.0.2.2",
+   "systemThresholds":"minDiskNeeded=1,maxMemoryUsage=100,maxCpuUsage=100"}}"#;
+
 const URL: &str = "http://169.254.0.5:9100/metrics";
 
 fn scrape(ns: &Netns) -> Result<String, String> {
@@ -107,6 +112,10 @@ fn metrics_endpoint_counts_rules_and_supervises_dnsmasq() {
     agent
         .env
         .push(("VR_AGENT_OBSERVE_INTERVAL".into(), "1".into()));
+    // One of CloudStack's (whole) minutes lasts 2 s here.
+    agent
+        .env
+        .push(("VR_AGENT_HEALTH_MINUTE_SECS".into(), "2".into()));
     agent.start();
     let (code, r) = agent.apply_text("m.json", &push(true));
     assert_eq!(code, 0, "{r}");
@@ -205,6 +214,61 @@ fn metrics_endpoint_counts_rules_and_supervises_dnsmasq() {
         status["daemon_starts"]["dnsmasq"].as_u64() >= Some(1),
         "{status}"
     );
+
+    // Health checks from a monitorservice push, on its interval (1 minute = 2 s here).
+    let (code, r) = agent.apply_text("monitor.json", MONITOR);
+    assert_eq!(code, 0, "{r}");
+    let verdict = |name: &str| -> Option<(String, String)> {
+        let out = agent.cli(&["check", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["checks"].as_array()?.iter().find_map(|c| {
+            (c["name"] == name).then(|| {
+                (
+                    c["verdict"].as_str().unwrap_or("").to_string(),
+                    c["detail"].as_str().unwrap_or("").to_string(),
+                )
+            })
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || verdict("gateways_check.py")
+            .is_some_and(|(v, _)| v == "ok")),
+        "gateways check not ok: {:?}",
+        verdict("gateways_check.py")
+    );
+    for name in ["disk_space_check.py", "memory_usage_check.py"] {
+        assert_eq!(
+            verdict(name).map(|(v, _)| v).as_deref(),
+            Some("ok"),
+            "{name}"
+        );
+    }
+    // The gateway goes away: the check fails within one interval (plus its pings).
+    ext.ip(&["addr", "del", "192.0.2.2/24", "dev", "wan0"]);
+    let gone = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(10), || verdict("gateways_check.py")
+            .is_some_and(|(v, _)| v == "fail")),
+        "gateways check did not fail: {:?}\nlog:\n{}",
+        verdict("gateways_check.py"),
+        agent.log_text()
+    );
+    let took = gone.elapsed().as_secs_f64();
+    println!(
+        "gateways_check.py failed {took:.1} s after the gateway left (interval 2 s): {:?}",
+        verdict("gateways_check.py")
+    );
+    assert!(took < 2.0 + 5.0, "{took} s");
+    // The drop-in script the management server reads lists it as failing.
+    let out = agent.cli(&["cloudstack", "monitor-results", "false"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let failing = text
+        .split("MONITOR RESULTS:")
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(failing.contains("gateways_check.py"), "{text}");
+
     let scrape_ms = {
         let t = Instant::now();
         scrape(&ctl).unwrap();
