@@ -389,6 +389,7 @@ impl Engine {
                 "recent": self.heal.recent,
             },
             "daemon_starts": crate::metrics::daemon_starts(),
+            "services": crate::health::supervise::status(),
             "concerns": self.last_outcomes(),
         })
     }

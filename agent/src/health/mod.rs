@@ -7,6 +7,7 @@
 //! that changes the checks runs them at once, then on the interval again.
 
 pub mod checks;
+pub mod supervise;
 
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, RwLock};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
-use vr_model::monitor::HealthChecks;
+use vr_model::monitor::MonitorSection;
 
 use crate::diag::check::{Check, Verdict};
 use crate::state::DesiredState;
@@ -32,7 +33,7 @@ pub struct Outcome {
     pub duration_ms: f64,
 }
 
-static CONFIG: LazyLock<watch::Sender<Option<HealthChecks>>> =
+static CONFIG: LazyLock<watch::Sender<Option<MonitorSection>>> =
     LazyLock::new(|| watch::channel(None).0);
 static RESULTS: LazyLock<RwLock<BTreeMap<String, Outcome>>> = LazyLock::new(Default::default);
 
@@ -48,7 +49,7 @@ pub fn minute() -> Duration {
 
 /// Takes the checks the committed state asks for (called after the replay and each push).
 pub fn configure(state: &DesiredState) {
-    let want = vr_cloudstack::monitor::of_state(state, minute()).and_then(|m| m.health);
+    let want = vr_cloudstack::monitor::of_state(state, minute());
     CONFIG.send_if_modified(|cur| {
         if *cur == want {
             return false;
@@ -65,16 +66,44 @@ pub fn results() -> Vec<Check> {
         .unwrap_or_else(|p| p.into_inner())
         .values()
         .map(|o| Check::new(o.name.clone(), o.verdict, o.detail.clone()))
+        .chain(supervise::checks())
         .collect()
 }
 
-/// Starts the task that runs the checks.
-pub fn spawn() {
+/// Starts the supervisor of the listed services: a pass every [`supervise::LOOK_EVERY`] on a
+/// blocking thread, with a deadline.
+fn spawn_supervisor() {
     let mut rx = CONFIG.subscribe();
     tokio::spawn(async move {
         loop {
             let cfg = rx.borrow_and_update().clone();
-            let Some(h) = cfg else {
+            if let Some(m) = cfg.filter(|m| !m.services.is_empty()) {
+                let run = tokio::task::spawn_blocking(move || supervise::pass(&m));
+                if tokio::time::timeout(RUN_LIMIT * 3, run).await.is_err() {
+                    tracing::warn!(
+                        "service supervision pass took over {} s",
+                        RUN_LIMIT.as_secs() * 3
+                    );
+                }
+            } else {
+                supervise::pass(&MonitorSection::default());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(supervise::LOOK_EVERY) => {}
+                r = rx.changed() => if r.is_err() { return },
+            }
+        }
+    });
+}
+
+/// Starts the tasks that run the checks and supervise the services.
+pub fn spawn() {
+    spawn_supervisor();
+    let mut rx = CONFIG.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let cfg = rx.borrow_and_update().clone();
+            let Some(h) = cfg.and_then(|m| m.health) else {
                 RESULTS.write().unwrap_or_else(|p| p.into_inner()).clear();
                 if rx.changed().await.is_err() {
                     return;

@@ -44,6 +44,27 @@ pub struct Snapshot {
     pub read_seconds: f64,
 }
 
+/// The snapshot's series already in the text format (without the final `# EOF`), encoded once
+/// per read by the collector: a scrape copies it instead of encoding 20 000 series again.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    pub text: String,
+}
+
+impl Encoded {
+    pub fn of(s: &Snapshot) -> Encoded {
+        let mut reg = Registry::with_prefix("vr");
+        s.register(&mut reg);
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &reg).is_err() {
+            text.clear();
+        }
+        Encoded {
+            text: super::without_eof(text),
+        }
+    }
+}
+
 fn counters<L: Clone + std::hash::Hash + Eq>(
     items: impl Iterator<Item = (L, Count)>,
 ) -> (Family<L, Counter>, Family<L, Counter>) {
@@ -204,8 +225,8 @@ pub fn refresh_interval() -> Duration {
         .unwrap_or(DEFAULT_REFRESH)
 }
 
-/// The latest snapshot, shared by the collector and the HTTP edge.
-pub type Shared = Arc<RwLock<Arc<Snapshot>>>;
+/// The latest snapshot, encoded, shared by the collector and the HTTP edge.
+pub type Shared = Arc<RwLock<Arc<Encoded>>>;
 
 /// Spawns the collector: reads now, then every refresh interval.
 pub fn spawn(lease_file: PathBuf) -> Shared {
@@ -215,9 +236,11 @@ pub fn spawn(lease_file: PathBuf) -> Shared {
     tokio::spawn(async move {
         loop {
             let file = lease_file.clone();
-            let read =
-                tokio::time::timeout(READ_LIMIT, tokio::task::spawn_blocking(move || read(&file)))
-                    .await;
+            let read = tokio::time::timeout(
+                READ_LIMIT,
+                tokio::task::spawn_blocking(move || Encoded::of(&read(&file))),
+            )
+            .await;
             match read {
                 Ok(Ok(s)) => {
                     *out.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(s);

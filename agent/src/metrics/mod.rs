@@ -6,7 +6,8 @@
 //!   main loop for the cost of an atomic add;
 //! - read ones (per-rule counters, conntrack, DHCP leases) gathered by [`collect`] in a task
 //!   of their own every refresh interval, on a blocking thread with a deadline, into a
-//!   [`collect::Snapshot`] swapped under a lock held for a pointer copy.
+//!   [`collect::Snapshot`], encoded there once per read ([`collect::Encoded`]) and swapped
+//!   under a lock held for a pointer copy.
 //!
 //! A scrape encodes the live families and the latest snapshot (plus the agent's RSS and open
 //! fds, read from `/proc/self` then) on a blocking thread: it never runs on, nor waits for, the
@@ -60,6 +61,21 @@ pub struct Live {
     pub replay_seconds: Gauge<f64, AtomicU64>,
     pub repairs: Family<ConcernLabel, Counter>,
     pub daemon_starts: Family<DaemonLabel, Counter>,
+    pub service_restarts: Family<ServiceLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabel {
+    pub service: String,
+}
+
+/// A supervised service (`monitorservice`) found dead and restarted.
+pub fn record_service_restart(service: &str) {
+    LIVE.service_restarts
+        .get_or_create(&ServiceLabel {
+            service: service.into(),
+        })
+        .inc();
 }
 
 pub static LIVE: LazyLock<Live> = LazyLock::new(|| Live {
@@ -69,6 +85,7 @@ pub static LIVE: LazyLock<Live> = LazyLock::new(|| Live {
     replay_seconds: Gauge::default(),
     repairs: Family::default(),
     daemon_starts: Family::default(),
+    service_restarts: Family::default(),
 });
 
 fn concern(c: &str) -> ConcernLabel {
@@ -134,8 +151,16 @@ pub fn daemon_starts() -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
-/// The whole exposition: live series, the latest snapshot, and the process's own figures.
-pub fn render(snap: &collect::Snapshot) -> String {
+/// `text` without the `# EOF` line that ends an encoding (encodings are concatenated).
+pub fn without_eof(mut text: String) -> String {
+    if text.ends_with("# EOF\n") {
+        text.truncate(text.len() - "# EOF\n".len());
+    }
+    text
+}
+
+/// The whole exposition: live series, the process's own figures, and the latest snapshot.
+pub fn render(snap: &collect::Encoded) -> String {
     let mut reg = Registry::with_prefix("vr");
     let l = &*LIVE;
     reg.register("pushes", "Pushes applied, by result", l.pushes.clone());
@@ -164,11 +189,18 @@ pub fn render(snap: &collect::Snapshot) -> String {
         "Starts of a daemon the agent owns (respawns included)",
         l.daemon_starts.clone(),
     );
-    snap.register(&mut reg);
+    reg.register(
+        "service_restarts",
+        "Supervised services (monitorservice) found dead and restarted",
+        l.service_restarts.clone(),
+    );
     collect::register_process(&mut reg);
     let mut text = String::new();
     if prometheus_client::encoding::text::encode(&mut text, &reg).is_err() {
         text.clear();
     }
+    let mut text = without_eof(text);
+    text.push_str(&snap.text);
+    text.push_str("# EOF\n");
     text
 }
