@@ -19,6 +19,8 @@ PACKAGES=(
   openssh-server openssh-client
   # guest metadata and passwords: the clients CloudStack's guest scripts and cloud-init use
   curl wget
+  # redundant router pairs: VRRP and conntrack state sync (issue 16)
+  keepalived conntrackd
   # packaging checks (issue 8)
   dpkg-dev lintian systemd
 )

@@ -123,6 +123,15 @@ impl Engine {
                 ok = false;
             }
         }
+        // A redundant router's role is keepalived's word: stored from before keepalived went
+        // away (a reboot, the node lost), it is stale, and replaying "primary" would bring up
+        // public addresses the peer holds now. Until keepalived elects again, hold as a backup.
+        if self.stored.state.ha.is_some()
+            && !self.reconciler.ha.keepalived_running()
+            && self.stored.state.ha_role.take().is_some()
+        {
+            tracing::warn!("ha: keepalived is not running; the stored role waits for its election");
+        }
         if self.skip_replay {
             tracing::error!("no readable state: replay skipped, the kernel is left as it is");
             ok = false;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::concern::conntrack::ConntrackConcern;
 use crate::concern::dhcp::DhcpConcern;
+use crate::concern::ha::HaConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::ospf::OspfConcern;
@@ -42,6 +43,9 @@ pub struct Reconciler {
     pub dhcp: DhcpConcern,
     /// Metadata, user data and passwords over HTTP on the guest gateways.
     pub web: WebConcern,
+    /// The redundant pair (keepalived, conntrackd): last, once the NICs it watches are
+    /// configured; a promotion's public NICs came up in `links` just before.
+    pub ha: HaConcern,
 }
 
 /// The plan of every concern for one transition (pure; `Display` is the operator's view).
@@ -216,6 +220,10 @@ macro_rules! each_concern {
             let $c = &mut $self.web;
             $body
         }
+        {
+            let $c = &mut $self.ha;
+            $body
+        }
     }};
 }
 
@@ -243,6 +251,7 @@ impl Reconciler {
             ospf: OspfConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
             dhcp: DhcpConcern::new(&cfg.run_dir, &cfg.state_dir),
             web: WebConcern::new(&cfg.state_dir),
+            ha: HaConcern::new(&cfg.run_dir, &cfg.socket),
         }
     }
 

@@ -42,6 +42,7 @@ pub mod convert;
 pub mod dhcp;
 pub mod forward_index;
 pub mod guest_ranges;
+pub mod ha;
 pub mod later;
 pub mod merge;
 pub mod monitor;

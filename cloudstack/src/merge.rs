@@ -321,6 +321,7 @@ fn cmdline(next: &mut DesiredState, p: &CmdLine) -> Result<(), Invalid> {
         _ => None,
     };
     super::dhcp::upstream(next);
+    super::ha::from_cmdline(next, &p.cmd_line, &new)?;
     for (n, addr, role) in &new.nics {
         let iface = upsert_iface(next, &format!("eth{n}"), *role);
         put_address(iface, *addr);

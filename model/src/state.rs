@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use vr_guest::{DhcpSection, MetadataSection, PasswordSection};
+use vr_ha::{HaRole, HaSection};
 use vr_nat::{FirewallSection, NatSection, TierAcl};
 use vr_ospf::OspfSection;
 use vr_vpn::VpnSection;
@@ -62,6 +63,16 @@ pub struct StateDocument {
     /// How the usage (billing) counters tell guest traffic apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageSection>,
+    /// The redundant pair (keepalived + conntrackd); `null` makes the router single again.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ha: Option<Option<HaSection>>,
+    /// The role keepalived gave this router (`vr-agent ha primary|backup|fault` sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha_role: Option<HaRole>,
 }
 
 /// Conntrack sizing and timeouts; each unset key keeps the config file's value, else the
@@ -245,6 +256,13 @@ pub struct DesiredState {
     pub usage: UsageSection,
     #[serde(default)]
     pub cloudstack: CloudStackContext,
+    /// The redundant pair; left out while single.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<HaSection>,
+    /// This router's role in the pair, as keepalived last reported it (persisted like any
+    /// other state, so a restart comes back in the role it had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha_role: Option<HaRole>,
     /// Policy-routing index per public device: connmark/fwmark `100 + index` and routing table
     /// `100 + index` (CloudStack: eth2 -> 0x66). Allocated once and never reused, so conntrack
     /// entries marked before a restart keep routing the same way after it.
@@ -334,6 +352,12 @@ impl DesiredState {
         if let Some(v) = doc.usage {
             next.usage = v;
         }
+        if let Some(v) = doc.ha {
+            next.ha = v;
+        }
+        if let Some(v) = doc.ha_role {
+            next.ha_role = Some(v);
+        }
         next.allocate_policy_indexes();
         next
     }
@@ -365,6 +389,12 @@ impl DesiredState {
     /// The mark and table number of a public device (`100 + index`).
     pub fn policy_mark(&self, device: &str) -> Option<u32> {
         self.policy_index.get(device).map(|i| 100 + i)
+    }
+
+    /// Whether what a backup holds (public NICs, guest services, tunnel initiation) runs here:
+    /// a single router, or the primary of a pair.
+    pub fn ha_active(&self) -> bool {
+        vr_ha::model::active(self.ha.as_ref(), self.ha_role)
     }
 }
 

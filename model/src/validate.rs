@@ -57,6 +57,11 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
         }
     }
     validate_kernel(&s.kernel, &mut errs);
+    if let Some(ha) = &s.ha {
+        if let Err(vr_ha::model::Invalid::Field(path, value, reason)) = ha.validate() {
+            errs.push(FieldError::new(format!("ha.{path}"), value, reason));
+        }
+    }
     for e in vr_guest::model::validate(&s.dhcp) {
         errs.push(FieldError::new(e.path, format!("{:?}", e.value), e.reason));
     }

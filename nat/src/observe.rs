@@ -84,6 +84,7 @@ fn value(v: &Json, t: DataType) -> Option<Value> {
             Some("icmp") => Some(Value::Proto(1)),
             Some("esp") => Some(Value::Proto(50)),
             Some("ospf") => Some(Value::Proto(89)),
+            Some("vrrp") => Some(Value::Proto(112)),
             Some(_) => None,
             None => num(v).map(Value::Proto),
         },
@@ -217,6 +218,8 @@ mod tests {
             routed: Vec::new(),
             vpn_peers: vec![],
             ospf: false,
+            ha_sync_devs: vec![],
+            vrrp: false,
         };
         let nat: NatSection = serde_json::from_str(nat).unwrap();
         build(&ctx, &nat, &FirewallSection::default(), &[])

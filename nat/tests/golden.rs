@@ -26,6 +26,8 @@ fn ctx() -> RouterContext {
         routed: Vec::new(),
         vpn_peers: vec![],
         ospf: false,
+        ha_sync_devs: vec![],
+        vrrp: false,
     }
 }
 
@@ -49,6 +51,9 @@ fn cases() -> Vec<(
     });
     let mut ospf = ctx();
     ospf.ospf = true;
+    let mut ha = ctx();
+    ha.vrrp = true;
+    ha.ha_sync_devs = vec!["eth0".into()];
     let mut two_publics = ctx();
     two_publics.public.push(PublicInterface {
         device: "eth3".into(),
@@ -58,6 +63,7 @@ fn cases() -> Vec<(
     vec![
         ("router_input", ctx(), "{}", "{}", "[]"),
         ("router_input_ospf", ospf, "{}", "{}", "[]"),
+        ("router_input_ha", ha, "{}", "{}", "[]"),
         (
             "source_nat",
             two_publics,

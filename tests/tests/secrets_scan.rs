@@ -137,6 +137,7 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         ("vmdata.json", vm_data(), vec![USER_DATA]),
         ("users.json", vpn_users(), vec![VPN_USER_PW]),
         ("bgp.json", bgp_peers(), vec![BGP_PW]),
+        ("ha.json", ha_push(), vec![HA_PW]),
     ];
     for (file, text, secrets) in &accepted {
         let (code, r) = agent.apply_text(file, text);
@@ -148,6 +149,19 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
             &mut found,
         );
     }
+    // keepalived got the VRRP password in its config, readable by root alone; the pair is
+    // then dissolved (the agent stops keepalived) so the rest runs as a single router.
+    let kconf = agent.run_dir.join("ha/keepalived.conf");
+    assert!(
+        std::fs::read_to_string(&kconf).is_ok_and(|t| t.contains(HA_PW)),
+        "keepalived.conf lacks the VRRP password: the scan proves nothing"
+    );
+    assert!(
+        !readable_by_others(&kconf),
+        "keepalived.conf is readable by others"
+    );
+    let (code, r) = agent.apply_text("ha-off.json", r#"{"schema":1,"ha":null}"#);
+    assert_eq!(code, 0, "{r}");
     // A field this agent does not know is logged by name and not kept.
     assert!(
         agent.log_text().contains("vm_new_field"),
@@ -326,6 +340,7 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         vec!["show", "state"],
         vec!["show", "pushes"],
         vec!["show", "vpn"],
+        vec!["show", "ha"],
         vec!["show", "nat"],
         vec!["show", "firewall"],
         vec!["show", "acl"],
@@ -464,7 +479,6 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
         "the agent's vtysh and swanctl were not recorded: the argv scan proves nothing"
     );
     found.extend(seen.leaks.iter().cloned());
-
     vr_tests::summary::record(vr_tests::summary::Row {
         check: "secrets".into(),
         runs: scanned,

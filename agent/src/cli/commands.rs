@@ -134,6 +134,8 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             )
         }
         Command::Check => query(&cfg, Request::Check, json, print_checks).await,
+        Command::Ha { role } => super::ha::transition(&cfg, &role).await,
+        Command::Show { what: Show::Ha } => super::ha::show(&cfg, json).await,
         Command::Ping {
             destination,
             count,

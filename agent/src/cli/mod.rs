@@ -10,6 +10,7 @@ use crate::config::{Config, Overrides};
 
 pub mod cloudstack;
 mod commands;
+mod ha;
 mod run;
 mod support;
 
@@ -217,6 +218,14 @@ pub enum Command {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
+    /// This router's new role in its redundant pair (keepalived's notify hooks call it),
+    /// applied as a push through the running agent.
+    ///
+    /// Example: vr-agent ha primary
+    Ha {
+        #[arg(value_parser = ["primary", "backup", "fault"])]
+        role: String,
+    },
     /// CloudStack's `/opt/cloud/bin` scripts: each prints exactly what the management
     /// server parses (one verb per script; the scripts are thin wrappers).
     ///
@@ -296,6 +305,11 @@ pub enum Show {
     ///
     /// Example: vr-agent show metadata --json
     Metadata,
+    /// The redundant pair: role, peer, priority, last transitions with times, conntrackd
+    /// cache and sync counters.
+    ///
+    /// Example: vr-agent show ha --json
+    Ha,
     /// Conntrack entries, filtered, with counts by state.
     ///
     /// Example: vr-agent show conntrack --address 192.0.2.11 --port 8080 --protocol tcp

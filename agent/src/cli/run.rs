@@ -277,6 +277,10 @@ async fn handle(engine: &mut Engine, req: Request) -> Response {
             prefix,
             mtu,
         } => set_mtu(engine, address, prefix, mtu).await,
+        Request::ShowHa => {
+            let state = engine.stored.state.clone();
+            ok(engine.reconciler.ha.status(&state).await)
+        }
         Request::ShowVpn => {
             let state = engine.stored.state.clone();
             ok(engine.reconciler.vpn.status(&state).await)

@@ -229,17 +229,17 @@ impl Concern for DhcpConcern {
         let current = match &self.current {
             Some(c) => c,
             None => {
-                assumed = if applied.dhcp.networks.is_empty() {
+                assumed = if held(applied).networks.is_empty() {
                     Current::default()
                 } else {
-                    Current::serving(&render(&applied.dhcp, &self.paths))
+                    Current::serving(&render(held(applied), &self.paths))
                 };
                 &assumed
             }
         };
         Ok(Plan(plan(
-            &applied.dhcp,
-            &desired.dhcp,
+            held(applied),
+            held(desired),
             current,
             &self.paths,
         )))
@@ -297,7 +297,7 @@ impl Concern for DhcpConcern {
         // second rendering of 5,000 hosts).
         match self.current.as_mut() {
             Some(c) => c.apply(p, &self.paths),
-            None => self.current = Some(Current::serving(&render(&desired.dhcp, &self.paths))),
+            None => self.current = Some(Current::serving(&render(held(desired), &self.paths))),
         }
         for r in &p.releases {
             self.release(&r.device, &r.ip.to_string(), &r.mac).await?;
@@ -333,5 +333,16 @@ impl Concern for DhcpConcern {
         should_run
             && (self.pid.is_none_or(|pid| !self.daemon().is_ours(pid))
                 || !self.paths.conf().exists())
+    }
+}
+
+/// Served nothing while a redundant pair's backup: the guest networks stay in the state (held,
+/// not dropped) and dnsmasq starts with them on promotion.
+fn held(s: &DesiredState) -> &vr_guest::DhcpSection {
+    static NONE: std::sync::OnceLock<vr_guest::DhcpSection> = std::sync::OnceLock::new();
+    if s.ha_active() {
+        &s.dhcp
+    } else {
+        NONE.get_or_init(Default::default)
     }
 }

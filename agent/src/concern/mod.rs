@@ -16,6 +16,7 @@ use crate::state::DesiredState;
 
 pub mod conntrack;
 pub mod dhcp;
+pub mod ha;
 pub mod links;
 pub mod nft;
 pub mod ospf;

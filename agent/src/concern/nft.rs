@@ -143,6 +143,10 @@ pub fn router_context(s: &DesiredState) -> RouterContext {
         })
         .collect();
     ctx.ospf = s.ospf.is_some();
+    if let Some(ha) = &s.ha {
+        ctx.vrrp = true;
+        ctx.ha_sync_devs = ha.sync.iter().map(|l| l.device.clone()).collect();
+    }
     ctx
 }
 

@@ -257,13 +257,13 @@ impl Concern for VpnConcern {
         applied: &DesiredState,
         desired: &DesiredState,
     ) -> Result<VpnPlan, ConcernError> {
-        let mut base = self.applied.clone().unwrap_or_else(|| applied.vpn.clone());
+        let mut base = self.applied.clone().unwrap_or_else(|| held(applied));
         // A connection unloaded behind the agent's back (e.g. `swanctl --unload-conn`) is not
         // applied any more: planning adds it again.
         if let Some(loaded) = &self.loaded {
             base.site_to_site.retain(|c| loaded.contains(&conn_name(c)));
         }
-        Ok(VpnPlan(plan(&base, &desired.vpn)))
+        Ok(VpnPlan(plan(&base, &held(desired))))
     }
 
     async fn execute(&mut self, p: &VpnPlan, desired: &DesiredState) -> Result<(), ConcernError> {
@@ -312,7 +312,7 @@ impl Concern for VpnConcern {
                 }
             }
         }
-        self.applied = Some(desired.vpn.clone());
+        self.applied = Some(held(desired));
         self.loaded = Some(desired.vpn.site_to_site.iter().map(conn_name).collect());
         Ok(())
     }
@@ -379,4 +379,17 @@ impl Concern for VpnConcern {
         }
         out
     }
+}
+
+/// The tunnels as this router runs them: a redundant pair's backup initiates none (every
+/// connection is loaded passive, its SAs terminated); promotion reloads them as pushed and
+/// initiates the non-passive ones.
+fn held(s: &DesiredState) -> vr_vpn::VpnSection {
+    let mut v = s.vpn.clone();
+    if !s.ha_active() {
+        for c in &mut v.site_to_site {
+            c.passive = true;
+        }
+    }
+    v
 }

@@ -119,7 +119,7 @@ impl Concern for WebConcern {
         let book = self.book();
         // Not observed yet: the system is taken to hold what was applied.
         let current = self.current.clone().unwrap_or_else(|| Current {
-            listeners: if self.serving {
+            listeners: if self.serving && applied.ha_active() {
                 vr_guest::web_plan::listeners(&guest_addresses(applied))
             } else {
                 Default::default()
@@ -131,10 +131,11 @@ impl Concern for WebConcern {
                 .map(|(ip, p)| (ip, p.serial))
                 .collect(),
         });
-        let guest = if self.serving {
+        let guest = if self.serving && desired.ha_active() {
             guest_addresses(desired)
         } else {
-            // Nothing listens without a running agent: plan the tables only.
+            // Nothing listens without a running agent, nor on a redundant pair's backup (the
+            // data is kept and served from promotion on): plan the tables only.
             Vec::new()
         };
         Ok(Plan(

@@ -42,6 +42,8 @@ pub enum Request {
     Check,
     /// Site-to-site connections with their SAs (`vr-agent show vpn`).
     ShowVpn,
+    /// The redundant pair (`vr-agent show ha`).
+    ShowHa,
     /// Set the MTU of the NIC holding `address/prefix` in the desired state
     /// (`update_interface_config.sh`). The body names the device; none: no NIC holds it.
     SetMtu {

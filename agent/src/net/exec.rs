@@ -35,6 +35,10 @@ pub async fn apply(h: &Handle, sys: &Snapshot, ops: &[NetOp]) -> Result<usize, N
                 let m = LinkUnspec::new_with_index(index(device)?).up().build();
                 h.link().set(m).execute().await
             }
+            NetOp::LinkDown { device } => {
+                let m = LinkUnspec::new_with_index(index(device)?).down().build();
+                h.link().set(m).execute().await
+            }
             NetOp::LinkMtu { device, mtu } => {
                 let m = LinkUnspec::new_with_index(index(device)?).mtu(*mtu).build();
                 h.link().set(m).execute().await

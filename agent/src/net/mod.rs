@@ -111,6 +111,9 @@ pub struct Wanted {
     pub missing_nics: BTreeSet<String>,
     /// Devices of static routes with no such NIC on this system (yet).
     pub missing_route_devices: BTreeSet<String>,
+    /// Links held administratively down: the public NICs of a redundant pair's backup (both
+    /// routers share the public MAC and addresses; only the primary's are up).
+    pub down: BTreeSet<String>,
 }
 
 /// What `s` implies on the system `sys` (devices resolved by MAC first, then by name).
@@ -126,6 +129,12 @@ pub fn wanted(s: &DesiredState, sys: &Snapshot) -> Wanted {
         w.links.insert(dev.clone(), i.mtu);
         for a in &i.addresses {
             w.addresses.insert((dev.clone(), *a), public);
+        }
+        if public && !s.ha_active() {
+            // No routes through a NIC that is down (the kernel refuses them); promotion brings
+            // the NIC up and these routes with it.
+            w.down.insert(dev.clone());
+            continue;
         }
         let (Some(gw), true) = (i.gateway, public) else {
             continue;
@@ -198,6 +207,8 @@ pub fn wanted(s: &DesiredState, sys: &Snapshot) -> Wanted {
 pub enum NetOp {
     /// `ip link set dev DEV up`
     LinkUp { device: String },
+    /// `ip link set dev DEV down` (a redundant pair's backup holds its public NICs down)
+    LinkDown { device: String },
     /// `ip link set dev DEV mtu MTU`
     LinkMtu { device: String, mtu: u32 },
     /// `ip addr replace ADDR brd + dev DEV`
@@ -229,6 +240,7 @@ impl fmt::Display for NetOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetOp::LinkUp { device } => write!(f, "ip link set dev {device} up"),
+            NetOp::LinkDown { device } => write!(f, "ip link set dev {device} down"),
             NetOp::LinkMtu { device, mtu } => write!(f, "ip link set dev {device} mtu {mtu}"),
             NetOp::AddressAdd { device, address } => {
                 write!(f, "ip addr replace {address} brd + dev {device}")
@@ -300,6 +312,7 @@ fn table_text(t: u32) -> String {
 /// make the kernel flush its routes), then the announcements.
 pub fn plan_links(old: &Wanted, new: &Wanted, sys: &Snapshot) -> Vec<NetOp> {
     let mut ops = Vec::new();
+    let mut up_announce = Vec::new();
     for (dev, mtu) in &new.links {
         let Some(l) = sys.link(dev) else { continue };
         if let Some(m) = mtu.filter(|m| *m != l.mtu) {
@@ -308,20 +321,36 @@ pub fn plan_links(old: &Wanted, new: &Wanted, sys: &Snapshot) -> Vec<NetOp> {
                 mtu: m,
             });
         }
-        if !l.up {
+        if new.down.contains(dev) {
+            if l.up {
+                ops.push(NetOp::LinkDown {
+                    device: dev.clone(),
+                });
+            }
+        } else if !l.up {
             ops.push(NetOp::LinkUp {
                 device: dev.clone(),
             });
+            // A NIC coming up with public addresses it already holds (a backup promoted):
+            // upstream must learn at once that they live behind this router now.
+            for ((d, address), public) in &new.addresses {
+                if d == dev && *public && sys.has_address(dev, *address) {
+                    up_announce.push(NetOp::Announce {
+                        device: dev.clone(),
+                        ip: address.addr(),
+                    });
+                }
+            }
         }
     }
-    let mut announce = Vec::new();
+    let mut announce = up_announce;
     for ((dev, address), public) in &new.addresses {
         if !sys.has_address(dev, *address) {
             ops.push(NetOp::AddressAdd {
                 device: dev.clone(),
                 address: *address,
             });
-            if *public {
+            if *public && !new.down.contains(dev) {
                 announce.push(NetOp::Announce {
                     device: dev.clone(),
                     ip: address.addr(),

@@ -244,3 +244,53 @@ fn new_addresses_go_on_before_old_ones_come_off() {
         ]
     );
 }
+
+#[test]
+fn a_backup_holds_its_public_nics_down_and_promotion_announces_them() {
+    let mut s = state(
+        vec![public("eth3", "203.0.113.1/24", "203.0.113.254")],
+        vec![],
+    );
+    s.ha = Some(
+        serde_json::from_str(
+            r#"{"router-id":1,"instances":[{"device":"eth0","vips":["10.1.1.1/24"]}]}"#,
+        )
+        .unwrap(),
+    );
+    s.ha_role = Some(vr_ha::HaRole::Backup);
+    let sys = sys();
+    let old = wanted(&DesiredState::default(), &sys);
+    let backup = wanted(&s, &sys);
+    assert_eq!(
+        lines(&plan_links(&old, &backup, &sys)),
+        [
+            "ip link set dev eth3 down",
+            "ip addr replace 203.0.113.1/24 brd + dev eth3",
+        ],
+        "down, addressed, not announced"
+    );
+    assert!(
+        plan_routes(&old, &backup, &sys).is_empty(),
+        "no routes through a NIC held down"
+    );
+    // The kernel as the backup left it, then the promotion.
+    let mut held = sys.clone();
+    for l in &mut held.links {
+        if l.name == "eth3" {
+            l.up = false;
+        }
+    }
+    held.addresses
+        .insert((3, "203.0.113.1/24".parse().unwrap()));
+    s.ha_role = Some(vr_ha::HaRole::Primary);
+    let primary = wanted(&s, &held);
+    assert_eq!(
+        lines(&plan_links(&backup, &primary, &held)),
+        [
+            "ip link set dev eth3 up",
+            "arping -U -c 1 -I eth3 203.0.113.1"
+        ]
+    );
+    assert!(lines(&plan_routes(&backup, &primary, &held))
+        .contains(&"ip route replace default via 203.0.113.254 dev eth3".to_string()));
+}

@@ -208,6 +208,15 @@ pub(super) fn base_chains() -> Vec<Chain> {
                     vec![accept()],
                 )
                 .comment("routing protocols"),
+                Rule::new(
+                    vec![
+                        in_set(&[Field::Iifname], "ha_sync_devs"),
+                        l4(UDP),
+                        eq(Field::ThDport, Value::Port(super::HA_SYNC_PORT)),
+                    ],
+                    vec![accept()],
+                )
+                .comment("conntrackd state sync"),
                 Rule::new(vec![], vec![S::Counter, drop()]),
             ],
         ),

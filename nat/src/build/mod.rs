@@ -40,6 +40,10 @@ pub struct RouterContext {
     /// OSPF runs on the router: accept its packets (IP protocol 89) from anywhere; OSPF's own
     /// authentication guards adjacencies.
     pub ospf: bool,
+    /// A redundant pair: accept VRRP adverts (IP protocol 112; keepalived authenticates them)
+    /// and conntrackd's state sync (UDP 3780) on these NICs.
+    pub ha_sync_devs: Vec<String>,
+    pub vrrp: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +74,9 @@ pub const UDP: u8 = 17;
 pub const ICMP: u8 = 1;
 pub const ESP: u8 = 50;
 pub const OSPF: u8 = 89;
+pub const VRRP: u8 = 112;
+/// conntrackd's sync port.
+pub const HA_SYNC_PORT: u16 = 3780;
 
 /// Ports guests may reach on the router: DNS, DHCP, and the password/metadata services.
 /// The agent's default Prometheus port (`--metrics-listen`), accepted from the control NIC only.
@@ -283,11 +290,19 @@ pub fn build(
         .map(|a| el(vec![Value::Addr(a)]))
         .collect();
     sets.push(set("router_addrs", &[Ipv4Addr], false, router_addrs));
-    let protos = if ctx.ospf {
-        vec![el(vec![Value::Proto(OSPF)])]
-    } else {
-        Vec::new()
-    };
+    let mut protos = Vec::new();
+    if ctx.ospf {
+        protos.push(el(vec![Value::Proto(OSPF)]));
+    }
+    if ctx.vrrp {
+        protos.push(el(vec![Value::Proto(VRRP)]));
+    }
+    sets.push(set(
+        "ha_sync_devs",
+        &[IfName],
+        false,
+        ifs(ctx.ha_sync_devs.iter().collect()),
+    ));
     sets.push(set("input_protos", &[InetProto], false, protos));
     let marks = ctx
         .public

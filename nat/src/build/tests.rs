@@ -20,6 +20,8 @@ pub(crate) fn ctx() -> RouterContext {
         routed: Vec::new(),
         vpn_peers: vec![],
         ospf: false,
+        ha_sync_devs: vec![],
+        vrrp: false,
     }
 }
 

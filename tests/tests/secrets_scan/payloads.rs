@@ -30,6 +30,9 @@ pub const VPN_USER_PW: &str = "scan-vpn-user-pw-Ys27Nb";
 /// VRRP password and a secret boot argument (`cmdline`).
 pub const CMD_ROUTER_PW: &str = "scan-vrrp-pw-Ka58Jc";
 pub const CMD_KEY: &str = "scan-boot-key-Wu36Dr";
+/// VRRP password of a native `ha` section: 8 characters, all that VRRPv2 carries, so that
+/// keepalived.conf holds the whole marker.
+pub const HA_PW: &str = "scHaV7qZ";
 /// BGP peer password (`bgppeers`).
 pub const BGP_PW: &str = "scan-bgp-pw-Ze14Mv";
 
@@ -58,6 +61,7 @@ pub const SECRETS: &[(&str, &str)] = &[
     (CMD_ROUTER_PW, "cmdline router_password"),
     (CMD_KEY, "cmdline *key"),
     (BGP_PW, "BGP password"),
+    (HA_PW, "VRRP password (native ha)"),
     (PSK_AGG_BAD, "site-to-site PSK (rejected container)"),
     (UNKNOWN_FIELD, "value of an unknown field"),
 ];
@@ -148,5 +152,14 @@ pub fn aggregate_rejected() -> String {
     let part = site2site(PSK_AGG_BAD).replace('\n', " ");
     format!(
         "#Apache CloudStack Virtual Router Config File\n<version>\n1.0\n</version>\n<file>\n{part}\n{part}\n</file>\n{part}\n"
+    )
+}
+
+/// A redundant pair on the guest NIC: keepalived runs with the VRRP password in its 0600
+/// config.
+pub fn ha_push() -> String {
+    format!(
+        r#"{{"schema":1,"ha":{{"router-id":9,"password":"{HA_PW}",
+        "instances":[{{"device":"eth0","vips":["10.1.1.254/24"]}}]}}}}"#
     )
 }

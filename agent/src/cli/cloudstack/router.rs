@@ -15,11 +15,20 @@ use vr_cloudstack::scripts::{args, role, version};
 /// `Status: <ROLE>` from the committed state (no agent round trip: the Java waits 30 s).
 pub fn checkrouter(cfg: &Config) -> ExitCode {
     // An unreadable state file still leaves a single router: its role does not depend on it.
-    let cmdline = Store::open(&cfg.state_dir)
+    let state = Store::open(&cfg.state_dir)
         .and_then(|s| s.load())
-        .map(|s| s.state.cloudstack.cmdline)
+        .map(|s| s.state)
         .unwrap_or_default();
-    print!("{}", role::status_line(role::role(&cmdline)));
+    // A redundant pair answers with the role keepalived last gave it (the agent's HA state);
+    // none yet: UNKNOWN.
+    let r = match (&state.ha, state.ha_role) {
+        (Some(_), Some(vr_ha::HaRole::Primary)) => role::Role::Primary,
+        (Some(_), Some(vr_ha::HaRole::Backup)) => role::Role::Backup,
+        (Some(_), Some(vr_ha::HaRole::Fault)) => role::Role::Fault,
+        (Some(_), None) => role::Role::Unknown,
+        (None, _) => role::role(&state.cloudstack.cmdline),
+    };
+    print!("{}", role::status_line(r));
     ExitCode::SUCCESS
 }
 
