@@ -54,6 +54,7 @@ mmdebstrap --variant=minbase --include="$inc" \
   --customize-hook='chroot "$1" sh -c "for u in \$(cut -d: -f1 /etc/passwd); do passwd -q -l \$u; done"' \
   --customize-hook='sed -i -E "s/^([a-z0-9]+_options=\"[^\"]*)\"/\1 -P 0\"/" "$1"/etc/frr/daemons' \
   --customize-hook='sed -i "s/^ospfd=no/ospfd=yes/" "$1"/etc/frr/daemons' \
+  --customize-hook='sed -i "s/^bgpd=no/bgpd=yes/" "$1"/etc/frr/daemons' \
   --customize-hook='copy-in image/lock-check.sh /tmp' \
   --customize-hook='chroot "$1" sh /tmp/lock-check.sh' \
   --customize-hook='rm "$1"/tmp/lock-check.sh' \

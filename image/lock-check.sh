@@ -65,7 +65,9 @@ bad=$(grep -E '^[a-z0-9]+_options=' /etc/frr/daemons | grep -v -- '-P 0"$' || tr
 grep -q '^zebra_options=.*-P 0"$' /etc/frr/daemons || fail "no zebra_options in /etc/frr/daemons"
 # The agent drives OSPF through ospfd; Debian ships it disabled.
 grep -q '^ospfd=yes' /etc/frr/daemons || fail "ospfd is not enabled in /etc/frr/daemons"
-step "frr: ospfd enabled, no TCP vty port (vtysh and the agent use the Unix sockets)"
+# BGP too (bgppeers): bgpd runs from boot, so a BGP push never needs an FRR restart.
+grep -q '^bgpd=yes' /etc/frr/daemons || fail "bgpd is not enabled in /etc/frr/daemons"
+step "frr: ospfd and bgpd enabled, no TCP vty port (vtysh and the agent use the Unix sockets)"
 
 grep -q 'use_ipv6 = no' /etc/strongswan.d/vr-agent.conf || fail "charon would open IPv6 IKE sockets"
 step "charon: IKE on IPv4 only, no DHCP plugin socket"

@@ -15,6 +15,8 @@ PACKAGES=(
   frr
   # guest DHCP and DNS: the agent's dnsmasq, dhcp_release, and the real clients and dig the tests use
   dnsmasq-base dnsmasq-utils busybox isc-dhcp-client bind9-dnsutils
+  # IPv6 router advertisements on guest NICs (the agent's radvd); rdisc6 for diagnostics
+  radvd ndisc6
   # the CloudStack drop-in test: sshd on 3922 in a namespace, ssh/scp from the "hypervisor"
   openssh-server openssh-client
   # guest metadata and passwords: the clients CloudStack's guest scripts and cloud-init use

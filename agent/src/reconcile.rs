@@ -8,12 +8,16 @@
 use std::fmt;
 use std::time::Instant;
 
+use crate::concern::addr6::Addr6Concern;
+use crate::concern::bgp::BgpConcern;
 use crate::concern::conntrack::ConntrackConcern;
 use crate::concern::dhcp::DhcpConcern;
 use crate::concern::ha::HaConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
+use crate::concern::nft6::Nft6Concern;
 use crate::concern::ospf::OspfConcern;
+use crate::concern::radvd::RadvdConcern;
 use crate::concern::rule_stats::RuleStatsConcern;
 use crate::concern::tunables::TunablesConcern;
 use crate::concern::usage::UsageConcern;
@@ -28,7 +32,11 @@ use crate::state::DesiredState;
 pub struct Reconciler {
     pub links: LinksConcern,
     pub routes: RoutesConcern,
+    /// IPv6 addresses and the IPv6 default route.
+    pub addr6: Addr6Concern,
     pub nft: NftConcern,
+    /// The IPv6 filter (`ip6 vr`), before tunables turn IPv6 forwarding on.
+    pub nft6: Nft6Concern,
     /// Byte counters per public NIC (`inet vr_stats`): counting starts with the push that
     /// brings the NIC.
     pub usage: UsageConcern,
@@ -39,8 +47,12 @@ pub struct Reconciler {
     pub conntrack: ConntrackConcern,
     pub vpn: VpnConcern,
     pub ospf: OspfConcern,
+    /// After OSPF, in the same FRR: each reads and writes only its own lines.
+    pub bgp: BgpConcern,
     /// Guest DHCP and DNS (dnsmasq): last, once addresses and the firewall are in place.
     pub dhcp: DhcpConcern,
+    /// Router advertisements on guest NICs with an IPv6 prefix.
+    pub radvd: RadvdConcern,
     /// Metadata, user data and passwords over HTTP on the guest gateways.
     pub web: WebConcern,
     /// The redundant pair (keepalived, conntrackd): last, once the NICs it watches are
@@ -185,7 +197,15 @@ macro_rules! each_concern {
             $body
         }
         {
+            let $c = &mut $self.addr6;
+            $body
+        }
+        {
             let $c = &mut $self.nft;
+            $body
+        }
+        {
+            let $c = &mut $self.nft6;
             $body
         }
         {
@@ -213,7 +233,15 @@ macro_rules! each_concern {
             $body
         }
         {
+            let $c = &mut $self.bgp;
+            $body
+        }
+        {
             let $c = &mut $self.dhcp;
+            $body
+        }
+        {
+            let $c = &mut $self.radvd;
             $body
         }
         {
@@ -243,13 +271,25 @@ impl Reconciler {
                 };
                 nft
             },
+            addr6: Addr6Concern::default(),
+            nft6: {
+                let mut nft6 = Nft6Concern::default();
+                if cfg.nft_backend == "cli" {
+                    nft6.backend = crate::concern::nft::Backend::Cli;
+                } else {
+                    nft6.backend = crate::concern::nft::Backend::Netlink;
+                }
+                nft6
+            },
             usage: UsageConcern::default(),
             rule_stats: RuleStatsConcern::default(),
             tunables: TunablesConcern::new(cfg.kernel.clone()),
             conntrack: ConntrackConcern::default(),
             vpn: VpnConcern::new(cfg.vici_socket.clone()),
             ospf: OspfConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
+            bgp: BgpConcern::new(cfg.frr_vty_dir.clone(), cfg.frr_config.clone()),
             dhcp: DhcpConcern::new(&cfg.run_dir, &cfg.state_dir),
+            radvd: RadvdConcern::new(&cfg.run_dir),
             web: WebConcern::new(&cfg.state_dir),
             ha: HaConcern::new(&cfg.run_dir, &cfg.socket),
         }

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+pub use super::ipv6::{firewall6, guest6, Fw6Rule, Guest6};
 pub use super::rules::*;
 pub use super::s2s::*;
 

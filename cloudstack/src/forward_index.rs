@@ -3,6 +3,7 @@
 //! the rules stored: CloudStack re-sends a network's whole list with every change, and a
 //! linear search per rule made a 10,000-rule push 10^8 comparisons (issue 15).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
@@ -53,19 +54,35 @@ pub fn upsert_all(
 
 /// Per key, the distinct targets (private IP and ports) seen so far in one push, in order of
 /// first appearance: finds "a public ip:port mapped twice to different targets" in one pass.
+/// The first target is kept inline: almost every key has one, and a `Vec` per key was an
+/// allocation per rule of a 10,000-rule push.
 #[derive(Debug, Default)]
-pub struct Targets(HashMap<Key, Vec<(Ipv4Addr, PortRange)>>);
+pub struct Targets(HashMap<Key, (Target, Vec<Target>)>);
+
+/// Where a forward leads: private IP and ports.
+type Target = (Ipv4Addr, PortRange);
 
 impl Targets {
     /// The first earlier target of `pf`'s key that differs from `pf`'s own, recording `pf`'s.
-    pub fn conflict(&mut self, pf: &PortForward) -> Option<(Ipv4Addr, PortRange)> {
-        let seen = self.0.entry(key(pf)).or_default();
+    pub fn conflict(&mut self, pf: &PortForward) -> Option<Target> {
         let own = (pf.private_ip, pf.private_ports);
-        let other = seen.iter().find(|t| **t != own).copied();
-        if !seen.contains(&own) {
-            seen.push(own);
+        match self.0.entry(key(pf)) {
+            Entry::Vacant(v) => {
+                v.insert((own, Vec::new()));
+                None
+            }
+            Entry::Occupied(mut o) => {
+                let (first, rest) = o.get_mut();
+                let other = std::iter::once(&*first)
+                    .chain(rest.iter())
+                    .find(|t| **t != own)
+                    .copied();
+                if *first != own && !rest.contains(&own) {
+                    rest.push(own);
+                }
+                other
+            }
         }
-        other
     }
 }
 

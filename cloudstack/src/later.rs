@@ -312,7 +312,7 @@ fn validate(p: &Later) -> Result<(), Invalid> {
                 if let Some(c) = opt_str(&p.guest_ip6_cidr) {
                     check::cidr6(&mut e, &format!("{pre}.guest_ip6_cidr"), c);
                 }
-                if p.peer_as_number == 0 {
+                if p.peer_as_number == Some(0) {
                     e.push(
                         format!("{pre}.peer_as_number"),
                         0,

@@ -37,17 +37,21 @@
 //!   time (absent when no NIC holds it yet: the rule then matches on any interface).
 
 pub mod aggregate;
+pub mod bgp;
 pub mod check;
 pub mod convert;
 pub mod dhcp;
+pub mod forward_fast;
 pub mod forward_index;
 pub mod guest_ranges;
 pub mod ha;
+pub mod ipv6;
 pub mod later;
 pub mod merge;
 pub mod monitor;
 pub mod not_applied;
 pub mod ospf;
+pub mod routed;
 pub mod rules;
 pub mod s2s;
 pub mod scripts;
@@ -325,6 +329,7 @@ pub fn merge(state: &DesiredState, payload: &Payload, nics: &LocalNics) -> Resul
     let mut next = state.clone();
     let mut nya = Vec::new();
     merge::merge_into(&mut next, payload, nics, &mut nya)?;
+    routed::apply(&mut next);
     next.allocate_policy_indexes();
     Ok(Merged {
         state: next,
@@ -356,6 +361,7 @@ pub fn merge_aggregate(
     }
     let mut seen = std::collections::BTreeSet::new();
     nya.retain(|k| seen.insert(*k));
+    routed::apply(&mut next);
     next.allocate_policy_indexes();
     Ok(Merged {
         state: next,

@@ -54,6 +54,8 @@ fn upsert_iface<'a>(s: &'a mut DesiredState, dev: &str, role: InterfaceRole) -> 
                 addresses: Vec::new(),
                 gateway: None,
                 mtu: None,
+                addresses6: Vec::new(),
+                gateway6: None,
             });
             s.interfaces.len() - 1
         }
@@ -96,7 +98,7 @@ pub fn merge_into(
     match payload {
         Payload::Ips(p) => ips(next, p, nics),
         Payload::Cmdline(p) => cmdline(next, p),
-        Payload::GuestNetwork(p) => guest(next, p, nics, nya),
+        Payload::GuestNetwork(p) => guest(next, p, nics),
         Payload::ForwardRules(p) => {
             let mut entries = convert::forwards(p)?;
             for (revoke, pf) in &mut entries {
@@ -122,26 +124,15 @@ pub fn merge_into(
         Payload::FirewallRules(p) => firewall(next, p),
         Payload::Ipv6FirewallRules(p) => {
             let checked = convert::firewall6(p)?;
-            let slot = next
-                .cloudstack
-                .pending
-                .entry("ipv6firewallrules".into())
-                .or_default();
-            for ((revoked, id), rule) in checked.into_iter().zip(&p.rules) {
-                if revoked {
-                    slot.remove(&id.to_string());
-                } else {
-                    slot.insert(
-                        id.to_string(),
-                        serde_json::to_value(rule).unwrap_or_default(),
-                    );
-                }
-            }
-            if slot.is_empty() {
-                next.cloudstack.pending.remove("ipv6firewallrules");
-            }
-            nya.push("ipv6firewallrules");
-            Ok(())
+            let prefixes: Vec<ipnet::Ipv6Net> = next
+                .interfaces
+                .iter()
+                .filter(|i| i.role == InterfaceRole::Guest)
+                .flat_map(|i| i.addresses6.iter().map(|a| a.trunc()))
+                .collect();
+            // Rules stored by an agent that did not apply them yet are superseded.
+            next.cloudstack.pending.remove("ipv6firewallrules");
+            crate::ipv6::merge_firewall6(&mut next.firewall6, checked, &prefixes)
         }
         Payload::NetworkAcl(p) => {
             let (mac, mut acl) = convert::acl(p)?;
@@ -209,6 +200,11 @@ pub fn merge_into(
             super::vmdata::vm_password(next, p);
             Ok(())
         }
+        // BGP peers become the native `bgp` section (see `bgp`).
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::BgpPeers(b),
+            ..
+        }) => super::bgp::peers(next, b),
         Payload::Later(p) => {
             later::store(p, &mut next.cloudstack);
             nya.push(p.kind);
@@ -342,15 +338,10 @@ fn cmdline(next: &mut DesiredState, p: &CmdLine) -> Result<(), Invalid> {
             _ => {}
         }
     }
-    Ok(())
+    crate::ipv6::cmdline6(next, &p.cmd_line)
 }
 
-fn guest(
-    next: &mut DesiredState,
-    p: &GuestNetwork,
-    nics: &LocalNics,
-    nya: &mut Vec<&'static str>,
-) -> Result<(), Invalid> {
+fn guest(next: &mut DesiredState, p: &GuestNetwork, nics: &LocalNics) -> Result<(), Invalid> {
     let g = convert::guest(p)?;
     let dev = resolve_nic(nics, g.mac, Some(g.device.clone())).unwrap_or(g.device.clone());
     let isolated = router_type(next) == Some(RouterType::Router);
@@ -381,14 +372,7 @@ fn guest(
             }
         }
         if g.has_ipv6 {
-            // No IPv6 in the native model yet: kept until it lands.
-            let v = serde_json::to_value(p).unwrap_or_default();
-            next.cloudstack
-                .pending
-                .entry("guestnetwork".into())
-                .or_default()
-                .insert(dev, v);
-            nya.push("guestnetwork-ipv6");
+            guest_ipv6(next, &dev, p)?;
         }
     } else {
         let nets: Vec<Ipv4Net> = match next.interfaces.iter().find(|f| f.device == dev) {
@@ -406,6 +390,44 @@ fn guest(
             if slot.is_empty() {
                 next.cloudstack.pending.remove("guestnetwork");
             }
+        }
+    }
+    Ok(())
+}
+
+/// The IPv6 fields of a `guestnetwork`: the guest prefix's gateway address on the guest NIC,
+/// the router's public IPv6 address and default-route gateway on the first public NIC.
+fn guest_ipv6(next: &mut DesiredState, dev: &str, p: &GuestNetwork) -> Result<(), Invalid> {
+    let g6 = convert::guest6(p)?;
+    if let Some(iface) = next.interfaces.iter_mut().find(|i| i.device == dev) {
+        iface.addresses6 = g6.guest_address.into_iter().collect();
+    }
+    if g6.public_address.is_some() || g6.public_gateway.is_some() {
+        let public = next
+            .interfaces
+            .iter_mut()
+            .find(|i| i.role == InterfaceRole::Public);
+        match public {
+            Some(iface) => {
+                iface.addresses6 = g6.public_address.into_iter().collect();
+                iface.gateway6 = g6.public_gateway;
+            }
+            None => {
+                let mut e = crate::check::Errors::default();
+                e.push(
+                    "router_ip6",
+                    crate::check::q(p.router_ip6.as_deref().unwrap_or("")),
+                    "the router has no public NIC to hold it (push ips first)",
+                );
+                return e.finish();
+            }
+        }
+    }
+    // Left pending by an agent that did not apply IPv6 yet.
+    if let Some(slot) = next.cloudstack.pending.get_mut("guestnetwork") {
+        slot.remove(dev);
+        if slot.is_empty() {
+            next.cloudstack.pending.remove("guestnetwork");
         }
     }
     Ok(())

@@ -15,8 +15,6 @@ pub fn concern_of(kind: &str) -> &'static str {
         "remoteaccessvpn" | "vpnuserlist" => "remote-access VPN",
         "monitorservice" => "monitoring",
         "bgppeers" => "BGP",
-        "ipv6firewallrules" => "IPv6 firewall",
-        "guestnetwork-ipv6" => "guest IPv6",
         _ => "not applied by this version",
     }
 }
@@ -36,10 +34,7 @@ mod tests {
     #[test]
     fn every_pending_type_has_a_concern() {
         // Every type the adapter can leave pending has a concern name.
-        for k in crate::later::LATER_TYPES
-            .iter()
-            .chain(&["ipv6firewallrules", "guestnetwork-ipv6"])
-        {
+        for k in crate::later::LATER_TYPES.iter() {
             assert_ne!(concern_of(k), "not applied by this version", "{k}");
         }
         assert_eq!(not_applied("vmdata").concern, "metadata and user data");

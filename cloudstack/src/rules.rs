@@ -18,89 +18,93 @@ pub fn forwards(p: &ForwardRules) -> Result<Vec<(bool, PortForward)>, Invalid> {
     let mut out: Vec<(bool, PortForward)> = Vec::with_capacity(p.rules.len());
     let mut targets = crate::forward_index::Targets::default();
     for (i, r) in p.rules.iter().enumerate() {
-        let pre = format!("rules[{i}]");
-        let proto = match r.protocol.to_ascii_lowercase().as_str() {
-            "tcp" => Some(L4Protocol::Tcp),
-            "udp" => Some(L4Protocol::Udp),
-            _ => {
-                e.push(
-                    format!("{pre}.protocol"),
-                    q(&r.protocol),
-                    "port forwards are tcp or udp",
-                );
-                None
-            }
+        // The quick checks for a good rule; the reporting ones say what is wrong with a bad one.
+        let Some(pf) = crate::forward_fast::quick(r).or_else(|| forward_checked(&mut e, i, r))
+        else {
+            continue;
         };
-        let public_ip = check::ipv4(
-            &mut e,
-            &format!("{pre}.source_ip_address"),
-            &r.source_ip_address,
-        );
-        let private_ip = check::ipv4(
-            &mut e,
-            &format!("{pre}.destination_ip_address"),
-            &r.destination_ip_address,
-        );
-        let pub_ports = check::port_range_str(
-            &mut e,
-            &format!("{pre}.source_port_range"),
-            &r.source_port_range,
-        );
-        let priv_ports = check::port_range_str(
-            &mut e,
-            &format!("{pre}.destination_port_range"),
-            &r.destination_port_range,
-        );
-        if let (Some(a), Some(b)) = (pub_ports, priv_ports) {
-            if a.len() != b.len() {
+        // A public ip:port mapped twice to different targets in one push.
+        if !r.revoke {
+            if let Some((other_ip, other_ports)) = targets.conflict(&pf) {
                 e.push(
-                    format!("{pre}.destination_port_range"),
-                    q(&r.destination_port_range),
+                    format!("rules[{i}].source_port_range"),
+                    q(&r.source_port_range),
                     &format!(
-                        "length differs from source_port_range {:?}",
-                        r.source_port_range
+                        "{}:{} already forwarded to {}:{}",
+                        pf.public_ip, pf.public_ports, other_ip, other_ports
                     ),
                 );
             }
         }
-        let source_cidrs = match nonempty(&r.source_cidr_list) {
-            Some(l) => check::cidr4_list(&mut e, &format!("{pre}.source_cidr_list"), l),
-            None => Vec::new(),
-        };
-        if let (
-            Some(protocol),
-            Some(public_ip),
-            Some(private_ip),
-            Some(public_ports),
-            Some(private_ports),
-        ) = (proto, public_ip, private_ip, pub_ports, priv_ports)
-        {
-            let pf = PortForward {
-                public_ip,
-                protocol,
-                public_ports,
-                private_ip,
-                private_ports,
-                source_cidrs,
-                device: None,
-            };
-            // A public ip:port mapped twice to different targets in one push.
-            if !r.revoke {
-                if let Some((other_ip, other_ports)) = targets.conflict(&pf) {
-                    e.push(
-                        format!("{pre}.source_port_range"),
-                        q(&r.source_port_range),
-                        &format!(
-                            "{}:{} already forwarded to {}:{}",
-                            public_ip, pf.public_ports, other_ip, other_ports
-                        ),
-                    );
-                }
-            }
-            out.push((r.revoke, pf));
-        }
+        out.push((r.revoke, pf));
     }
     e.into_result(out)
+}
+
+/// The checks of rule `i`, each failure recorded in `e` with its path and value.
+pub(crate) fn forward_checked(e: &mut Errors, i: usize, r: &ForwardRule) -> Option<PortForward> {
+    let pre = format!("rules[{i}]");
+    let proto = match r.protocol.to_ascii_lowercase().as_str() {
+        "tcp" => Some(L4Protocol::Tcp),
+        "udp" => Some(L4Protocol::Udp),
+        _ => {
+            e.push(
+                format!("{pre}.protocol"),
+                q(&r.protocol),
+                "port forwards are tcp or udp",
+            );
+            None
+        }
+    };
+    let public_ip = check::ipv4(e, &format!("{pre}.source_ip_address"), &r.source_ip_address);
+    let private_ip = check::ipv4(
+        e,
+        &format!("{pre}.destination_ip_address"),
+        &r.destination_ip_address,
+    );
+    let pub_ports =
+        check::port_range_str(e, &format!("{pre}.source_port_range"), &r.source_port_range);
+    let priv_ports = check::port_range_str(
+        e,
+        &format!("{pre}.destination_port_range"),
+        &r.destination_port_range,
+    );
+    if let (Some(a), Some(b)) = (pub_ports, priv_ports) {
+        if a.len() != b.len() {
+            e.push(
+                format!("{pre}.destination_port_range"),
+                q(&r.destination_port_range),
+                &format!(
+                    "length differs from source_port_range {:?}",
+                    r.source_port_range
+                ),
+            );
+        }
+    }
+    let source_cidrs = match nonempty(&r.source_cidr_list) {
+        Some(l) => check::cidr4_list(e, &format!("{pre}.source_cidr_list"), l),
+        None => Vec::new(),
+    };
+    if let (
+        Some(protocol),
+        Some(public_ip),
+        Some(private_ip),
+        Some(public_ports),
+        Some(private_ports),
+    ) = (proto, public_ip, private_ip, pub_ports, priv_ports)
+    {
+        let pf = PortForward {
+            public_ip,
+            protocol,
+            public_ports,
+            private_ip,
+            private_ports,
+            source_cidrs,
+            device: None,
+        };
+        return Some(pf);
+    }
+    None
 }
 
 /// Forward identity: public IP + public ports + protocol.
@@ -174,7 +178,7 @@ pub enum FwRule {
     },
 }
 
-fn rule_protocol(e: &mut Errors, path: &str, s: &str) -> Option<RuleProtocol> {
+pub(crate) fn rule_protocol(e: &mut Errors, path: &str, s: &str) -> Option<RuleProtocol> {
     match s.to_ascii_lowercase().as_str() {
         "all" => Some(RuleProtocol::All),
         "tcp" => Some(RuleProtocol::Tcp),
@@ -197,7 +201,7 @@ fn rule_protocol(e: &mut Errors, path: &str, s: &str) -> Option<RuleProtocol> {
 /// Ports and ICMP fields of a rule, checked only where the protocol uses them.
 type Matchers = (Option<vr_nat::PortRange>, Option<u8>, Option<u8>);
 
-fn matchers(
+pub(crate) fn matchers(
     e: &mut Errors,
     pre: &str,
     proto: RuleProtocol,
@@ -326,55 +330,6 @@ pub fn firewall(p: &FirewallRules) -> Result<Vec<(bool, FwRule)>, Invalid> {
                 "traffic_type is Ingress or Egress",
             ),
         }
-    }
-    e.into_result(out)
-}
-
-/// `ipv6firewallrules`: checked with IPv6 addresses; `(revoked, id)` per rule.
-pub fn firewall6(p: &FirewallRules) -> Result<Vec<(bool, u64)>, Invalid> {
-    let mut e = Errors::default();
-    let mut out = Vec::new();
-    for (i, r) in p.rules.iter().enumerate() {
-        let pre = format!("rules[{i}]");
-        if r.revoked {
-            out.push((true, r.id));
-            continue;
-        }
-        if let Some(protocol) = rule_protocol(&mut e, &format!("{pre}.protocol"), &r.protocol) {
-            matchers(
-                &mut e,
-                &pre,
-                protocol,
-                r.src_port_range.as_deref(),
-                r.icmp_type,
-                r.icmp_code,
-            );
-        }
-        if let Some(ip) = r.src_ip.as_deref().filter(|s| !s.is_empty()) {
-            check::ip_any(&mut e, &format!("{pre}.src_ip"), ip);
-        }
-        for (name, l) in [
-            ("source_cidr_list", &r.source_cidr_list),
-            ("dest_cidr_list", &r.dest_cidr_list),
-        ] {
-            for (j, c) in l.iter().flatten().enumerate() {
-                check::cidr_any(&mut e, &format!("{pre}.{name}[{j}]"), c);
-            }
-        }
-        if let Some(c) = r.guest_ip6_cidr.as_deref().filter(|s| !s.is_empty()) {
-            check::cidr6(&mut e, &format!("{pre}.guest_ip6_cidr"), c);
-        }
-        if !matches!(
-            r.traffic_type.to_ascii_lowercase().as_str(),
-            "ingress" | "egress"
-        ) {
-            e.push(
-                format!("{pre}.traffic_type"),
-                q(&r.traffic_type),
-                "traffic_type is Ingress or Egress",
-            );
-        }
-        out.push((r.revoked, r.id));
     }
     e.into_result(out)
 }

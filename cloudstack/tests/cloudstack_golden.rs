@@ -173,6 +173,14 @@ const CASES: &[(&str, bool, &[&str], &[&str])] = &[
             "vpc_staticroutes_revoke.json",
         ],
     ),
+    ("bgppeers_add", false, ISO, &["bgppeers_add.json"]),
+    (
+        "bgppeers_none",
+        false,
+        ISO,
+        &["bgppeers_add.json", "bgppeers_none.json"],
+    ),
+    ("vpc_bgppeers", true, VPC, &["vpc_bgppeers.json"]),
     (
         "later_pending",
         false,

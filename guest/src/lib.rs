@@ -11,6 +11,7 @@ pub mod metadata;
 pub mod model;
 pub mod passwords;
 pub mod plan;
+pub mod radvd;
 pub mod render;
 pub mod web;
 pub mod web_plan;

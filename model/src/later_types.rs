@@ -222,7 +222,9 @@ pub struct BgpPeers {
 }
 
 /// One BGP peer (`BgpPeerTO`). Older agents of this project read `as_number`, `password`,
-/// `ip4_cidr`, `ip6_cidr`: accepted as aliases.
+/// `ip4_cidr`, `ip6_cidr`: accepted as aliases. CloudStack sends a network without peers as
+/// one entry holding only `network_id` (`new BgpPeerTO(networkId)`): every other field may be
+/// absent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BgpPeer {
     #[serde(default)]
@@ -231,8 +233,8 @@ pub struct BgpPeer {
     pub ip4_address: Option<String>,
     #[serde(default)]
     pub ip6_address: Option<String>,
-    #[serde(alias = "as_number")]
-    pub peer_as_number: u32,
+    #[serde(default, alias = "as_number")]
+    pub peer_as_number: Option<u32>,
     #[serde(default, alias = "password")]
     pub peer_password: Option<Secret>,
     #[serde(default)]

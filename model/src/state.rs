@@ -4,15 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use vr_guest::{DhcpSection, MetadataSection, PasswordSection};
 use vr_ha::{HaRole, HaSection};
+use vr_nat::v6::Firewall6Section;
 use vr_nat::{FirewallSection, NatSection, TierAcl};
+use vr_ospf::bgp::BgpSection;
 use vr_ospf::OspfSection;
 use vr_vpn::VpnSection;
 
@@ -36,6 +38,9 @@ pub struct StateDocument {
     pub nat: Option<NatSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firewall: Option<FirewallSection>,
+    /// The IPv6 filter of the routed guest prefixes (table `ip6 vr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall6: Option<Firewall6Section>,
     /// VPC network ACLs, one entry per tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acls: Option<Vec<TierAcl>>,
@@ -48,6 +53,13 @@ pub struct StateDocument {
         skip_serializing_if = "Option::is_none"
     )]
     pub ospf: Option<Option<OspfSection>>,
+    /// `null` removes BGP; absent leaves it as it is.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bgp: Option<Option<BgpSection>>,
     /// Kernel sizing the operator wants instead of the agent's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<KernelSection>,
@@ -140,6 +152,14 @@ pub struct Interface {
     pub gateway: Option<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// IPv6 addresses with prefix length (guest: the gateway of a routed prefix, which
+    /// router advertisements announce on this NIC).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub addresses6: Vec<Ipv6Net>,
+    /// IPv6 next hop (public: the IPv6 default route goes through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// `ip route replace DESTINATION via GATEWAY [dev DEVICE] [table TABLE]`
@@ -233,12 +253,18 @@ pub struct DesiredState {
     pub nat: NatSection,
     #[serde(default)]
     pub firewall: FirewallSection,
+    /// Left out of `state.json` while empty, so states written before it existed read the same.
+    #[serde(default, skip_serializing_if = "Firewall6Section::is_empty")]
+    pub firewall6: Firewall6Section,
     #[serde(default)]
     pub acls: Vec<TierAcl>,
     #[serde(default)]
     pub vpn: VpnSection,
     #[serde(default)]
     pub ospf: Option<OspfSection>,
+    /// BGP speaker (FRR bgpd); left out of `state.json` while unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpSection>,
     /// Left out of `state.json` while unset, so states written before it existed read the same.
     #[serde(default, skip_serializing_if = "KernelSection::is_unset")]
     pub kernel: KernelSection,
@@ -328,6 +354,9 @@ impl DesiredState {
         if let Some(v) = doc.firewall {
             next.firewall = v;
         }
+        if let Some(v) = doc.firewall6 {
+            next.firewall6 = v;
+        }
         if let Some(v) = doc.acls {
             next.acls = v;
         }
@@ -336,6 +365,9 @@ impl DesiredState {
         }
         if let Some(v) = doc.ospf {
             next.ospf = v;
+        }
+        if let Some(v) = doc.bgp {
+            next.bgp = v;
         }
         if let Some(v) = doc.kernel {
             next.kernel = v;

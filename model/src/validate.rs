@@ -118,6 +118,11 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
             errs.extend(crate::lift_errors!("ospf", e));
         }
     }
+    if let Some(bgp) = &s.bgp {
+        if let Err(e) = vr_ospf::bgp::validate_bgp(bgp) {
+            errs.extend(crate::lift_errors!("bgp", e));
+        }
+    }
     if errs.is_empty() {
         Ok(())
     } else {

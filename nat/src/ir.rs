@@ -3,15 +3,17 @@
 //! netlink by [`crate::netlink`]. No nft syntax lives here except in comments, so every
 //! backend interprets the same typed values.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// Address family of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
     Ip,
     Inet,
+    /// The IPv6 filter table (`ip6 vr`, see [`crate::v6`]).
+    Ip6,
 }
 
 /// One table with everything in it. Sets come before chains so rules can refer to them.
@@ -39,6 +41,9 @@ pub enum DataType {
     Mark,
     IcmpType,
     IcmpCode,
+    Ipv6Addr,
+    Icmpv6Type,
+    Icmpv6Code,
 }
 
 /// What a map maps to.
@@ -91,6 +96,8 @@ pub enum Value {
     Byte(u8),
     /// Inclusive 8-bit range.
     ByteRange(u8, u8),
+    Addr6(Ipv6Addr),
+    Net6(Ipv6Net),
 }
 
 /// One element: key, and for maps the data.
@@ -167,6 +174,11 @@ pub enum Field {
     Iifname,
     Oifname,
     CtMark,
+    Ip6Saddr,
+    Ip6Daddr,
+    /// Only meaningful after a `meta l4proto ipv6-icmp` match.
+    Icmpv6Type,
+    Icmpv6Code,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -24,6 +24,7 @@ pub mod render;
 pub mod revoked;
 pub mod rule_stats;
 pub mod usage;
+pub mod v6;
 pub mod validate;
 
 pub use build::{build, GuestNetwork, PublicInterface, RouterContext, VpnPeer};

@@ -39,6 +39,7 @@ pub fn structure_fingerprint(rs: &Ruleset) -> String {
 fn norm(v: Value) -> Value {
     match v {
         Value::Net(n) if n.prefix_len() == 32 => Value::Addr(n.addr()),
+        Value::Net6(n) if n.prefix_len() == 128 => Value::Addr6(n.addr()),
         Value::PortRange(a, b) if a == b => Value::Port(a),
         Value::ByteRange(a, b) if a == b => Value::Byte(a),
         other => other,
@@ -63,15 +64,22 @@ fn num<T: TryFrom<u64>>(v: &Json) -> Option<T> {
 
 fn value(v: &Json, t: DataType) -> Option<Value> {
     if let Some(p) = v.get("prefix") {
-        let addr: std::net::Ipv4Addr = p["addr"].as_str()?.parse().ok()?;
         let len = num::<u8>(&p["len"])?;
+        if t == DataType::Ipv6Addr {
+            let addr: std::net::Ipv6Addr = p["addr"].as_str()?.parse().ok()?;
+            return ipnet::Ipv6Net::new(addr, len).ok().map(Value::Net6);
+        }
+        let addr: std::net::Ipv4Addr = p["addr"].as_str()?.parse().ok()?;
         return ipnet::Ipv4Net::new(addr, len).ok().map(Value::Net);
     }
     if let Some(r) = v.get("range") {
         let (a, b) = (&r[0], &r[1]);
         return match t {
             DataType::InetService => Some(Value::PortRange(num(a)?, num(b)?)),
-            DataType::IcmpType | DataType::IcmpCode => Some(Value::ByteRange(num(a)?, num(b)?)),
+            DataType::IcmpType
+            | DataType::IcmpCode
+            | DataType::Icmpv6Type
+            | DataType::Icmpv6Code => Some(Value::ByteRange(num(a)?, num(b)?)),
             _ => None,
         };
     }
@@ -91,6 +99,8 @@ fn value(v: &Json, t: DataType) -> Option<Value> {
         DataType::InetService => num(v).map(Value::Port),
         DataType::Mark => num(v).map(Value::Mark),
         DataType::IcmpType | DataType::IcmpCode => num(v).map(Value::Byte),
+        DataType::Ipv6Addr => v.as_str()?.parse().ok().map(Value::Addr6),
+        DataType::Icmpv6Type | DataType::Icmpv6Code => num(v).map(Value::Byte),
     }
 }
 
@@ -167,7 +177,7 @@ pub fn matches_listing(want: &Ruleset, json: &str) -> bool {
     }
     let stamp = format!("{STAMP}{}", structure_fingerprint(want));
     let stamped = rules
-        .get("pre_mark")
+        .get(want.chains.first().map_or("", |c| c.name.as_str()))
         .and_then(|r| r.first())
         .and_then(|r| r["comment"].as_str())
         .is_some_and(|c| c.ends_with(&stamp));
@@ -218,6 +228,7 @@ mod tests {
             routed: Vec::new(),
             vpn_peers: vec![],
             ospf: false,
+            bgp_peers: Vec::new(),
             ha_sync_devs: vec![],
             vrrp: false,
         };

@@ -11,6 +11,7 @@ pub fn family(f: Family) -> &'static str {
     match f {
         Family::Ip => "ip",
         Family::Inet => "inet",
+        Family::Ip6 => "ip6",
     }
 }
 
@@ -23,6 +24,9 @@ fn data_type(t: DataType) -> &'static str {
         DataType::Mark => "mark",
         DataType::IcmpType => "icmp_type",
         DataType::IcmpCode => "icmp_code",
+        DataType::Ipv6Addr => "ipv6_addr",
+        DataType::Icmpv6Type => "icmpv6_type",
+        DataType::Icmpv6Code => "icmpv6_code",
     }
 }
 
@@ -41,6 +45,7 @@ pub fn value(v: &Value) -> String {
         Value::Proto(6) => "tcp".into(),
         Value::Proto(17) => "udp".into(),
         Value::Proto(50) => "esp".into(),
+        Value::Proto(58) => "ipv6-icmp".into(),
         Value::Proto(n) => n.to_string(),
         Value::Port(p) => p.to_string(),
         Value::PortRange(a, b) => format!("{a}-{b}"),
@@ -50,6 +55,8 @@ pub fn value(v: &Value) -> String {
         Value::Mark(m) => format!("0x{m:08x}"),
         Value::Byte(b) => b.to_string(),
         Value::ByteRange(a, b) => format!("{a}-{b}"),
+        Value::Addr6(a) => a.to_string(),
+        Value::Net6(n) => n.to_string(),
     }
 }
 
@@ -86,6 +93,10 @@ fn field(f: Field) -> &'static str {
         Field::Iifname => "iifname",
         Field::Oifname => "oifname",
         Field::CtMark => "ct mark",
+        Field::Ip6Saddr => "ip6 saddr",
+        Field::Ip6Daddr => "ip6 daddr",
+        Field::Icmpv6Type => "icmpv6 type",
+        Field::Icmpv6Code => "icmpv6 code",
     }
 }
 

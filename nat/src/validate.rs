@@ -32,7 +32,7 @@ impl std::error::Error for FieldError {}
 /// kernel memory; beyond that a push is more likely a mistake than a need.
 pub const MAX_SHIFTED_PORTS: u32 = 65_536;
 
-fn err(path: String, value: impl fmt::Display, reason: &str) -> FieldError {
+pub(crate) fn err(path: String, value: impl fmt::Display, reason: &str) -> FieldError {
     FieldError {
         path,
         value: value.to_string(),
@@ -81,7 +81,7 @@ fn check_range(path: impl FnOnce() -> String, r: &PortRange, out: &mut Vec<Field
     }
 }
 
-fn check_rule_shape(
+pub(crate) fn check_rule_shape(
     base: &str,
     protocol: RuleProtocol,
     ports: Option<&PortRange>,
@@ -113,7 +113,7 @@ fn check_rule_shape(
     }
 }
 
-fn finish(out: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
+pub(crate) fn finish(out: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
     if out.is_empty() {
         Ok(())
     } else {

@@ -26,6 +26,7 @@ fn ctx() -> RouterContext {
         routed: Vec::new(),
         vpn_peers: vec![],
         ospf: false,
+        bgp_peers: Vec::new(),
         ha_sync_devs: vec![],
         vrrp: false,
     }
@@ -51,6 +52,11 @@ fn cases() -> Vec<(
     });
     let mut ospf = ctx();
     ospf.ospf = true;
+    let mut bgp = ctx();
+    bgp.bgp_peers = vec![
+        "192.0.2.50".parse().unwrap(),
+        "198.51.100.7".parse().unwrap(),
+    ];
     let mut ha = ctx();
     ha.vrrp = true;
     ha.ha_sync_devs = vec!["eth0".into()];
@@ -63,6 +69,7 @@ fn cases() -> Vec<(
     vec![
         ("router_input", ctx(), "{}", "{}", "[]"),
         ("router_input_ospf", ospf, "{}", "{}", "[]"),
+        ("router_input_bgp", bgp, "{}", "{}", "[]"),
         ("router_input_ha", ha, "{}", "{}", "[]"),
         (
             "source_nat",

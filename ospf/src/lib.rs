@@ -6,6 +6,7 @@
 //! dialect is an export for operators ([`export`]); the agent drives FRR only.
 
 pub mod apply;
+pub mod bgp;
 pub mod blocks;
 pub mod export;
 pub mod model;

@@ -153,6 +153,12 @@ pub fn redact(text: &str) -> String {
 }
 
 fn redact_line(l: &str) -> String {
+    // `neighbor ADDR password PW` (BGP, in the same FRR config): the rest of the line.
+    if let Some(i) = l.find(" password ") {
+        if l.trim_start().starts_with("neighbor ") {
+            return format!("{} password <redacted>", &l[..i]);
+        }
+    }
     if let Some(i) = l.find("ip ospf authentication-key ") {
         let start = i + "ip ospf authentication-key ".len();
         return format!("{}<redacted>", &l[..start]);

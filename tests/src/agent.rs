@@ -304,9 +304,34 @@ impl AgentProc {
     }
 }
 
+impl AgentProc {
+    /// Stops the radvd this agent started (like dnsmasq, it outlives the agent by design):
+    /// the pid in our run dir's pid file, if that process was given our config.
+    pub fn kill_radvd(&self) {
+        let dir = self.run_dir.join("radvd");
+        let Some(pid) = std::fs::read_to_string(dir.join("radvd.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        let conf = dir.join("radvd.conf").display().to_string();
+        let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).split('\0').any(|a| a == conf));
+        if ours {
+            // SAFETY: kill(2) on the radvd whose pid file and config are under this test's
+            // run dir. SIGTERM: radvd then ends its privilege-separation child too.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+}
+
 impl Drop for AgentProc {
     fn drop(&mut self) {
         self.stop();
         self.kill_dnsmasq();
+        self.kill_radvd();
     }
 }

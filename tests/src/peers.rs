@@ -12,6 +12,7 @@ use crate::{wait_for, Netns};
 pub const CHARON: &str = "/usr/lib/ipsec/charon";
 pub const ZEBRA: &str = "/usr/lib/frr/zebra";
 pub const OSPFD: &str = "/usr/lib/frr/ospfd";
+pub const BGPD: &str = "/usr/lib/frr/bgpd";
 
 /// A charon running in a namespace. Killed with the namespace's other children.
 #[derive(Debug)]
@@ -114,6 +115,16 @@ impl Frr {
         frr.start_daemon(ns, "zebra");
         frr.start_daemon(ns, "ospfd");
         frr
+    }
+
+    /// Starts bgpd beside zebra with `bgpd_conf` (FRR syntax; empty = configured later).
+    pub fn add_bgpd(&self, ns: &mut Netns, bgpd_conf: &str) {
+        std::fs::write(self.dir.join("bgpd.conf"), bgpd_conf).expect("bgpd.conf");
+        let _ = Command::new("chown")
+            .arg("frr:frr")
+            .arg(self.dir.join("bgpd.conf"))
+            .status();
+        self.start_daemon(ns, "bgpd");
     }
 
     fn start_daemon(&self, ns: &mut Netns, daemon: &str) {

@@ -96,11 +96,21 @@ fn show_views_hold_the_forward_and_its_flow() {
     let mut flow = ext.command("python3");
     flow.args(["-c", "import socket,time; s=socket.create_connection(('192.0.2.11',8080),3); s.recv(100); time.sleep(5)"]);
     let mut child = flow.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let ct = json(
-        &agent,
-        &["show", "conntrack", "--port", "8080", "--protocol", "tcp"],
-    );
+    // python3 may take a while to start on a loaded machine: wait for the flow itself (the
+    // earlier probe's closed connection is in the table too, in TIME_WAIT).
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    let ct = loop {
+        let ct = json(
+            &agent,
+            &["show", "conntrack", "--port", "8080", "--protocol", "tcp"],
+        );
+        if ct["by_state"]["ESTABLISHED"].as_u64().unwrap_or(0) >= 1
+            || std::time::Instant::now() >= until
+        {
+            break ct;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let _ = child.kill();
     let _ = child.wait();
     assert!(ct["count"].as_u64().unwrap_or(0) >= 1, "{ct}");

@@ -78,6 +78,8 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
     guest.ip(&["addr", "add", "10.1.1.23/24", "dev", "eth0"]);
     let charon = Charon::start(&mut vr, &dir.path().join("charon"));
     let frr = Frr::start(&mut vr, &dir.path().join("frr"), "scvr", "");
+    // bgpd too: the BGP password reaches FRR (through vtysh's standard input) and its config.
+    frr.add_bgpd(&mut vr, "hostname scvr\n");
     let mut agent = AgentProc::new(Some(&vr.name));
     agent.extra_args = vec![
         "--vici-socket".into(),
@@ -176,6 +178,10 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
     assert!(
         running.contains(&format!("message-digest-key 1 md5 {OSPF_KEY}")),
         "FRR lacks the OSPF key: {running}"
+    );
+    assert!(
+        running.contains(&format!("neighbor 192.0.2.50 password {BGP_PW}")),
+        "FRR lacks the BGP password: {running}"
     );
     // Honest answer: stored but not applied is said, by type and concern, and stays ok.
     let (code, r) = agent.apply_text("ra2.json", &remote_access(RA_PSK, "10.1.2.1-10.1.2.9"));

@@ -69,6 +69,10 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             crate::diag::ospf::live_view(cfg.frr_vty_dir.as_deref()).await,
             json,
         ),
+        Command::Show { what: Show::Bgp } => print_view(
+            crate::diag::bgp::live_view(cfg.frr_vty_dir.as_deref()).await,
+            json,
+        ),
         Command::Show { what: Show::Dhcp } => print_view(
             crate::diag::guest::dhcp_view(&crate::concern::dhcp::paths(
                 &cfg.run_dir,

@@ -292,6 +292,11 @@ pub enum Show {
         #[arg(long, value_parser = ["frr", "quagga"])]
         dialect: Option<String>,
     },
+    /// BGP neighbors per address family: session state, uptime, prefixes sent and received,
+    /// from FRR (passwords never shown).
+    ///
+    /// Example: vr-agent show bgp --json
+    Bgp,
     /// Static DHCP hosts with their lease state, and the dnsmasq serving them.
     ///
     /// Example: vr-agent show dhcp --json

@@ -103,6 +103,7 @@ pub(crate) async fn items(cfg: &Config) -> (Vec<Item>, Vec<String>) {
             vty("show ip ospf neighbor"),
         ),
         Item::Run("vtysh-ospf-route.txt", "vtysh", vty("show ip ospf route")),
+        Item::Run("vtysh-bgp-summary.txt", "vtysh", vty("show bgp summary")),
         Item::Run(
             "vtysh-running-config.txt",
             "vtysh",

@@ -14,12 +14,16 @@ use serde::Serialize;
 
 use crate::state::DesiredState;
 
+pub mod addr6;
+pub mod bgp;
 pub mod conntrack;
 pub mod dhcp;
 pub mod ha;
 pub mod links;
 pub mod nft;
+pub mod nft6;
 pub mod ospf;
+pub mod radvd;
 pub mod rule_stats;
 pub mod tunables;
 pub mod usage;

@@ -143,6 +143,15 @@ pub fn router_context(s: &DesiredState) -> RouterContext {
         })
         .collect();
     ctx.ospf = s.ospf.is_some();
+    ctx.bgp_peers = s
+        .bgp
+        .iter()
+        .flat_map(|b| &b.neighbors)
+        .filter_map(|n| match n.address {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
     if let Some(ha) = &s.ha {
         ctx.vrrp = true;
         ctx.ha_sync_devs = ha.sync.iter().map(|l| l.device.clone()).collect();

@@ -206,16 +206,9 @@ impl OspfConcern {
         }
     }
 
-    /// Writes FRR's running config to the config file ([`save::write_config`]).
+    /// Writes FRR's running config to the config file ([`save_running`]).
     fn save(&self, running: &str) -> Result<(), ConcernError> {
-        let body: String = running
-            .lines()
-            .skip_while(|l| !l.starts_with('!') && !l.starts_with("frr "))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let path = &self.config_file;
-        save::write_config(path, body.as_bytes())
-            .map_err(|e| ConcernError::Failed(format!("cannot write {}: {e}", path.display())))
+        save_running(&self.config_file, running)
     }
 
     /// `show ip ospf neighbor json`, typed.
@@ -224,6 +217,18 @@ impl OspfConcern {
         vr_ospf::status::parse_neighbors(&out)
             .map_err(|e| ConcernError::Failed(format!("neighbor json: {e}")))
     }
+}
+
+/// Writes FRR's running config (`show running-config`, its banner cut) to `path`
+/// ([`save::write_config`]); the BGP concern saves the same way.
+pub fn save_running(path: &std::path::Path, running: &str) -> Result<(), ConcernError> {
+    let body: String = running
+        .lines()
+        .skip_while(|l| !l.starts_with('!') && !l.starts_with("frr "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    save::write_config(path, body.as_bytes())
+        .map_err(|e| ConcernError::Failed(format!("cannot write {}: {e}", path.display())))
 }
 
 impl Concern for OspfConcern {

@@ -99,6 +99,7 @@ impl TunablesConcern {
         let facts = self.facts();
         let mut paths: Vec<String> = [
             "net/ipv4/ip_forward",
+            "net/ipv6/conf/all/forwarding",
             "net/netfilter/nf_conntrack_tcp_timeout_established",
             "net/netfilter/nf_conntrack_udp_timeout",
             "net/netfilter/nf_conntrack_udp_timeout_stream",
@@ -110,6 +111,7 @@ impl TunablesConcern {
         for (dir, key) in [
             ("net/ipv4/conf", "rp_filter"),
             ("net/ipv6/conf", "accept_ra"),
+            ("net/ipv6/conf", "accept_dad"),
         ] {
             let Ok(list) = std::fs::read_dir(self.root.join(dir)) else {
                 continue;

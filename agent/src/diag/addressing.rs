@@ -108,6 +108,8 @@ mod tests {
                 addresses: vec!["198.51.100.1/24".parse().unwrap()],
                 gateway: Some("198.51.100.254".parse().unwrap()),
                 mtu: None,
+                addresses6: Vec::new(),
+                gateway6: None,
             }],
             ..Default::default()
         };

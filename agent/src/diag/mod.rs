@@ -2,6 +2,7 @@
 //! with validated arguments, and the tech-support bundle.
 
 pub mod addressing;
+pub mod bgp;
 pub mod check;
 pub mod guest;
 pub mod metadata;

@@ -11,6 +11,7 @@
 pub mod exec;
 pub mod garp;
 pub mod observe;
+pub mod v6;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -30,6 +30,8 @@ fn public(dev: &str, addr: &str, gw: &str) -> Interface {
         addresses: vec![addr.parse().unwrap()],
         gateway: Some(gw.parse().unwrap()),
         mtu: None,
+        addresses6: Vec::new(),
+        gateway6: None,
     }
 }
 

@@ -27,6 +27,11 @@
 //!   half-dead flows); UDP streams 180 s as OpenWrt does; the rest stay at kernel defaults.
 //! - `accept_ra = 0` on public NICs: the router's routes come from the management server,
 //!   never from whoever sends router advertisements on a public segment.
+//! - `net.ipv6.conf.all.forwarding = 1` once the state holds IPv6 (an IPv6 address on a NIC
+//!   or IPv6 firewall rules): the routed guest prefixes are forwarded, and the guest NICs
+//!   answer neighbour discovery as a router. Without IPv6 in the state it is left alone, so
+//!   an IPv4-only router does not start forwarding IPv6 that its `ip6` table was never asked
+//!   to filter.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -154,6 +159,20 @@ pub fn wanted(s: &DesiredState, config: &KernelSection, facts: &Facts) -> Tunabl
         })
     };
     set("net/ipv4/ip_forward".into(), 1);
+    if crate::net::v6::has_ipv6(s) {
+        set("net/ipv6/conf/all/forwarding".into(), 1);
+    }
+    // The router is the one owner of its guest gateway addresses: no duplicate address
+    // detection on guest NICs with IPv6 (as CloudStack's router), so its link-local address,
+    // which radvd sends from, is usable the moment the link has carrier and a guest's first
+    // router solicitation is answered instead of the one four seconds later.
+    for i in s
+        .interfaces
+        .iter()
+        .filter(|i| i.role == InterfaceRole::Guest && !i.addresses6.is_empty())
+    {
+        set(format!("net/ipv6/conf/{}/accept_dad", i.device), 0);
+    }
     set("net/ipv4/conf/all/rp_filter".into(), 0);
     set("net/ipv4/conf/default/rp_filter".into(), 2);
     for i in &s.interfaces {

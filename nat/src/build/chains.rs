@@ -210,6 +210,15 @@ pub(super) fn base_chains() -> Vec<Chain> {
                 .comment("routing protocols"),
                 Rule::new(
                     vec![
+                        in_set(&[Field::IpSaddr], "bgp_peers"),
+                        l4(TCP),
+                        eq(Field::ThDport, Value::Port(179)),
+                    ],
+                    vec![accept()],
+                )
+                .comment("bgp from its neighbors"),
+                Rule::new(
+                    vec![
                         in_set(&[Field::Iifname], "ha_sync_devs"),
                         l4(UDP),
                         eq(Field::ThDport, Value::Port(super::HA_SYNC_PORT)),

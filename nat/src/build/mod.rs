@@ -40,6 +40,9 @@ pub struct RouterContext {
     /// OSPF runs on the router: accept its packets (IP protocol 89) from anywhere; OSPF's own
     /// authentication guards adjacencies.
     pub ospf: bool,
+    /// BGP neighbors (IPv4): their connections to the router's port 179 are accepted (the
+    /// router connects to them too; either side may open the session).
+    pub bgp_peers: Vec<Ipv4Addr>,
     /// A redundant pair: accept VRRP adverts (IP protocol 112; keepalived authenticates them)
     /// and conntrackd's state sync (UDP 3780) on these NICs.
     pub ha_sync_devs: Vec<String>,
@@ -304,6 +307,12 @@ pub fn build(
         ifs(ctx.ha_sync_devs.iter().collect()),
     ));
     sets.push(set("input_protos", &[InetProto], false, protos));
+    let bgp = ctx
+        .bgp_peers
+        .iter()
+        .map(|a| el(vec![Value::Addr(*a)]))
+        .collect();
+    sets.push(set("bgp_peers", &[Ipv4Addr], false, bgp));
     let marks = ctx
         .public
         .iter()

@@ -20,6 +20,7 @@ pub(crate) fn ctx() -> RouterContext {
         routed: Vec::new(),
         vpn_peers: vec![],
         ospf: false,
+        bgp_peers: Vec::new(),
         ha_sync_devs: vec![],
         vrrp: false,
     }

@@ -36,6 +36,7 @@ fn family_code(f: Family) -> u16 {
     match f {
         Family::Ip => libc::NFPROTO_IPV4 as u16,
         Family::Inet => libc::NFPROTO_INET as u16,
+        Family::Ip6 => libc::NFPROTO_IPV6 as u16,
     }
 }
 
@@ -61,6 +62,11 @@ fn encode(v: &Value) -> (Vec<u8>, Vec<u8>) {
             (b.clone(), b)
         }
         Value::Mark(m) => (m.to_ne_bytes().to_vec(), m.to_ne_bytes().to_vec()),
+        Value::Addr6(a) => (a.octets().to_vec(), a.octets().to_vec()),
+        Value::Net6(n) => (
+            n.network().octets().to_vec(),
+            n.broadcast().octets().to_vec(),
+        ),
     }
 }
 
@@ -110,7 +116,7 @@ fn is_interval(set: Option<&Set>, e: &Element) -> bool {
         None => e.key.iter().any(|v| {
             matches!(
                 v,
-                Value::Net(_) | Value::PortRange(..) | Value::ByteRange(..)
+                Value::Net(_) | Value::Net6(_) | Value::PortRange(..) | Value::ByteRange(..)
             )
         }),
     }

@@ -151,6 +151,9 @@ pub fn type_id(t: DataType) -> u32 {
         DataType::Mark => 19,
         DataType::IcmpCode => 32,
         DataType::IfName => 41,
+        DataType::Ipv6Addr => 8,
+        DataType::Icmpv6Type => 29,
+        DataType::Icmpv6Code => 33,
     }
 }
 
@@ -159,6 +162,8 @@ pub fn type_len(t: DataType) -> u32 {
     match t {
         DataType::Ipv4Addr | DataType::Mark => 4,
         DataType::InetProto | DataType::IcmpType | DataType::IcmpCode => 1,
+        DataType::Icmpv6Type | DataType::Icmpv6Code => 1,
+        DataType::Ipv6Addr => 16,
         DataType::InetService => 2,
         DataType::IfName => 16,
     }
@@ -274,6 +279,9 @@ pub fn field_type(f: Field) -> DataType {
         Field::IcmpCode => DataType::IcmpCode,
         Field::Iifname | Field::Oifname => DataType::IfName,
         Field::CtMark => DataType::Mark,
+        Field::Ip6Saddr | Field::Ip6Daddr => DataType::Ipv6Addr,
+        Field::Icmpv6Type => DataType::Icmpv6Type,
+        Field::Icmpv6Code => DataType::Icmpv6Code,
     }
 }
 
@@ -291,6 +299,10 @@ fn load(f: Field, dreg: u32) -> Expr {
         Field::ThDport => payload(Base::Transport, 2, 2),
         Field::IcmpType => payload(Base::Transport, 0, 1),
         Field::IcmpCode => payload(Base::Transport, 1, 1),
+        Field::Ip6Saddr => payload(Base::Network, 8, 16),
+        Field::Ip6Daddr => payload(Base::Network, 24, 16),
+        Field::Icmpv6Type => payload(Base::Transport, 0, 1),
+        Field::Icmpv6Code => payload(Base::Transport, 1, 1),
         Field::MetaL4proto => Expr::MetaLoad {
             key: MetaKey::L4proto,
             dreg,
@@ -347,6 +359,11 @@ pub fn value_bytes(v: &Value) -> (Vec<u8>, Option<Vec<u8>>) {
             (b, None)
         }
         Value::Mark(m) => (m.to_ne_bytes().to_vec(), None),
+        Value::Addr6(a) => (a.octets().to_vec(), None),
+        Value::Net6(n) => (
+            n.network().octets().to_vec(),
+            Some(n.broadcast().octets().to_vec()),
+        ),
     }
 }
 
@@ -401,6 +418,20 @@ fn compare(field: Field, value: &Value, negate: bool, out: &mut Vec<Expr>) -> Re
                 data: start,
             });
         }
+        (Value::Net6(n), Some(_)) => {
+            if n.prefix_len() > 0 {
+                out.push(Expr::Bitwise {
+                    reg: 1,
+                    mask: n.netmask().octets().to_vec(),
+                    xor: vec![0; 16],
+                });
+            }
+            out.push(Expr::Cmp {
+                op,
+                sreg: 1,
+                data: start,
+            });
+        }
         (_, Some(_)) if negate => return Err("negated range comparison".into()),
         (_, Some(end)) => {
             out.push(Expr::Cmp {
@@ -446,7 +477,10 @@ pub fn program(rule: &Rule, next_id: &mut u32) -> Result<Program, String> {
                         let interval = elements.iter().flatten().any(|v| {
                             matches!(
                                 v,
-                                Value::Net(_) | Value::PortRange(..) | Value::ByteRange(..)
+                                Value::Net(_)
+                                    | Value::Net6(_)
+                                    | Value::PortRange(..)
+                                    | Value::ByteRange(..)
                             )
                         });
                         let id = *next_id;
