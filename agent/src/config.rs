@@ -72,6 +72,8 @@ pub struct ConfigFile {
     pub cmdline_wait: Option<u64>,
     /// Where the cmdline's `authorized_key` goes.
     pub authorized_keys: Option<PathBuf>,
+    /// Prometheus endpoint: `ADDR:PORT`, or `off` (default: the control address, port 9100).
+    pub metrics_listen: Option<String>,
 }
 
 impl ConfigFile {
@@ -110,6 +112,30 @@ pub struct Config {
     pub cloudstack_version: String,
     pub cmdline_wait: u64,
     pub authorized_keys: PathBuf,
+    pub metrics_listen: MetricsListen,
+}
+
+/// Where the Prometheus endpoint listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsListen {
+    /// Not served.
+    Off,
+    /// The control NIC's address of the committed state, at this port.
+    Control(u16),
+    At(std::net::SocketAddr),
+}
+
+impl MetricsListen {
+    /// `off` or `ADDR:PORT`.
+    pub fn parse(v: &str) -> Result<MetricsListen, String> {
+        if v == "off" {
+            return Ok(MetricsListen::Off);
+        }
+        v.parse()
+            .map(MetricsListen::At)
+            .map_err(|_| format!("metrics-listen {v:?}: expected ADDR:PORT or off"))
+    }
 }
 
 /// What the command line and environment gave (None = not given).
@@ -129,6 +155,7 @@ pub struct Overrides {
     pub cloudstack_version: Option<String>,
     pub cmdline_wait: Option<u64>,
     pub authorized_keys: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
 }
 
 /// How often the running agent looks for drift by default: often enough that a restarted
@@ -169,6 +196,12 @@ impl Config {
                 format!("cloudstack-version {cloudstack_version:?}: expected a CloudStack version such as 4.22.0"),
             ));
         }
+        let metrics_listen = match o.metrics_listen.or(f.metrics_listen) {
+            None => MetricsListen::Control(vr_nat::build::METRICS_PORT),
+            Some(v) => {
+                MetricsListen::parse(&v).map_err(|e| ConfigError::Invalid(path.clone(), e))?
+            }
+        };
         let kernel = crate::state::KernelSection {
             conntrack_max: f.conntrack_max,
             conntrack_buckets: f.conntrack_buckets,
@@ -231,6 +264,7 @@ impl Config {
                 .authorized_keys
                 .or(f.authorized_keys)
                 .unwrap_or_else(|| DEFAULT_AUTHORIZED_KEYS.into()),
+            metrics_listen,
         })
     }
 }

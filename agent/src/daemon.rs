@@ -97,6 +97,7 @@ impl Owned {
         loop {
             if let Some(pid) = self.live_pid() {
                 tracing::info!(pid, daemon = name, "started");
+                crate::metrics::record_daemon_start(name);
                 return Ok(pid);
             }
             if Instant::now() >= until {

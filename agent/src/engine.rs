@@ -155,6 +155,8 @@ impl Engine {
             millis = r.millis,
             "replay done"
         );
+        crate::metrics::record_replay(r.millis);
+        crate::health::configure(&self.stored.state);
         self.replay = Some(r.clone());
         r
     }
@@ -252,6 +254,8 @@ impl Engine {
         result.millis = start.elapsed().as_millis() as u64;
         if !dry_run {
             self.remember(&result);
+            crate::metrics::record_push(&result);
+            crate::health::configure(&self.stored.state);
         }
         // What parsing and planning freed goes back to the kernel (the push text itself is
         // mapped on its own and goes when the caller drops it).
@@ -393,6 +397,8 @@ impl Engine {
                 "repairs": self.heal.repairs,
                 "recent": self.heal.recent,
             },
+            "daemon_starts": crate::metrics::daemon_starts(),
+            "services": crate::health::supervise::status(),
             "concerns": self.last_outcomes(),
         })
     }
@@ -571,6 +577,8 @@ impl Engine {
         }
         out.push(check::conntrack_usage());
         out.push(check::disk_space(self.store.dir()));
+        // The pushed health checks, as their last run left them (run off this loop).
+        out.extend(crate::health::results());
         out
     }
 

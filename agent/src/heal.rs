@@ -80,6 +80,7 @@ impl HealState {
             }
             if matches!(o.status, Status::Applied) {
                 self.repairs += 1;
+                crate::metrics::record_repair(o.concern);
             }
             repaired.push(o.concern);
             self.streak.insert(o.concern, streak);

@@ -19,6 +19,7 @@ use crate::concern::nft::NftConcern;
 use crate::concern::nft6::Nft6Concern;
 use crate::concern::ospf::OspfConcern;
 use crate::concern::radvd::RadvdConcern;
+use crate::concern::rule_stats::RuleStatsConcern;
 use crate::concern::tunables::TunablesConcern;
 use crate::concern::usage::UsageConcern;
 use crate::concern::vpn::VpnConcern;
@@ -40,6 +41,7 @@ pub struct Reconciler {
     /// Byte counters per public NIC (`inet vr_stats`): counting starts with the push that
     /// brings the NIC.
     pub usage: UsageConcern,
+    pub rule_stats: RuleStatsConcern,
     /// After nftables: forwarding starts once the firewall is in place, and the ruleset has
     /// loaded `nf_conntrack`, whose sysctls this concern sets.
     pub tunables: TunablesConcern,
@@ -214,6 +216,10 @@ macro_rules! each_concern {
             $body
         }
         {
+            let $c = &mut $self.rule_stats;
+            $body
+        }
+        {
             let $c = &mut $self.tunables;
             $body
         }
@@ -283,6 +289,7 @@ impl Reconciler {
                 nft6
             },
             usage: UsageConcern::default(),
+            rule_stats: RuleStatsConcern::default(),
             tunables: TunablesConcern::new(cfg.kernel.clone()),
             conntrack: ConntrackConcern::default(),
             vpn: VpnConcern::new(cfg.vici_socket.clone()),

@@ -49,6 +49,7 @@ pub mod ipv6;
 pub mod later;
 pub mod lb;
 pub mod merge;
+pub mod monitor;
 pub mod not_applied;
 pub mod ospf;
 pub mod ravpn;

@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod error;
 pub mod excerpt;
 pub mod later_types;
+pub mod monitor;
 pub mod oversize;
 pub mod parse;
 pub mod secrets;

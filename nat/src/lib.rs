@@ -22,6 +22,7 @@ pub mod observe;
 pub mod plan;
 pub mod render;
 pub mod revoked;
+pub mod rule_stats;
 pub mod usage;
 pub mod v6;
 pub mod validate;

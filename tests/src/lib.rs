@@ -11,6 +11,7 @@ pub mod dhcp_bench;
 pub mod guest_client;
 pub mod hostile;
 pub mod java_answers;
+pub mod metrics_bench;
 pub mod netns;
 pub mod peers;
 pub mod road_warrior;

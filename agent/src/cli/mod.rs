@@ -77,6 +77,14 @@ pub struct Global {
         value_name = "SECONDS"
     )]
     pub observe_interval: Option<u64>,
+    /// Prometheus endpoint ADDR:PORT, or off [default: the control address, port 9100]
+    #[arg(
+        long,
+        global = true,
+        env = "VR_AGENT_METRICS_LISTEN",
+        value_name = "ADDR:PORT"
+    )]
+    pub metrics_listen: Option<String>,
     /// CloudStack's file drop directory (boot cmdline, pushes, boot_up_done)
     /// [default: /var/cache/cloud]
     #[arg(
@@ -346,6 +354,7 @@ impl Global {
             cloudstack_version: self.cloudstack_version.clone(),
             cmdline_wait: self.cmdline_wait,
             authorized_keys: self.authorized_keys.clone(),
+            metrics_listen: self.metrics_listen.clone(),
         })
     }
 }

@@ -25,6 +25,7 @@ pub mod nft;
 pub mod nft6;
 pub mod ospf;
 pub mod radvd;
+pub mod rule_stats;
 pub mod tunables;
 pub mod usage;
 pub mod vpn;

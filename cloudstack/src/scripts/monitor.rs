@@ -61,6 +61,14 @@ pub fn check_name(agent_name: &str) -> (String, bool) {
     if let Some((n, b)) = fixed {
         return (n.to_string(), b);
     }
+    // The agent's own runs of CloudStack's checks carry their script names already.
+    if agent_name.ends_with(".py") || agent_name.ends_with(".service") {
+        let basic = !matches!(
+            agent_name,
+            "dhcp_check.py" | "dns_check.py" | "haproxy_check.py" | "iptables_check.py"
+        );
+        return (agent_name.to_string(), basic);
+    }
     if agent_name.starts_with("disk space") {
         return ("disk_space_check.py".to_string(), true);
     }

@@ -159,6 +159,17 @@ pub(super) fn base_chains() -> Vec<Chain> {
                     vec![accept()],
                 )
                 .comment("ssh from the control network"),
+                // The agent's Prometheus endpoint listens on the control address; only the
+                // control NIC may reach it: from public and guest NICs it meets the final drop.
+                Rule::new(
+                    vec![
+                        in_set(&[Field::Iifname], "control_devs"),
+                        l4(TCP),
+                        eq(Field::ThDport, Value::Port(METRICS_PORT)),
+                    ],
+                    vec![accept()],
+                )
+                .comment("metrics from the control network only"),
                 Rule::new(
                     vec![
                         in_set(&[Field::Iifname], "guest_devs"),

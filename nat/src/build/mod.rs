@@ -87,6 +87,8 @@ pub const VRRP: u8 = 112;
 pub const HA_SYNC_PORT: u16 = 3780;
 
 /// Ports guests may reach on the router: DNS, DHCP, and the password/metadata services.
+/// The agent's default Prometheus port (`--metrics-listen`), accepted from the control NIC only.
+pub const METRICS_PORT: u16 = 9100;
 const GUEST_SERVICES: [(u8, u16); 6] = [
     (TCP, 53),
     (UDP, 53),

@@ -237,6 +237,13 @@ fn main() -> ExitCode {
         print!("{}", vr_tests::bench_e2e::run(quick));
         return ExitCode::SUCCESS;
     }
+    if std::env::args().any(|a| a == "--metrics-only") {
+        print!(
+            "{}",
+            vr_tests::metrics_bench::print(&vr_tests::metrics_bench::run(quick))
+        );
+        return ExitCode::SUCCESS;
+    }
     if std::env::args().any(|a| a == "--dhcp-only") {
         vr_tests::dhcp_bench::print(&vr_tests::dhcp_bench::run());
         return ExitCode::SUCCESS;
@@ -298,6 +305,7 @@ fn main() -> ExitCode {
     let vpn = vpn_bench();
     let dhcp = vr_tests::dhcp_bench::run();
     let e2e = vr_tests::bench_e2e::run(quick);
+    let metrics = vr_tests::metrics_bench::run(quick);
 
     println!();
     println!(
@@ -337,5 +345,6 @@ fn main() -> ExitCode {
     }
     vr_tests::dhcp_bench::print(&dhcp);
     print!("{e2e}");
+    print!("{}", vr_tests::metrics_bench::print(&metrics));
     ExitCode::SUCCESS
 }

@@ -1,0 +1,162 @@
+//! Concern `rule_stats`: packet and byte counters per port forward and static NAT (table
+//! `inet vr_rule_stats`, planned in [`vr_nat::rule_stats`], why counters in set elements: see
+//! there), read by the metrics collector. Plans from the table as read back (or as mirrored
+//! after the last write); sends the plan as one `nft -f` transaction with a deadline.
+//!
+//! Verification is the transaction's own: `nft -f` applies all of it or nothing and says so.
+//! Reading the table back after each push would cost a full listing of every element (0.4 s at
+//! 10 000 port forwards) for a one-element change; the mirror is updated from the plan
+//! instead, and the self-heal loop reads the table whenever the ruleset generation moved.
+
+use std::fmt;
+use std::io::Write as _;
+use std::process::Command;
+use std::time::Duration;
+
+use vr_nat::rule_stats::{self, Spec, TABLE};
+
+use super::{Concern, ConcernError, PlanSummary};
+use crate::state::DesiredState;
+
+/// Every `nft` call has this deadline.
+const NFT_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+pub struct RuleStatsConcern {
+    /// The elements the table holds (inner `None`: no table of the agent's shape); `None`
+    /// until read.
+    held: Option<Option<Spec>>,
+    /// The kernel's ruleset generation when the table was last read or written.
+    generation: Option<u32>,
+}
+
+/// The `nft -f` transaction of one transition.
+#[derive(Debug)]
+pub struct RuleStatsPlan(pub rule_stats::Plan);
+
+impl fmt::Display for RuleStatsPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PlanSummary for RuleStatsPlan {
+    fn changes(&self) -> usize {
+        self.0.changes()
+    }
+}
+
+fn nft(args: &[&str]) -> Result<std::process::Output, ConcernError> {
+    crate::process::output_within(Command::new("nft").args(args), NFT_LIMIT)
+        .map_err(|e| ConcernError::Unavailable(format!("nft {}: {e}", args.join(" "))))
+}
+
+/// What the kernel holds, counters included (`None`: no table).
+pub fn read() -> Result<Option<rule_stats::Current>, ConcernError> {
+    let out = nft(&["-j", "list", "table", "inet", TABLE])?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No such file") {
+            return Ok(None);
+        }
+        return Err(ConcernError::Failed(format!(
+            "nft list table inet {TABLE}: {}",
+            err.trim()
+        )));
+    }
+    rule_stats::parse_current(&String::from_utf8_lossy(&out.stdout))
+        .map(Some)
+        .map_err(ConcernError::Failed)
+}
+
+fn held_of(cur: Option<rule_stats::Current>) -> Option<Spec> {
+    cur.filter(|c| c.complete).map(|c| c.spec())
+}
+
+/// Sends one plan with `nft -f` (one transaction: all of it or nothing).
+fn send(text: &str) -> Result<(), ConcernError> {
+    let failed = |e: std::io::Error| ConcernError::Failed(format!("nft script: {e}"));
+    let mut script = tempfile::NamedTempFile::new().map_err(failed)?;
+    script.write_all(text.as_bytes()).map_err(failed)?;
+    let path = script.path().to_string_lossy().into_owned();
+    let out = nft(&["-f", &path])?;
+    if !out.status.success() {
+        return Err(ConcernError::Failed(format!(
+            "nft refused the {TABLE} plan: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ConcernError> + Send + 'static,
+) -> Result<T, ConcernError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ConcernError::Failed(format!("nft task: {e}")))?
+}
+
+fn generation() -> Option<u32> {
+    vr_nat::netlink::ruleset_generation().ok()
+}
+
+impl Concern for RuleStatsConcern {
+    const NAME: &'static str = "rule_stats";
+    type Plan = RuleStatsPlan;
+
+    fn plan(
+        &self,
+        _applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Result<RuleStatsPlan, ConcernError> {
+        let Some(held) = &self.held else {
+            return Err(ConcernError::Unavailable(format!(
+                "table inet {TABLE} not read yet"
+            )));
+        };
+        Ok(RuleStatsPlan(rule_stats::plan(
+            held.as_ref(),
+            &Spec::of(&desired.nat),
+        )))
+    }
+
+    async fn execute(
+        &mut self,
+        plan: &RuleStatsPlan,
+        _desired: &DesiredState,
+    ) -> Result<(), ConcernError> {
+        let before = self.held.take().flatten().unwrap_or_default();
+        let text = plan.0.to_string();
+        blocking(move || send(&text)).await?;
+        self.held = Some(Some(plan.0.apply_to(&before)));
+        self.generation = generation();
+        Ok(())
+    }
+
+    async fn refresh(
+        &mut self,
+        _applied: &DesiredState,
+        _desired: &DesiredState,
+    ) -> Result<(), ConcernError> {
+        // The mirror is what the last write left; only a table never read is read here.
+        if self.held.is_some() {
+            return Ok(());
+        }
+        self.observe().await
+    }
+
+    async fn observe(&mut self) -> Result<(), ConcernError> {
+        let g = generation();
+        self.held = Some(held_of(blocking(read).await?));
+        self.generation = g;
+        Ok(())
+    }
+
+    async fn may_have_drifted(&mut self) -> bool {
+        match (self.generation, generation()) {
+            (Some(seen), Some(now)) => seen != now,
+            _ => true,
+        }
+    }
+}

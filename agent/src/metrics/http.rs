@@ -1,0 +1,140 @@
+//! The metrics endpoint: `GET /metrics` on the control address (port 9100 by default,
+//! `--metrics-listen ADDR:PORT`, `off`), a hyper listener on the agent's runtime.
+//!
+//! The nftables input chain accepts the port from the control NIC only (rule "metrics from the
+//! control network only"); from public and guest NICs it meets the final drop, so binding the
+//! control address and the firewall both keep the endpoint off those networks.
+//!
+//! Bounds: [`MAX_CONNECTIONS`] connections at once, 8 KiB request heads read within 10 s,
+//! 30 s per connection; each exposition is encoded on a blocking thread within
+//! [`ENCODE_LIMIT`].
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::collect;
+use crate::config::{Config, MetricsListen};
+use crate::state::{DesiredState, InterfaceRole};
+
+pub const MAX_CONNECTIONS: usize = 16;
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+const CONN_TIMEOUT: Duration = Duration::from_secs(30);
+/// An exposition not encoded within this time is answered 503.
+const ENCODE_LIMIT: Duration = Duration::from_secs(5);
+/// A bind that fails (the control address not there yet) is tried again after this.
+const BIND_RETRY: Duration = Duration::from_secs(5);
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Where to listen: the configured address, or the first address of the control NIC of the
+/// committed state at the default port (`None`: off, or no control NIC).
+pub fn address(cfg: &Config, state: &DesiredState) -> Option<SocketAddr> {
+    match cfg.metrics_listen {
+        MetricsListen::Off => None,
+        MetricsListen::At(a) => Some(a),
+        MetricsListen::Control(port) => state
+            .interfaces
+            .iter()
+            .filter(|i| i.role == InterfaceRole::Control)
+            .flat_map(|i| i.addresses.iter())
+            .map(|a| SocketAddr::new(IpAddr::V4(a.addr()), port))
+            .next(),
+    }
+}
+
+/// Starts the collector and the listener (when there is an address to listen on).
+pub fn start(cfg: &Config, state: &DesiredState) {
+    let Some(addr) = address(cfg, state) else {
+        if cfg.metrics_listen != MetricsListen::Off {
+            tracing::warn!(
+                "metrics: no control address in the state and no metrics-listen set; not serving"
+            );
+        }
+        return;
+    };
+    let leases = crate::concern::dhcp::paths(&cfg.run_dir, &cfg.state_dir).leases;
+    let snap = collect::spawn(leases);
+    tokio::spawn(async move {
+        let socket = loop {
+            match TcpListener::bind(addr).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    tracing::warn!("metrics: cannot bind {addr}: {e}; retrying");
+                    tokio::time::sleep(BIND_RETRY).await;
+                }
+            }
+        };
+        tracing::info!(%addr, "metrics served");
+        serve(socket, snap).await;
+    });
+}
+
+async fn serve(socket: TcpListener, snap: collect::Shared) {
+    let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = match socket.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("metrics listener: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            tracing::debug!("metrics: connection limit reached ({peer})");
+            continue;
+        };
+        let snap = snap.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let snap = snap.clone();
+                async move { Ok::<_, Infallible>(respond(&snap, &req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(8192)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Ok(Err(e)) = tokio::time::timeout(CONN_TIMEOUT, conn).await {
+                tracing::debug!("metrics from {peer}: {e}");
+            }
+        });
+    }
+}
+
+fn answer(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+async fn respond(snap: &collect::Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path() != "/metrics" {
+        return answer(404, "text/plain", "try /metrics\n".into());
+    }
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+        return answer(405, "text/plain", "GET only\n".into());
+    }
+    let s = snap.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let encoded = tokio::time::timeout(
+        ENCODE_LIMIT,
+        tokio::task::spawn_blocking(move || super::render(&s)),
+    )
+    .await;
+    match encoded {
+        Ok(Ok(text)) => answer(200, CONTENT_TYPE, text),
+        _ => answer(503, "text/plain", "metrics not ready\n".into()),
+    }
+}

@@ -1,0 +1,281 @@
+//! Issue 20 acceptance (metrics and supervision), one topology: the agent's Prometheus
+//! endpoint on its control address (the default, found in the replayed state after a
+//! restart), scraped from the control network with curl while real traffic crosses a port
+//! forward; a revoked forward's series disappears; the endpoint does not answer from the public
+//! or the guest side; a killed dnsmasq is started again by the agent and counted in the
+//! metrics and in `status`.
+//!
+//! ```text
+//! h1 10.1.0.10 -lan0/eth0- vr -eth2/wan0- ext 192.0.2.2
+//!      ctl 169.254.0.1 -c0/eth1-/   192.0.2.10 (port 8080 -> h1:9000)
+//! ```
+
+use std::time::{Duration, Instant};
+
+use vr_tests::traffic::{tcp_probe, tcp_server};
+use vr_tests::{require_program, require_root, veth, wait_for, AgentProc, Netns};
+
+fn push(with_forward: bool) -> String {
+    let forward = if with_forward {
+        r#"{"public_ip":"192.0.2.10","protocol":"tcp","public_ports":8080,"private_ip":"10.1.0.10","private_ports":9000},"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"schema":1,
+ "interfaces":[
+   {{"device":"eth0","role":"guest","addresses":["10.1.0.1/24"]}},
+   {{"device":"eth1","role":"control","addresses":["169.254.0.5/16"]}},
+   {{"device":"eth2","role":"public","addresses":["192.0.2.10/24"],"gateway":"192.0.2.2"}}],
+ "nat":{{"source_nat":[{{"device":"eth2","public_ip":"192.0.2.10"}}],
+   "port_forwards":[{forward}
+     {{"public_ip":"192.0.2.10","protocol":"tcp","public_ports":8081,"private_ip":"10.1.0.10","private_ports":9001}}]}},
+ "firewall":{{"ingress":[
+   {{"id":1,"public_ip":"192.0.2.10","protocol":"tcp","ports":"8080-8081"}}]}},
+ "dhcp":{{"networks":[{{"device":"eth0","address":"10.1.0.1/24","domain":"m.test"}}],"hosts":[]}}}}"#
+    )
+}
+
+const MONITOR: &str = r#"{"type":"monitorservice","config":"dnsmasq:processname=dnsmasq:servicename=dnsmasq:,",
+ "disable_monitoring":"false","health_checks_enabled":true,"health_checks_basic_run_interval":1,
+ "health_checks_config":{"gateways":"gatewaysIps=192.0.2.2",
+   "systemThresholds":"minDiskNeeded=1,maxMemoryUsage=100,maxCpuUsage=100"}}"#;
+
+const URL: &str = "http://169.254.0.5:9100/metrics";
+
+fn scrape(ns: &Netns) -> Result<String, String> {
+    let out = ns.exec("curl", &["-sS", "--max-time", "2", "-f", URL]);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The value of the sample whose name and labels start with `series`.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+const FORWARD_BYTES: &str =
+    r#"vr_port_forward_bytes_total{public_ip="192.0.2.10",protocol="tcp",ports="8080"}"#;
+const DNSMASQ_STARTS: &str = r#"vr_daemon_starts_total{daemon="dnsmasq"}"#;
+
+/// Sends `n` bytes to `addr:port` from `ns` and reads the echo back.
+fn send_bytes(ns: &Netns, addr: &str, port: u16, n: usize) {
+    let script = format!(
+        "import socket\ns=socket.create_connection(('{addr}',{port}),timeout=5)\ns.recv(200)\n\
+         s.sendall(b'x'*{n})\ns.shutdown(socket.SHUT_WR)\ngot=0\n\
+         while True:\n    b=s.recv(65536)\n    if not b: break\n    got+=len(b)\nprint(got)\n"
+    );
+    let out = ns.exec("python3", &["-c", &script]);
+    assert!(
+        out.status.success(),
+        "send through {addr}:{port}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn metrics_endpoint_counts_rules_and_supervises_dnsmasq() {
+    let name = "metrics";
+    if !require_root(name)
+        || !require_program(name, "/usr/sbin/nft")
+        || !require_program(name, "/usr/sbin/dnsmasq")
+        || !require_program(name, "/usr/bin/curl")
+    {
+        return;
+    }
+    let t0 = Instant::now();
+    let mut h1 = Netns::new("mh1");
+    let vr = Netns::new("mvr");
+    let ext = Netns::new("mext");
+    let ctl = Netns::new("mctl");
+    veth(&h1, "lan0", &vr, "eth0");
+    veth(&ctl, "c0", &vr, "eth1");
+    veth(&ext, "wan0", &vr, "eth2");
+    h1.ip(&["addr", "add", "10.1.0.10/24", "dev", "lan0"]);
+    h1.ip(&["route", "add", "default", "via", "10.1.0.1"]);
+    ctl.ip(&["addr", "add", "169.254.0.1/16", "dev", "c0"]);
+    ext.ip(&["addr", "add", "192.0.2.2/24", "dev", "wan0"]);
+    // The public side knows a way to the control address: only the firewall stops it.
+    ext.ip(&["route", "add", "169.254.0.0/16", "via", "192.0.2.10"]);
+    tcp_server(&mut h1, "10.1.0.10", 9000);
+    tcp_server(&mut h1, "10.1.0.10", 9001);
+
+    let mut agent = AgentProc::new(Some(&vr.name));
+    agent
+        .env
+        .push(("VR_AGENT_METRICS_REFRESH_MS".into(), "200".into()));
+    agent
+        .env
+        .push(("VR_AGENT_OBSERVE_INTERVAL".into(), "1".into()));
+    // One of CloudStack's (whole) minutes lasts 2 s here.
+    agent
+        .env
+        .push(("VR_AGENT_HEALTH_MINUTE_SECS".into(), "2".into()));
+    agent.start();
+    let (code, r) = agent.apply_text("m.json", &push(true));
+    assert_eq!(code, 0, "{r}");
+    // The default address is the control NIC's of the state the agent replays at start.
+    agent.stop();
+    agent.start();
+    assert!(
+        wait_for(Duration::from_secs(10), || scrape(&ctl)
+            .is_ok_and(|t| t.contains(FORWARD_BYTES))),
+        "no port forward series from {URL}: {:?}\nlog:\n{}",
+        scrape(&ctl),
+        agent.log_text()
+    );
+    let text = scrape(&ctl).unwrap();
+    for family in [
+        "vr_conntrack_entries",
+        "vr_conntrack_max",
+        "vr_dhcp_leases",
+        "vr_agent_resident_memory_bytes",
+        "vr_agent_open_fds",
+        "vr_replay_seconds",
+        "vr_port_forward_packets_total",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+
+    // Traffic through the forward: the counter rises by at least the bytes sent.
+    let before = value(&text, FORWARD_BYTES).unwrap();
+    const SENT: usize = 300_000;
+    send_bytes(&ext, "192.0.2.10", 8080, SENT);
+    let mut after = before;
+    wait_for(Duration::from_secs(5), || {
+        after = scrape(&ctl)
+            .ok()
+            .and_then(|t| value(&t, FORWARD_BYTES))
+            .unwrap_or(before);
+        after - before >= SENT as f64
+    });
+    println!("port forward bytes: {before} -> {after} after sending {SENT}");
+    assert!(after - before >= SENT as f64, "{before} -> {after}");
+
+    // A push counts in the push metrics.
+    let (code, r) = agent.apply_text("m2.json", &push(false));
+    assert_eq!(code, 0, "{r}");
+    // The revoked forward's series disappears; the other stays.
+    let mut last = String::new();
+    let gone = wait_for(Duration::from_secs(5), || {
+        last = scrape(&ctl).unwrap_or_default();
+        !last.contains(FORWARD_BYTES) && last.contains(r#"ports="8081""#)
+    });
+    assert!(gone, "revoked series still there:\n{last}");
+    assert!(
+        value(&last, r#"vr_pushes_total{result="ok"}"#).is_some_and(|v| v >= 1.0),
+        "{last}"
+    );
+    assert!(
+        last.contains(r#"vr_concern_apply_seconds_count{concern="rule_stats"}"#),
+        "{last}"
+    );
+
+    // Not from the public or the guest side (which can reach the router: icmp answers).
+    assert!(vr_tests::traffic::ping(&ext, "169.254.0.5", 1), "no route");
+    for (ns, side) in [(&ext, "public"), (&h1, "guest")] {
+        assert!(
+            tcp_probe(ns, "169.254.0.5", 9100, Duration::from_secs(1)).is_err(),
+            "metrics answered from the {side} side"
+        );
+    }
+
+    // dnsmasq killed: started again by the agent, counted in the metrics and in status.
+    let pid = agent.dnsmasq_pid().expect("dnsmasq running");
+    let starts = value(&last, DNSMASQ_STARTS).unwrap_or(0.0);
+    agent.kill_dnsmasq();
+    let killed = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(10), || agent
+            .dnsmasq_pid()
+            .is_some_and(|p| p != pid)),
+        "dnsmasq not restarted\nlog:\n{}",
+        agent.log_text()
+    );
+    println!(
+        "dnsmasq restarted {:.2} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || scrape(&ctl)
+            .ok()
+            .and_then(|t| value(&t, DNSMASQ_STARTS))
+            .is_some_and(|v| v >= starts + 1.0)),
+        "restart not counted"
+    );
+    let status = agent.cli(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(
+        status["daemon_starts"]["dnsmasq"].as_u64() >= Some(1),
+        "{status}"
+    );
+
+    // Health checks from a monitorservice push, on its interval (1 minute = 2 s here).
+    let (code, r) = agent.apply_text("monitor.json", MONITOR);
+    assert_eq!(code, 0, "{r}");
+    let verdict = |name: &str| -> Option<(String, String)> {
+        let out = agent.cli(&["check", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["checks"].as_array()?.iter().find_map(|c| {
+            (c["name"] == name).then(|| {
+                (
+                    c["verdict"].as_str().unwrap_or("").to_string(),
+                    c["detail"].as_str().unwrap_or("").to_string(),
+                )
+            })
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || verdict("gateways_check.py")
+            .is_some_and(|(v, _)| v == "ok")),
+        "gateways check not ok: {:?}",
+        verdict("gateways_check.py")
+    );
+    for name in ["disk_space_check.py", "memory_usage_check.py"] {
+        assert_eq!(
+            verdict(name).map(|(v, _)| v).as_deref(),
+            Some("ok"),
+            "{name}"
+        );
+    }
+    // The gateway goes away: the check fails within one interval (plus its pings).
+    ext.ip(&["addr", "del", "192.0.2.2/24", "dev", "wan0"]);
+    let gone = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(10), || verdict("gateways_check.py")
+            .is_some_and(|(v, _)| v == "fail")),
+        "gateways check did not fail: {:?}\nlog:\n{}",
+        verdict("gateways_check.py"),
+        agent.log_text()
+    );
+    let took = gone.elapsed().as_secs_f64();
+    println!(
+        "gateways_check.py failed {took:.1} s after the gateway left (interval 2 s): {:?}",
+        verdict("gateways_check.py")
+    );
+    assert!(took < 2.0 + 5.0, "{took} s");
+    // The drop-in script the management server reads lists it as failing.
+    let out = agent.cli(&["cloudstack", "monitor-results", "false"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let failing = text
+        .split("MONITOR RESULTS:")
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(failing.contains("gateways_check.py"), "{text}");
+
+    let scrape_ms = {
+        let t = Instant::now();
+        scrape(&ctl).unwrap();
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    println!(
+        "one scrape (curl included) {scrape_ms:.1} ms; test took {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
