@@ -11,6 +11,8 @@ PACKAGES=(
   # strongSwan charon with VICI and kernel-libipsec (no kernel ESP on these machines)
   strongswan-charon strongswan-swanctl libcharon-extra-plugins
   libstrongswan-standard-plugins libstrongswan-extra-plugins
+  # remote-access users: eap-mschapv2 and xauth-generic; openssl makes the test's gateway certificate
+  libcharon-extauth-plugins openssl
   # FRR for OSPF
   frr
   # guest DHCP and DNS: the agent's dnsmasq, dhcp_release, and the real clients and dig the tests use
@@ -21,6 +23,8 @@ PACKAGES=(
   openssh-server openssh-client
   # guest metadata and passwords: the clients CloudStack's guest scripts and cloud-init use
   curl wget
+  # load balancing: the agent's haproxy; openssl makes the TLS-offload test's certificate
+  haproxy openssl
   # redundant router pairs: VRRP and conntrack state sync (issue 16)
   keepalived conntrackd
   # packaging checks (issue 8)

@@ -14,6 +14,8 @@ pub use vr_model::{LocalNics, NotApplied};
 /// (today: CloudStack `vmdata` and `vmpassword` into `metadata` and `passwords`).
 pub fn upgrade_stored(state: &mut DesiredState) {
     vr_cloudstack::vmdata::adopt_pending(state);
+    vr_cloudstack::ravpn::adopt_pending(state);
+    vr_cloudstack::lb::adopt_pending(state);
 }
 
 /// Which format a push was in.

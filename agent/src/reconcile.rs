@@ -1,5 +1,5 @@
 //! Runs the concerns in their fixed order: links/addresses, routes, nftables, usage counters,
-//! tunables, conntrack, VPN, OSPF, DHCP/DNS, metadata/passwords. Each is planned just before it executes, so its plan sees what earlier concerns did.
+//! tunables, conntrack, VPN, OSPF, DHCP/DNS, metadata/passwords, load balancing. Each is planned just before it executes, so its plan sees what earlier concerns did.
 //!
 //! A `Failed` concern stops the run and the concerns already executed are driven back to the
 //! old state, so a refused push leaves the system as it was. An `Unavailable` concern (its
@@ -13,6 +13,7 @@ use crate::concern::bgp::BgpConcern;
 use crate::concern::conntrack::ConntrackConcern;
 use crate::concern::dhcp::DhcpConcern;
 use crate::concern::ha::HaConcern;
+use crate::concern::lb::LbConcern;
 use crate::concern::links::{LinksConcern, RoutesConcern};
 use crate::concern::nft::NftConcern;
 use crate::concern::nft6::Nft6Concern;
@@ -53,6 +54,8 @@ pub struct Reconciler {
     pub radvd: RadvdConcern,
     /// Metadata, user data and passwords over HTTP on the guest gateways.
     pub web: WebConcern,
+    /// Load balancing (haproxy), once addresses and the firewall are in place.
+    pub lb: LbConcern,
     /// The redundant pair (keepalived, conntrackd): last, once the NICs it watches are
     /// configured; a promotion's public NICs came up in `links` just before.
     pub ha: HaConcern,
@@ -243,6 +246,10 @@ macro_rules! each_concern {
             $body
         }
         {
+            let $c = &mut $self.lb;
+            $body
+        }
+        {
             let $c = &mut $self.ha;
             $body
         }
@@ -284,6 +291,7 @@ impl Reconciler {
             dhcp: DhcpConcern::new(&cfg.run_dir, &cfg.state_dir),
             radvd: RadvdConcern::new(&cfg.run_dir),
             web: WebConcern::new(&cfg.state_dir),
+            lb: LbConcern::new(&cfg.run_dir),
             ha: HaConcern::new(&cfg.run_dir, &cfg.socket),
         }
     }

@@ -48,7 +48,6 @@ mod tests {
         "vpn-user-pw-Bn36",
         "bgp-pw-Ce88",
         "tls-key-Rr14",
-        "tls-pw-Hm27",
         "vrrp-pw-Xs61",
         "boot-key-Jd30",
     ];
@@ -63,7 +62,7 @@ mod tests {
             r#"{"type":"vmdata","delete_from_processed_cache":false,"vm_ip_address":"10.1.1.23","vm_metadata":[["userdata","user-data","dXNlci1kYXRhLVBxNTU="],["metadata","vm-id","vm-id-not-secret"]]}"#.into(),
             r#"{"type":"vpnuserlist","delete_from_processed_cache":false,"vpn_users":[{"user":"alice","password":"vpn-user-pw-Bn36","add":true}]}"#.into(),
             r#"{"type":"bgppeers","delete_from_processed_cache":false,"peers":[{"peer_id":1,"peer_as_number":65001,"ip4_address":"192.0.2.50","peer_password":"bgp-pw-Ce88","network_as_number":65000}]}"#.into(),
-            r#"{"type":"loadbalancer","delete_from_processed_cache":false,"rules":[{"configuration":["global"],"add_rules":[],"remove_rules":[],"stat_rules":[],"ssl_certs":[{"name":"web","cert":"CERT","key":"tls-key-Rr14","password":"tls-pw-Hm27"}]}]}"#.into(),
+            r#"{"type":"loadbalancer","delete_from_processed_cache":false,"rules":[{"configuration":["global"],"add_rules":[],"remove_rules":[],"stat_rules":[],"ssl_certs":[{"name":"web","cert":"CERT","key":"tls-key-Rr14"}]}]}"#.into(),
             r#"{"type":"cmdline","delete_from_processed_cache":false,"cmd_line":{"type":"router","eth0ip":"10.1.1.1","eth0mask":"255.255.255.0","eth2ip":"192.0.2.10","eth2mask":"255.255.255.0","gateway":"192.0.2.1","router_password":"vrrp-pw-Xs61","baremetalnotificationsecuritykey":"boot-key-Jd30"}}"#.into(),
         ];
         let mut state = DesiredState::default();

@@ -232,7 +232,10 @@ fn validate(p: &Later) -> Result<(), Invalid> {
                 ];
                 for (name, list) in lists {
                     for (j, line) in list.iter().enumerate() {
-                        if line.chars().any(char::is_control) && line != "\t" {
+                        // CloudStack's lines start with a tab, and some entries hold several
+                        // lines (`\n`): both are what it really sends.
+                        let stray = |c: char| c.is_control() && c != '\t' && c != '\n';
+                        if line.chars().any(stray) {
                             e.push(
                                 format!("rules[{i}].{name}[{j}]"),
                                 q(line),

@@ -200,6 +200,23 @@ pub fn merge_into(
             super::vmdata::vm_password(next, p);
             Ok(())
         }
+        // Remote-access VPN: the native `vpn` section's remote-access part.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::RemoteAccessVpn(v),
+            ..
+        }) => super::ravpn::server(next, v),
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::VpnUserList(l),
+            ..
+        }) => {
+            super::ravpn::users(next, l);
+            Ok(())
+        }
+        // Load balancing: CloudStack's haproxy lines become the native `lb` section.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::LoadBalancer(lb),
+            ..
+        }) => super::lb::merge(next, lb),
         // BGP peers become the native `bgp` section (see `bgp`).
         Payload::Later(later::LaterPayload {
             typed: later::Later::BgpPeers(b),

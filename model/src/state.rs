@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use vr_guest::{DhcpSection, MetadataSection, PasswordSection};
 use vr_ha::{HaRole, HaSection};
+use vr_lb::LbSection;
 use vr_nat::v6::Firewall6Section;
 use vr_nat::{FirewallSection, NatSection, TierAcl};
 use vr_ospf::bgp::BgpSection;
@@ -75,6 +76,9 @@ pub struct StateDocument {
     /// How the usage (billing) counters tell guest traffic apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageSection>,
+    /// Load balancing (haproxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb: Option<LbSection>,
     /// The redundant pair (keepalived + conntrackd); `null` makes the router single again.
     #[serde(
         default,
@@ -280,6 +284,9 @@ pub struct DesiredState {
     /// How the usage counters tell guest traffic apart; left out while unset.
     #[serde(default, skip_serializing_if = "UsageSection::is_unset")]
     pub usage: UsageSection,
+    /// Load balancing; left out of `state.json` while empty.
+    #[serde(default, skip_serializing_if = "LbSection::is_empty")]
+    pub lb: LbSection,
     #[serde(default)]
     pub cloudstack: CloudStackContext,
     /// The redundant pair; left out while single.
@@ -383,6 +390,9 @@ impl DesiredState {
         }
         if let Some(v) = doc.usage {
             next.usage = v;
+        }
+        if let Some(v) = doc.lb {
+            next.lb = v;
         }
         if let Some(v) = doc.ha {
             next.ha = v;

@@ -68,6 +68,9 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
     for e in vr_guest::metadata::validate(&s.metadata) {
         errs.push(FieldError::new(e.path, format!("{:?}", e.value), e.reason));
     }
+    for e in vr_lb::model::validate(&s.lb) {
+        errs.push(FieldError::new(format!("lb.{}", e.path), e.value, e.reason));
+    }
     let mut dests = BTreeSet::new();
     for (i, r) in s.routes.iter().enumerate() {
         let p = format!("routes[{i}]");

@@ -26,7 +26,7 @@ pub mod usage;
 pub mod v6;
 pub mod validate;
 
-pub use build::{build, GuestNetwork, PublicInterface, RouterContext, VpnPeer};
+pub use build::{build, GuestNetwork, PublicInterface, RemoteAccessVpn, RouterContext, VpnPeer};
 pub use ir::Ruleset;
 pub use plan::{plan, NftPlan};
 

@@ -227,6 +227,7 @@ mod tests {
             control_device: None,
             routed: Vec::new(),
             vpn_peers: vec![],
+            remote_access: None,
             ospf: false,
             bgp_peers: Vec::new(),
             ha_sync_devs: vec![],

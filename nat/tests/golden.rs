@@ -25,6 +25,7 @@ fn ctx() -> RouterContext {
         control_device: Some("eth1".into()),
         routed: Vec::new(),
         vpn_peers: vec![],
+        remote_access: None,
         ospf: false,
         bgp_peers: Vec::new(),
         ha_sync_devs: vec![],
@@ -52,6 +53,13 @@ fn cases() -> Vec<(
     });
     let mut ospf = ctx();
     ospf.ospf = true;
+    let mut ravpn = ctx();
+    ravpn.remote_access = Some(vr_nat::RemoteAccessVpn {
+        server_ip: "192.0.2.10".parse().unwrap(),
+        pool_first: "10.1.2.1".parse().unwrap(),
+        pool_last: "10.1.2.10".parse().unwrap(),
+        local_cidrs: vec!["10.1.0.0/24".parse().unwrap()],
+    });
     let mut bgp = ctx();
     bgp.bgp_peers = vec![
         "192.0.2.50".parse().unwrap(),
@@ -69,6 +77,7 @@ fn cases() -> Vec<(
     vec![
         ("router_input", ctx(), "{}", "{}", "[]"),
         ("router_input_ospf", ospf, "{}", "{}", "[]"),
+        ("remote_access_vpn", ravpn, "{}", "{}", "[]"),
         ("router_input_bgp", bgp, "{}", "{}", "[]"),
         ("router_input_ha", ha, "{}", "{}", "[]"),
         (

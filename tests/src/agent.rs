@@ -305,6 +305,37 @@ impl AgentProc {
 }
 
 impl AgentProc {
+    /// The pid of the haproxy master this agent started (its pid file under our run dir), if
+    /// it is alive and reads our config.
+    pub fn haproxy_pid(&self) -> Option<i32> {
+        let dir = self.run_dir.join("haproxy");
+        let pid: i32 = std::fs::read_to_string(dir.join("haproxy.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let want = dir.join("haproxy.cfg").display().to_string();
+        String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .any(|a| a == want)
+            .then_some(pid)
+    }
+
+    /// Stops the haproxy this agent started (it outlives the agent by design): SIGTERM to the
+    /// master, which stops its workers.
+    pub fn kill_haproxy(&self) {
+        if let Some(pid) = self.haproxy_pid() {
+            // SAFETY: kill(2) on the haproxy whose pid file is under this test's run dir.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            crate::wait_for(std::time::Duration::from_secs(3), || {
+                !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            });
+        }
+    }
+
     /// Stops the radvd this agent started (like dnsmasq, it outlives the agent by design):
     /// the pid in our run dir's pid file, if that process was given our config.
     pub fn kill_radvd(&self) {
@@ -332,6 +363,7 @@ impl Drop for AgentProc {
     fn drop(&mut self) {
         self.stop();
         self.kill_dnsmasq();
+        self.kill_haproxy();
         self.kill_radvd();
     }
 }

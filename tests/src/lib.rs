@@ -13,6 +13,7 @@ pub mod hostile;
 pub mod java_answers;
 pub mod netns;
 pub mod peers;
+pub mod road_warrior;
 pub mod summary;
 pub mod traffic;
 pub mod vpn_sites;

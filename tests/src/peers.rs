@@ -31,8 +31,10 @@ impl Charon {
         let conf = dir.join("strongswan.conf");
         // One `key = value` per line: strongswan.conf has no `;` separator. kernel-libipsec
         // because this kernel has no ESP; explicit load list so no host config is read.
+        // eap-identity, eap-mschapv2 (MD4: OpenSSL 3's legacy provider) and xauth-generic
+        // serve remote-access users.
         let text = format!(
-            "charon {{\n  load_modular = no\n  load = random nonce aes sha1 sha2 hmac gmp curve25519 gcm openssl kdf pem pkcs1 pkcs8 x509 pubkey revocation constraints kernel-libipsec kernel-netlink socket-default vici\n  install_routes = yes\n  retransmit_tries = 3\n  filelog {{\n    main {{\n      path = {log}\n      time_format = %H:%M:%S\n      default = 1\n      append = no\n      flush_line = yes\n    }}\n  }}\n  syslog {{\n    daemon {{\n      default = -1\n    }}\n  }}\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n  }}\n}}\n",
+            "charon {{\n  load_modular = no\n  load = random nonce aes sha1 sha2 hmac gmp curve25519 gcm openssl kdf pem pkcs1 pkcs8 x509 pubkey revocation constraints kernel-libipsec kernel-netlink socket-default vici eap-identity eap-mschapv2 xauth-generic\n  install_routes = yes\n  retransmit_tries = 3\n  filelog {{\n    main {{\n      path = {log}\n      time_format = %H:%M:%S\n      default = 1\n      append = no\n      flush_line = yes\n    }}\n  }}\n  syslog {{\n    daemon {{\n      default = -1\n    }}\n  }}\n  plugins {{\n    vici {{\n      socket = unix://{vici}\n    }}\n    openssl {{\n      load_legacy = yes\n    }}\n  }}\n}}\n",
             log = dir.join("charon.log").display(),
             vici = vici.display()
         );

@@ -81,6 +81,17 @@ pub struct IkeSa {
     /// Seconds since the IKE SA was established.
     #[serde(default)]
     pub established: Option<String>,
+    #[serde(default, rename = "remote-id")]
+    pub remote_id: Option<String>,
+    /// The EAP identity (IKEv2 road warriors), when it differs from `remote-id`.
+    #[serde(default, rename = "remote-eap-id")]
+    pub remote_eap_id: Option<String>,
+    /// The XAuth identity (IKEv1 road warriors).
+    #[serde(default, rename = "remote-xauth-id")]
+    pub remote_xauth_id: Option<String>,
+    /// Virtual IPs handed to the peer.
+    #[serde(default, rename = "remote-vips")]
+    pub remote_vips: Vec<String>,
     #[serde(default, rename = "child-sas")]
     pub child_sas: BTreeMap<String, ChildSa>,
 }
@@ -202,6 +213,28 @@ impl Vici {
             out.extend(ev);
         }
         Ok(out)
+    }
+
+    /// `list-sas`: every IKE SA with its connection's name (road-warrior connections have one
+    /// per client, which [`Vici::list_sas`] would fold into one).
+    pub async fn list_sas_all(&mut self) -> Result<Vec<(String, IkeSa)>, ViciError> {
+        let path = self.path.clone();
+        let client = &mut self.client;
+        deadline(&path, "list-sas", REQUEST_TIMEOUT, async move {
+            let stream =
+                client.stream_request::<(), BTreeMap<String, IkeSa>>("list-sas", "list-sa", ());
+            futures::pin_mut!(stream);
+            let mut out = Vec::new();
+            while let Some(ev) = stream
+                .try_next()
+                .await
+                .map_err(|e| ViciError::Protocol("list-sas".into(), e.to_string()))?
+            {
+                out.extend(ev);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// `list-conns`: names of the loaded connections.

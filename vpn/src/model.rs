@@ -14,6 +14,12 @@ use crate::Secret;
 pub struct VpnSection {
     #[serde(default)]
     pub site_to_site: Vec<SiteToSite>,
+    /// Road warriors; absent = no remote-access VPN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_access: Option<crate::remote::RemoteAccess>,
+    /// Remote-access users (loaded whether or not the VPN is on, as CloudStack keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_users: Vec<crate::remote::RemoteUser>,
 }
 
 /// One site-to-site connection. Identity: `peer_gateway`.

@@ -20,14 +20,16 @@ pub enum ConnOp {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VpnPlan {
     pub ops: Vec<ConnOp>,
+    /// Remote-access steps, run after the site-to-site ones.
+    pub remote: Vec<crate::remote_plan::RaOp>,
 }
 
 impl VpnPlan {
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.ops.len() + self.remote.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.remote.is_empty()
     }
 }
 
@@ -53,7 +55,10 @@ pub fn plan(applied: &VpnSection, desired: &VpnSection) -> VpnPlan {
             Some(_) => {}
         }
     }
-    VpnPlan { ops }
+    VpnPlan {
+        ops,
+        remote: crate::remote_plan::plan_remote(applied, desired),
+    }
 }
 
 /// swanctl-like lines; the PSK never appears.
@@ -95,6 +100,9 @@ impl fmt::Display for VpnPlan {
                     writeln!(f, "swanctl --initiate --child {child} --ike {name}")?;
                 }
             }
+        }
+        for op in &self.remote {
+            fmt::Display::fmt(op, f)?;
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
-fn err(path: String, value: impl fmt::Display, reason: impl Into<String>) -> FieldError {
+pub(crate) fn err(path: String, value: impl fmt::Display, reason: impl Into<String>) -> FieldError {
     FieldError {
         path,
         value: value.to_string(),
@@ -125,6 +125,7 @@ pub fn validate_vpn(v: &VpnSection) -> Result<(), Vec<FieldError>> {
             }
         }
     }
+    crate::remote_validate::validate_remote(v, &mut errs);
     if errs.is_empty() {
         Ok(())
     } else {

@@ -25,15 +25,15 @@ pub enum Item {
 pub struct Section(pub Vec<(String, Item)>);
 
 impl Section {
-    fn kv(mut self, k: &str, v: impl Into<String>) -> Self {
+    pub(crate) fn kv(mut self, k: &str, v: impl Into<String>) -> Self {
         self.0.push((k.to_string(), Item::Value(v.into())));
         self
     }
-    fn list(mut self, k: &str, v: Vec<String>) -> Self {
+    pub(crate) fn list(mut self, k: &str, v: Vec<String>) -> Self {
         self.0.push((k.to_string(), Item::List(v)));
         self
     }
-    fn sub(mut self, k: &str, s: Section) -> Self {
+    pub(crate) fn sub(mut self, k: &str, s: Section) -> Self {
         self.0.push((k.to_string(), Item::Section(s)));
         self
     }

@@ -41,6 +41,7 @@ fn conn(json: &str) -> SiteToSite {
     let c: SiteToSite = serde_json::from_str(json).unwrap();
     vr_vpn::validate_vpn(&vr_vpn::VpnSection {
         site_to_site: vec![c.clone()],
+        ..Default::default()
     })
     .unwrap();
     c

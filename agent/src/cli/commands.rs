@@ -80,6 +80,9 @@ pub async fn dispatch(cli: Cli, cfg: Config) -> ExitCode {
             )),
             json,
         ),
+        Command::Show { what: Show::Lb } => {
+            print_view(crate::concern::lb::view(&cfg.run_dir).await, json)
+        }
         Command::Show { what: Show::Dns } => print_view(
             crate::diag::guest::dns_view(&crate::concern::dhcp::paths(
                 &cfg.run_dir,

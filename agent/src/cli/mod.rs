@@ -17,6 +17,7 @@ mod support;
 // What `commands` dispatches to, one idea per file.
 mod apply;
 mod query;
+mod query_ravpn;
 mod views;
 
 /// Virtual-router agent: applies pushed network state to nftables, strongSwan, FRR and the
@@ -297,6 +298,11 @@ pub enum Show {
     ///
     /// Example: vr-agent show dns
     Dns,
+    /// Load balancers as haproxy reports them (its stats socket): frontends, backends and
+    /// servers with their health and session counts.
+    ///
+    /// Example: vr-agent show lb --json
+    Lb,
     /// Which VMs have user data, which metadata keys, and whether a password waits for them
     /// (never a value).
     ///

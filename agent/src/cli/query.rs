@@ -180,4 +180,5 @@ pub(super) fn print_vpn(b: &serde_json::Value) {
             println!("  last error: {e}");
         }
     }
+    super::query_ravpn::print(&b["remote_access"]);
 }

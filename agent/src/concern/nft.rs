@@ -142,6 +142,16 @@ pub fn router_context(s: &DesiredState) -> RouterContext {
             peer_cidrs: c.peer_cidrs.clone(),
         })
         .collect();
+    ctx.remote_access = s
+        .vpn
+        .remote_access
+        .as_ref()
+        .map(|r| vr_nat::RemoteAccessVpn {
+            server_ip: r.server_ip,
+            pool_first: r.pool_first,
+            pool_last: r.pool_last,
+            local_cidrs: r.local_cidrs.clone(),
+        });
     ctx.ospf = s.ospf.is_some();
     ctx.bgp_peers = s
         .bgp
@@ -168,6 +178,7 @@ fn idle(s: &DesiredState) -> bool {
         && s.firewall == Default::default()
         && s.acls.is_empty()
         && s.vpn.site_to_site.is_empty()
+        && s.vpn.remote_access.is_none()
 }
 
 /// Port forwards that may differ between two models and still be planned as elements.
@@ -192,12 +203,36 @@ pub fn desired_ruleset(s: &DesiredState) -> Result<Option<Ruleset>, ConcernError
     if !errs.is_empty() {
         return Err(ConcernError::Failed(errs.join("; ")));
     }
-    Ok(Some(build(
-        &router_context(s),
-        &s.nat,
-        &s.firewall,
-        &s.acls,
-    )))
+    let mut rs = build(&router_context(s), &s.nat, &s.firewall, &s.acls);
+    vr_nat::build::lb::open_listeners(&mut rs, &lb_listeners(s));
+    Ok(Some(rs))
+}
+
+/// Every address and TCP port haproxy listens on; its stats page only on an address of the
+/// control network (CloudStack may put it on a public or guest address: not opened there).
+fn lb_listeners(s: &DesiredState) -> Vec<(std::net::Ipv4Addr, u16)> {
+    let lb = &s.lb;
+    let control = |ip: &std::net::Ipv4Addr| {
+        s.interfaces.iter().any(|i| {
+            i.role == InterfaceRole::Control && i.addresses.iter().any(|a| a.addr() == *ip)
+        })
+    };
+    let native = lb.listeners.iter().map(|l| (l.public_ip, l.public_port));
+    let provided = lb
+        .provided
+        .iter()
+        .flat_map(|p| p.public_ports.iter().map(|pp| (pp.ip, pp.port)));
+    let stats = lb
+        .stats
+        .iter()
+        .map(|st| (st.ip, st.port))
+        .chain(
+            lb.provided
+                .iter()
+                .flat_map(|p| p.stats_ports.iter().map(|pp| (pp.ip, pp.port))),
+        )
+        .filter(|(ip, _)| control(ip));
+    native.chain(provided).chain(stats).collect()
 }
 
 fn cli_error(e: CliError) -> ConcernError {

@@ -244,7 +244,12 @@ impl VpnConcern {
                 })
             })
             .collect();
-        json!({"charon": sas.as_ref().err(), "connections": conns})
+        let all = match self.connect().await {
+            Ok(mut v) => v.list_sas_all().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        json!({"charon": sas.as_ref().err(), "connections": conns,
+            "remote_access": super::vpn_remote::status(&desired.vpn, &all)})
     }
 }
 
@@ -261,7 +266,17 @@ impl Concern for VpnConcern {
         // A connection unloaded behind the agent's back (e.g. `swanctl --unload-conn`) is not
         // applied any more: planning adds it again.
         if let Some(loaded) = &self.loaded {
+            let before = base.site_to_site.len();
             base.site_to_site.retain(|c| loaded.contains(&conn_name(c)));
+            // The remote-access connections gone: charon restarted (or was emptied), and its
+            // secrets went with them: the users are loaded again too.
+            let ra_gone = base.remote_access.is_some() && !loaded.contains(vr_vpn::remote::CONN_V2);
+            if ra_gone || base.site_to_site.len() < before {
+                base.remote_access = base
+                    .remote_access
+                    .filter(|_| loaded.contains(vr_vpn::remote::CONN_V2));
+                base.remote_users.clear();
+            }
         }
         Ok(VpnPlan(plan(&base, &held(desired))))
     }
@@ -312,8 +327,15 @@ impl Concern for VpnConcern {
                 }
             }
         }
+        super::vpn_remote::execute(&mut vici, &p.0.remote).await?;
         self.applied = Some(held(desired));
-        self.loaded = Some(desired.vpn.site_to_site.iter().map(conn_name).collect());
+        let mut loaded: std::collections::BTreeSet<String> =
+            desired.vpn.site_to_site.iter().map(conn_name).collect();
+        if desired.vpn.remote_access.is_some() {
+            loaded.insert(vr_vpn::remote::CONN_V2.into());
+            loaded.insert(vr_vpn::remote::CONN_V1.into());
+        }
+        self.loaded = Some(loaded);
         Ok(())
     }
 
@@ -328,10 +350,9 @@ impl Concern for VpnConcern {
         // A push plans from what charon holds now, not from what it held at the last look: a
         // charon restarted since has lost every connection. Nothing to ask while this process
         // has loaded nothing (the plan then starts from the committed state anyway).
-        let loaded_some = self
-            .applied
-            .as_ref()
-            .is_some_and(|a| !a.site_to_site.is_empty());
+        let loaded_some = self.applied.as_ref().is_some_and(|a| {
+            !a.site_to_site.is_empty() || a.remote_access.is_some() || !a.remote_users.is_empty()
+        });
         if loaded_some {
             self.read_loaded().await?;
         }
@@ -340,7 +361,10 @@ impl Concern for VpnConcern {
 
     async fn health(&mut self, desired: &DesiredState) -> Vec<Check> {
         if desired.vpn.site_to_site.is_empty() {
-            return Vec::new();
+            return match &desired.vpn.remote_access {
+                Some(_) => super::vpn_remote::health(&self.vici_socket).await,
+                None => Vec::new(),
+            };
         }
         let sas = match self.connect().await {
             Ok(mut v) => match v.list_sas().await {
@@ -376,6 +400,14 @@ impl Concern for VpnConcern {
                 ),
             };
             out.push(check);
+        }
+        if desired.vpn.remote_access.is_some() {
+            out.extend(
+                super::vpn_remote::health(&self.vici_socket)
+                    .await
+                    .into_iter()
+                    .filter(|c| c.name != "charon reachable"),
+            );
         }
         out
     }

@@ -142,6 +142,7 @@ pub fn routes_traffic(s: &DesiredState) -> bool {
         || s.firewall != Default::default()
         || !s.acls.is_empty()
         || !s.vpn.site_to_site.is_empty()
+        || s.vpn.remote_access.is_some()
         || s.ospf.is_some()
 }
 

@@ -120,6 +120,8 @@ pub(super) fn base_chains() -> Vec<Chain> {
                     vec![accept()],
                 )
                 .comment("vpn peers"),
+                super::ravpn::ike_rules()[0].clone(),
+                super::ravpn::ike_rules()[1].clone(),
                 Rule::new(
                     vec![],
                     vec![S::VerdictMap {
@@ -192,6 +194,9 @@ pub(super) fn base_chains() -> Vec<Chain> {
                     vec![accept()],
                 )
                 .comment("esp from vpn peers"),
+                super::ravpn::ike_rules()[0].clone(),
+                super::ravpn::ike_rules()[1].clone(),
+                super::ravpn::dns_rule(),
                 Rule::new(
                     vec![in_set(&[Field::MetaL4proto], "input_protos")],
                     vec![accept()],

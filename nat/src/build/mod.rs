@@ -23,7 +23,10 @@ use crate::model::{AclAction, FirewallSection, NatSection, PortRange, RuleProtoc
 pub const TABLE: &str = "vr";
 
 mod chains;
+mod ravpn;
+pub use ravpn::RemoteAccessVpn;
 pub mod forwards;
+pub mod lb;
 use chains::base_chains;
 
 /// What the rules need to know about the router itself (the agent fills it from its state).
@@ -37,6 +40,8 @@ pub struct RouterContext {
     /// behind them without NAT, after the tiers' ACLs.
     pub routed: Vec<String>,
     pub vpn_peers: Vec<VpnPeer>,
+    /// The remote-access VPN, if on.
+    pub remote_access: Option<RemoteAccessVpn>,
     /// OSPF runs on the router: accept its packets (IP protocol 89) from anywhere; OSPF's own
     /// authentication guards adjacencies.
     pub ospf: bool,
@@ -348,6 +353,7 @@ pub fn build(
         false,
         endpoints,
     ));
+    sets.extend(ravpn::sets(ctx, &mut vpn_traffic));
     sets.push(set("vpn_traffic", &[Ipv4Addr, Ipv4Addr], true, vpn_traffic));
 
     // Port forwards (see `forwards` for the three maps and why).

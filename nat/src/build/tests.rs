@@ -19,6 +19,7 @@ pub(crate) fn ctx() -> RouterContext {
         control_device: Some("eth1".into()),
         routed: Vec::new(),
         vpn_peers: vec![],
+        remote_access: None,
         ospf: false,
         bgp_peers: Vec::new(),
         ha_sync_devs: vec![],

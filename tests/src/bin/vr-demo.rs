@@ -1,5 +1,6 @@
 //! The demo router: vr-agent inside throwaway network namespaces, fed the `examples/demo/`
-//! pushes, proven with real traffic through NAT, an IPsec tunnel and OSPF, and with the
+//! pushes, proven with real traffic through NAT, an IPsec tunnel, a road warrior of the
+//! remote-access VPN and OSPF, and with the
 //! clients real guests use against vr1's guest services (DHCP and DNS from the agent's
 //! dnsmasq, metadata, user data and the password server) and the CloudStack front doors.
 //!
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use vr_tests::guest_client::{curl, dig_a, password_request, udhcpc_once};
 use vr_tests::java_answers;
 use vr_tests::peers::{Charon, Frr, CHARON, OSPFD};
+use vr_tests::road_warrior::{warrior, RA_PSK, SERVER};
 use vr_tests::traffic::{ping, tcp_probe, tcp_server};
 use vr_tests::{require_program, require_root, veth, wait_for, AgentProc, Netns};
 
@@ -227,6 +229,27 @@ fn main() -> ExitCode {
         "vr-agent cloudstack check-s2s-vpn 192.0.2.20 says connected",
         s2s.get("192.0.2.20") == Some(&true) && text.starts_with("192.0.2.20:0:"),
         format!("`{text}`"),
+    );
+
+    // Remote-access VPN, pushed the CloudStack way: a road warrior on the public switch logs
+    // in with IKEv2 EAP-MSCHAPv2, gets an address from the pool and reaches h1 unNATed.
+    let ra = format!(
+        r#"{{"type":"remoteaccessvpn","delete_from_processed_cache":false,"create":true,"ip_range":"10.1.9.1-10.1.9.20",
+        "preshared_key":"{RA_PSK}","vpn_server_ip":"{SERVER}","local_ip":"10.1.1.1","local_cidr":"10.1.1.0/24"}}"#
+    );
+    let users = r#"{"type":"vpnuserlist","delete_from_processed_cache":false,"vpn_users":[{"user":"alice","password":"demo-alice-pw","add":true}]}"#;
+    let pushed = [("ravpn.json", ra.as_str()), ("ravpn-users.json", users)]
+        .iter()
+        .all(|(f, t)| agent1.apply_text(f, t).0 == 0);
+    let rw = warrior(&sw, dir.path(), 9);
+    rw.configure("alice", "demo-alice-pw");
+    let up = pushed && rw.initiate("v2").is_ok();
+    let vip = rw.vip().unwrap_or_default();
+    let r = tcp_probe(&rw.ns, "10.1.1.10", 7000, short);
+    check(
+        "remote-access VPN: road warrior (IKEv2 EAP) gets a pool IP and reaches h1",
+        up && matches!(&r, Ok(s) if !vip.is_empty() && s.contains(&format!("peer={vip} "))),
+        format!("pushed {pushed}, virtual IP {vip:?}, {r:?}"),
     );
 
     let learned = wait_for(Duration::from_secs(15), || {

@@ -27,6 +27,15 @@ pub const USER_DATA: &str = "c2Nhbi11c2VyLWRhdGEtUGM4NFdu";
 pub const USER_DATA_DECODED: &str = "scan-user-data-Pc84Wn";
 /// Remote-access VPN user password (`vpnuserlist`).
 pub const VPN_USER_PW: &str = "scan-vpn-user-pw-Ys27Nb";
+/// Remote-access user password, native `vpn.remote_users`.
+pub const RA_NATIVE_PW: &str = "scan-ra-native-pw-Bq71Ce";
+/// Part of the private scalar of [`RA_KEY_PEM`] (the rest of a PKCS#8 P-256 key is a
+/// standard header or the public key, which the certificate shows too).
+pub const RA_KEY_MARKER: &str = "u9cmPZV2BsqNttgp";
+/// The remote-access gateway's private key (a test key made for this scan) and its
+/// self-signed certificate (SAN IP 192.0.2.10, serverAuth, valid until 2036).
+pub const RA_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgu9cmPZV2BsqNttgp\nTS50sLLtkRXcfrf+bDv4wuZakGGhRANCAART+RLgOhW3m9efqHBOKXtcQ/6SFUnj\nKzoNRbGptS8GNHRFzGD6oXD95PCFpueB0cpg+42pBDhsSn+ObhvuEi6U\n-----END PRIVATE KEY-----\n";
+pub const RA_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBqzCCAVGgAwIBAgIUF8JhduZb7XApoQkeUXCRSkgnra8wCgYIKoZIzj0EAwIw\nGDEWMBQGA1UEAwwNc2Nhbi52cG4udGVzdDAeFw0yNjExMzAxNTQ5MjJaFw0zNjEx\nMjcxNTQ5MjJaMBgxFjAUBgNVBAMMDXNjYW4udnBuLnRlc3QwWTATBgcqhkjOPQIB\nBggqhkjOPQMBBwNCAART+RLgOhW3m9efqHBOKXtcQ/6SFUnjKzoNRbGptS8GNHRF\nzGD6oXD95PCFpueB0cpg+42pBDhsSn+ObhvuEi6Uo3kwdzAdBgNVHQ4EFgQUqMLF\nV2Wfjd5Yb62pE7kLbSgse2AwHwYDVR0jBBgwFoAUqMLFV2Wfjd5Yb62pE7kLbSgs\ne2AwDwYDVR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwTAAAIKMBMGA1UdJQQMMAoG\nCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIQC+X0GBupy19fSB1YCkjzDpKoqi\nIv18zaIcZzGEs+f4mwIgVYe9UNjFwtFVSP6p2xc3pSjM6neON9O5kE7a7k1D6a0=\n-----END CERTIFICATE-----\n";
 /// VRRP password and a secret boot argument (`cmdline`).
 pub const CMD_ROUTER_PW: &str = "scan-vrrp-pw-Ka58Jc";
 pub const CMD_KEY: &str = "scan-boot-key-Wu36Dr";
@@ -35,6 +44,9 @@ pub const CMD_KEY: &str = "scan-boot-key-Wu36Dr";
 pub const HA_PW: &str = "scHaV7qZ";
 /// BGP peer password (`bgppeers`).
 pub const BGP_PW: &str = "scan-bgp-pw-Ze14Mv";
+
+/// TLS private key of a load balancer (`loadbalancer` `ssl_certs`): written 0600 for haproxy.
+pub const TLS_KEY: &str = "scan-tls-key-Fr38Wd";
 
 /// Site-to-site PSK inside a malformed `VR-<uuid>.cfg` container (rejected).
 pub const PSK_AGG_BAD: &str = "scan-aggregate-psk-Ub93Fo";
@@ -58,9 +70,12 @@ pub const SECRETS: &[(&str, &str)] = &[
     (USER_DATA, "user data"),
     (USER_DATA_DECODED, "user data (decoded)"),
     (VPN_USER_PW, "VPN user password"),
+    (RA_NATIVE_PW, "VPN user password (native)"),
+    (RA_KEY_MARKER, "remote-access certificate key"),
     (CMD_ROUTER_PW, "cmdline router_password"),
     (CMD_KEY, "cmdline *key"),
     (BGP_PW, "BGP password"),
+    (TLS_KEY, "TLS private key"),
     (HA_PW, "VRRP password (native ha)"),
     (PSK_AGG_BAD, "site-to-site PSK (rejected container)"),
     (UNKNOWN_FIELD, "value of an unknown field"),
@@ -96,6 +111,16 @@ pub fn site2site(psk: &str) -> String {
         "ike_lifetime":86400,"esp_lifetime":3600,"create":true,"dpd":true,"passive":true,"encap":false,
         "split_connections":false}}"#
     )
+}
+
+/// A native remote-access VPN whose gateway proves itself with a certificate, and one user.
+pub fn ra_native() -> String {
+    let v = serde_json::json!({"schema": 1, "vpn": {
+        "remote_access": {"server_ip": "192.0.2.10", "pool_first": "10.1.2.1", "pool_last": "10.1.2.8",
+            "local_cidrs": ["10.1.1.0/24"], "psk": RA_PSK,
+            "certificate": {"cert_pem": RA_CERT_PEM, "key_pem": RA_KEY_PEM}},
+        "remote_users": [{"name": "carol", "password": RA_NATIVE_PW}]}});
+    v.to_string()
 }
 
 /// `remoteaccessvpn`; `range` invalid makes it rejected.
@@ -143,6 +168,20 @@ pub fn bgp_peers() -> String {
         r#"{{"type":"bgppeers","delete_from_processed_cache":false,"peers":[{{"peer_id":1,
         "peer_as_number":65001,"ip4_address":"192.0.2.50","peer_password":"{BGP_PW}",
         "network_as_number":65000,"guest_ip4_cidr":"10.1.1.0/24"}}]}}"#
+    )
+}
+
+/// CloudStack's `loadbalancer` with a certificate and its key (the listener does not offload
+/// TLS, so haproxy's check does not read this placeholder key).
+pub fn load_balancer() -> String {
+    format!(
+        r#"{{"type":"loadbalancer","delete_from_processed_cache":false,"rules":[{{"configuration":
+        ["global","\tuser haproxy","\t ","defaults","\tmode    tcp","\ttimeout connect    5000",
+         "\ttimeout client     50000","\ttimeout server     50000","\t ","listen 0_0_0_0-8443",
+         "\tbind 0.0.0.0:8443","\tbalance roundrobin","\tserver 0_0_0_0-8443_0 10.1.1.5:443 check","\t "],
+        "add_rules":["192.0.2.10:8443:"],"remove_rules":[],"stat_rules":[],
+        "ssl_certs":[{{"name":"web","cert":"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+        "key":"-----BEGIN PRIVATE KEY-----\n{TLS_KEY}\n-----END PRIVATE KEY-----"}}]}}]}}"#
     )
 }
 
