@@ -1,10 +1,10 @@
 //! CloudStack DHCP payloads into the native `dhcp` section: `dhcpentry` (a static host, by
-//! MAC; `remove: true` drops it and its lease), `guestnetwork` (the network served on that
+//! MAC, with its DHCPv6 address and DUID when the push carries them; `remove: true` drops it and its lease), `guestnetwork` (the network served on that
 //! NIC: router address, domain, MTU) and `cmdline` (`dns1`/`dns2`: the zone's resolvers the
 //! router forwards to). The router serves DNS itself (option 6 is its guest address), as a
 //! CloudStack VR with the DNS service does.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use vr_guest::{DhcpHost, DhcpNetwork};
 
@@ -27,6 +27,16 @@ pub fn entry(next: &mut DesiredState, d: &DhcpEntry) {
     else {
         return;
     };
+    let ipv6 = d
+        .ipv6_address
+        .as_deref()
+        .and_then(|a| a.trim().parse::<Ipv6Addr>().ok());
+    let duid = ipv6.and_then(|_| {
+        d.ipv6_duid
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+    });
     let hostname = d
         .host_name
         .as_deref()
@@ -39,6 +49,9 @@ pub fn entry(next: &mut DesiredState, d: &DhcpEntry) {
         ipv4,
         hostname,
         default_nic: d.default_entry,
+        // Checked by the adapter: an address comes with its DUID.
+        ipv6,
+        duid,
     });
 }
 
@@ -69,7 +82,12 @@ pub fn network(
         dns: Vec::new(),
         domain,
         mtu,
-        extra_ranges: old.map(|o| o.extra_ranges).unwrap_or_default(),
+        extra_ranges: old
+            .as_ref()
+            .map(|o| o.extra_ranges.clone())
+            .unwrap_or_default(),
+        // Set again by the push's IPv6 fields (`guest_ipv6`) when it has them.
+        address6: None,
     });
 }
 
@@ -86,4 +104,36 @@ pub fn upstream(next: &mut DesiredState) {
         .filter_map(|k| cmd.get(*k))
         .filter_map(|v| v.trim().parse::<Ipv4Addr>().ok())
         .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dhcpentry_carries_its_dhcpv6_address_and_duid() {
+        let d: DhcpEntry = serde_json::from_str(
+            r#"{"host_name":"dual.cs.internal","mac_address":"02:00:0A:01:00:0B",
+                "ipv4_address":"10.1.0.11","ipv6_address":"2001:db8:10::11",
+                "ipv6_duid":"00:03:00:01:02:00:0A:01:00:0B","default_entry":true}"#,
+        )
+        .unwrap();
+        let mut next = DesiredState::default();
+        entry(&mut next, &d);
+        let h = &next.dhcp.hosts[0];
+        assert_eq!(h.mac, "02:00:0a:01:00:0b");
+        assert_eq!(h.ipv6, Some("2001:db8:10::11".parse().unwrap()));
+        assert_eq!(h.duid.as_deref(), Some("00:03:00:01:02:00:0a:01:00:0b"));
+        assert!(vr_guest::model::validate(&next.dhcp).is_empty());
+        // IPv4 only: no DHCPv6 line, as before.
+        let v4: DhcpEntry = serde_json::from_str(
+            r#"{"mac_address":"02:00:0a:01:00:0c","ipv4_address":"10.1.0.12","ipv6_duid":"00:03:00:01:02:00:0a:01:00:0c"}"#,
+        )
+        .unwrap();
+        entry(&mut next, &v4);
+        assert_eq!(
+            (next.dhcp.hosts[1].ipv6, next.dhcp.hosts[1].duid.as_deref()),
+            (None, None)
+        );
+    }
 }

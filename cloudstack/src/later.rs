@@ -129,17 +129,31 @@ fn validate(p: &Later) -> Result<(), Invalid> {
                 check::dns_name(&mut e, "host_name", h);
             }
             if let Some(v6) = opt_str(&d.ipv6_address) {
-                check::ip_any(&mut e, "ipv6_address", v6);
+                if v6.trim().parse::<std::net::Ipv6Addr>().is_err() {
+                    e.push("ipv6_address", q(v6), "not an IPv6 address");
+                } else if opt_str(&d.ipv6_duid).is_none() {
+                    e.push(
+                        "ipv6_duid",
+                        q(d.ipv6_duid.as_deref().unwrap_or("")),
+                        "missing: DHCPv6 serves ipv6_address to this DUID",
+                    );
+                }
+            }
+            if let Some(duid) = opt_str(&d.ipv6_duid) {
+                if !vr_guest::model::is_duid(&duid.trim().to_ascii_lowercase()) {
+                    e.push(
+                        "ipv6_duid",
+                        q(duid),
+                        "invalid DUID (hex bytes separated by colons)",
+                    );
+                }
             }
             if let Some(dns) = opt_str(&d.dns_addresses) {
                 for a in dns.split(',').map(str::trim).filter(|a| !a.is_empty()) {
                     check::ip_any(&mut e, "dns_addresses", a);
                 }
             }
-            for (path, s) in [
-                ("ipv6_duid", &d.ipv6_duid),
-                ("static_routes", &d.static_routes),
-            ] {
+            for (path, s) in [("static_routes", &d.static_routes)] {
                 if let Some(s) = opt_str(s) {
                     check::plain(&mut e, path, s);
                 }
@@ -422,6 +436,35 @@ mod tests {
         let err = parsed("dhcpentry", &bad).unwrap_err();
         assert_eq!(err.0[0].path, "ipv4_address");
         assert_eq!(err.0[0].value, "\"10.1.1.256\"");
+    }
+
+    #[test]
+    fn dhcpentry_ipv6_fields_name_field_and_value() {
+        let ok = r#"{"type":"dhcpentry","host_name":"vm-1","mac_address":"02:00:4c:5a:00:01","ipv4_address":"10.1.1.23","ipv6_address":"2001:db8:10::23","ipv6_duid":"00:03:00:01:02:00:4C:5A:00:01","default_entry":true,"remove":false}"#;
+        parsed("dhcpentry", ok).unwrap();
+        let cases = [
+            (
+                "2001:db8:10::23",
+                "10.9.9.9",
+                "ipv6_address",
+                "\"10.9.9.9\"",
+            ),
+            ("00:03:00:01:02:00:4C:5A:00:01", "", "ipv6_duid", "\"\""),
+            (
+                "00:03:00:01:02:00:4C:5A:00:01",
+                "00:03,x",
+                "ipv6_duid",
+                "\"00:03,x\"",
+            ),
+        ];
+        for (from, to, path, value) in cases {
+            let err = parsed("dhcpentry", &ok.replace(from, to)).unwrap_err();
+            assert_eq!(err.0.len(), 1, "{to}: {err:?}");
+            assert_eq!(
+                (err.0[0].path.as_str(), err.0[0].value.as_str()),
+                (path, value)
+            );
+        }
     }
 
     #[test]

@@ -419,6 +419,10 @@ fn guest_ipv6(next: &mut DesiredState, dev: &str, p: &GuestNetwork) -> Result<()
     if let Some(iface) = next.interfaces.iter_mut().find(|i| i.device == dev) {
         iface.addresses6 = g6.guest_address.into_iter().collect();
     }
+    // DHCPv6 for the dual-stack hosts of this network (`dhcpentry` `ipv6_address`).
+    if let Some(n) = next.dhcp.networks.iter_mut().find(|n| n.device == dev) {
+        n.address6 = g6.guest_address;
+    }
     if g6.public_address.is_some() || g6.public_gateway.is_some() {
         let public = next
             .interfaces

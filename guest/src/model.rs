@@ -1,9 +1,9 @@
 //! The native `dhcp` section: which guest networks the router serves addresses and names on,
 //! and the static hosts it serves them to.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,11 @@ pub struct DhcpNetwork {
     /// `ipaliases` and `dhcpconfig`), each with its own router and DNS options.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_ranges: Vec<ExtraRange>,
+    /// The router's IPv6 address on the NIC with the guest prefix length: DHCPv6 (stateful,
+    /// static) is served on that prefix to the hosts that have an `ipv6` and a `duid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub address6: Option<Ipv6Net>,
 }
 
 /// One more subnet served on a guest NIC. Written either as the router's address on it with
@@ -120,6 +125,14 @@ pub struct DhcpHost {
     /// False for a VM's non-default NIC: it gets an address but no router, DNS or domain.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub default_nic: bool,
+    /// Its DHCPv6 address (dual-stack guests); served to the client whose DUID is `duid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub ipv6: Option<Ipv6Addr>,
+    /// The DHCPv6 client's DUID, hex bytes separated by colons, lowercase
+    /// (`00:03:00:01:02:00:0a:01:00:0b`: DUID-LL of that MAC, as CloudStack computes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duid: Option<String>,
 }
 
 fn yes() -> bool {
@@ -170,6 +183,11 @@ impl DhcpNetwork {
     pub fn tag(&self) -> String {
         format!("net-{}", self.device)
     }
+
+    /// The dnsmasq tag of this network's DHCPv6 range.
+    pub fn tag6(&self) -> String {
+        format!("net6-{}", self.device)
+    }
 }
 
 /// One invalid value of the section: the field path, the value and why.
@@ -196,6 +214,17 @@ pub fn is_dns_name(s: &str) -> bool {
 fn is_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+        && s == s.to_ascii_lowercase()
+}
+
+/// A DUID as dnsmasq's `id:` reads it: 2 to 130 hex bytes, colon-separated, lowercase (RFC
+/// 8415: type code plus at most 128 bytes).
+pub fn is_duid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    (2..=130).contains(&parts.len())
         && parts
             .iter()
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
@@ -282,9 +311,20 @@ pub fn validate(s: &DhcpSection) -> Vec<Problem> {
                 }
             }
         }
+        if let Some(a6) = n.address6 {
+            if a6.prefix_len() > 124 {
+                bad(
+                    format!("{p}.address6"),
+                    a6.to_string(),
+                    "prefix too long to serve addresses",
+                );
+            }
+        }
     }
     let mut macs = std::collections::BTreeSet::new();
     let mut ips = std::collections::BTreeSet::new();
+    let mut ips6 = std::collections::BTreeSet::new();
+    let mut duids = std::collections::BTreeSet::new();
     for (i, h) in s.hosts.iter().enumerate() {
         let p = format!("dhcp.hosts[{i}]");
         if !is_mac(&h.mac) {
@@ -309,6 +349,39 @@ pub fn validate(s: &DhcpSection) -> Vec<Problem> {
                     format!("{p}.hostname"),
                     name.clone(),
                     "invalid host name (one DNS label)",
+                );
+            }
+        }
+        if let Some(d) = &h.duid {
+            if !is_duid(d) {
+                bad(
+                    format!("{p}.duid"),
+                    d.clone(),
+                    "invalid DUID (2-130 hex bytes aa:bb:..., lowercase)",
+                );
+            } else if !duids.insert(d.clone()) {
+                bad(format!("{p}.duid"), d.clone(), "DUID listed twice");
+            }
+        }
+        if let Some(a) = h.ipv6 {
+            if h.duid.is_none() {
+                bad(
+                    format!("{p}.ipv6"),
+                    a.to_string(),
+                    "IPv6 address without a duid (DHCPv6 identifies a client by its DUID)",
+                );
+            }
+            if !ips6.insert(a) {
+                bad(format!("{p}.ipv6"), a.to_string(), "address listed twice");
+            } else if a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+            {
+                bad(
+                    format!("{p}.ipv6"),
+                    a.to_string(),
+                    "not a global or unique-local unicast address",
                 );
             }
         }
@@ -416,6 +489,35 @@ mod tests {
     }
 
     #[test]
+    fn dhcpv6_fields_are_checked_with_field_and_value() {
+        let s: DhcpSection = serde_json::from_str(
+            r#"{"networks":[{"device":"eth0","address":"10.1.1.1/24","address6":"2001:db8::1/126"}],
+               "hosts":[{"mac":"02:00:00:00:00:0a","ipv4":"10.1.1.10","ipv6":"2001:db8::a"},
+                        {"mac":"02:00:00:00:00:0b","ipv4":"10.1.1.11","ipv6":"fe80::b","duid":"00:03:00:01:02:00:00:00:00:0B"},
+                        {"mac":"02:00:00:00:00:0c","ipv4":"10.1.1.12","ipv6":"2001:db8::c","duid":"00:03\n"}]}"#,
+        )
+        .unwrap();
+        let p: Vec<(String, String)> = validate(&s)
+            .into_iter()
+            .map(|p| (p.path, p.value))
+            .collect();
+        let want = [
+            ("dhcp.networks[0].address6", "2001:db8::1/126"),
+            ("dhcp.hosts[0].ipv6", "2001:db8::a"),
+            ("dhcp.hosts[1].duid", "00:03:00:01:02:00:00:00:00:0B"),
+            ("dhcp.hosts[1].ipv6", "fe80::b"),
+            ("dhcp.hosts[2].duid", "00:03\n"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(p, want);
+        assert!(is_duid("00:03:00:01:02:00:0a:01:00:0b"));
+        assert!(!is_duid("00"));
+    }
+
+    #[test]
     fn upsert_replaces_by_mac_and_address() {
         let mut s = DhcpSection::default();
         let h = |mac: &str, ip: &str| DhcpHost {
@@ -423,6 +525,8 @@ mod tests {
             ipv4: ip.parse().unwrap(),
             hostname: None,
             default_nic: true,
+            ipv6: None,
+            duid: None,
         };
         s.upsert_host(h("02:00:00:00:00:01", "10.0.0.1"));
         s.upsert_host(h("02:00:00:00:00:02", "10.0.0.2"));

@@ -327,6 +327,8 @@ mod tests {
             ipv4: std::net::Ipv4Addr::new(10, 0, 0, ip),
             hostname: None,
             default_nic: true,
+            ipv6: None,
+            duid: None,
         }
     }
 

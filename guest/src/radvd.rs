@@ -8,6 +8,13 @@
 //! Each guest prefix is advertised on-link and autonomous (SLAAC), with the router as default
 //! router. Intervals follow RFC 4861's floors (radvd refuses less): a guest that solicits gets
 //! an answer at once anyway.
+//!
+//! A NIC whose guest network also serves DHCPv6 (a `dhcp` network with `address6`) advertises
+//! `AdvManagedFlag` and `AdvOtherConfigFlag`: that is what makes a stock guest (NetworkManager,
+//! systemd-networkd, Windows) start its DHCPv6 client and take its pushed address and DNS.
+//! The prefix stays autonomous, so guests the push has no DUID for keep their SLAAC address
+//! and nothing that worked before changes; without DHCPv6 the flags are off (as before), so a
+//! guest does not wait on a DHCPv6 server that is not there.
 
 use std::fmt::Write;
 
@@ -24,6 +31,8 @@ pub struct Advertised {
     pub prefixes: Vec<Ipv6Net>,
     /// `AdvLinkMTU` (the NIC's MTU when the state sets one).
     pub mtu: Option<u32>,
+    /// The NIC's network serves DHCPv6: managed and other-config flags on.
+    pub managed: bool,
 }
 
 /// The whole `radvd.conf`; `None` when no NIC advertises (radvd is then not run).
@@ -42,6 +51,10 @@ pub fn render(nics: &[Advertised]) -> Option<String> {
         out.push_str("  MinRtrAdvInterval 3;\n");
         out.push_str("  MaxRtrAdvInterval 10;\n");
         out.push_str("  AdvDefaultLifetime 1800;\n");
+        if n.managed {
+            out.push_str("  AdvManagedFlag on;\n");
+            out.push_str("  AdvOtherConfigFlag on;\n");
+        }
         if let Some(m) = n.mtu {
             let _ = writeln!(out, "  AdvLinkMTU {m};");
         }
@@ -72,6 +85,7 @@ mod tests {
                 device: "eth3".into(),
                 prefixes: vec!["2001:db8:11::/64".parse().unwrap()],
                 mtu: None,
+                managed: false,
             },
             Advertised {
                 device: "eth0".into(),
@@ -80,11 +94,13 @@ mod tests {
                     "2001:db8:10::/64".parse().unwrap(),
                 ],
                 mtu: Some(1450),
+                managed: false,
             },
             Advertised {
                 device: "eth4".into(),
                 prefixes: vec![],
                 mtu: None,
+                managed: false,
             },
         ])
         .unwrap();
@@ -94,5 +110,13 @@ mod tests {
         }
         assert_eq!(got, std::fs::read_to_string(path).unwrap());
         assert_eq!(render(&[]), None);
+        let managed = render(&[Advertised {
+            device: "eth0".into(),
+            prefixes: vec!["2001:db8:10::1/64".parse().unwrap()],
+            mtu: None,
+            managed: true,
+        }])
+        .unwrap();
+        assert!(managed.contains("  AdvDefaultLifetime 1800;\n  AdvManagedFlag on;\n  AdvOtherConfigFlag on;\n  prefix 2001:db8:10::/64 {\n    AdvOnLink on;\n    AdvAutonomous on;"), "{managed}");
     }
 }

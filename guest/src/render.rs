@@ -13,6 +13,14 @@
 //!   way; a lease file removed or changed needs a SIGHUP (dnsmasq 2.90 only adds
 //!   `dhcp-hostsdir` records on its own). Files whose name starts with a dot are ignored
 //!   by dnsmasq: the executor writes `.tmp-<mac>` and renames it.
+//!
+//! DHCPv6 (dual-stack guests): a network with an `address6` gets a static DHCPv6 range on its
+//! prefix (`dhcp-range=set:net6-<dev>,<prefix>::,static,<len>,infinite`): only hosts with a
+//! `dhcp-host=id:<duid>,[<ipv6>]` line get an address, as in IPv4. That line sits in the
+//! host's own file in `dhcp-hosts.d`, under its IPv4 line, so a dual-stack host is still one
+//! file read by inotify. Its AAAA name is a second line of its `hosts.d` file. dnsmasq sends
+//! no router advertisements (no `enable-ra`): radvd does, with the managed flag set on such
+//! networks (see [`crate::radvd`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -124,8 +132,13 @@ pub fn render(section: &DhcpSection, paths: &Paths) -> Rendered {
 
 /// The files of one host of `section`.
 pub fn host_files(section: &DhcpSection, h: &DhcpHost) -> HostFiles {
+    let mut dhcp = format!("{}\n", dhcphost_line(h));
+    if let Some(l) = dhcphost6_line(h) {
+        dhcp.push_str(&l);
+        dhcp.push('\n');
+    }
     HostFiles {
-        dhcp: format!("{}\n", dhcphost_line(h)),
+        dhcp,
         names: names_line(section, h).map(|l| l + "\n"),
     }
 }
@@ -239,6 +252,29 @@ pub fn conf(s: &DhcpSection, p: &Paths) -> String {
     for h in extra {
         let _ = writeln!(c, "dhcp-mac=set:{NODEFAULT_TAG},{}", h.mac);
     }
+    for n in &s.networks {
+        let Some(a6) = n.address6 else { continue };
+        let (tag, net) = (n.tag6(), a6.trunc());
+        let _ = writeln!(
+            c,
+            "# DHCPv6 on {net} ({}): hosts with a DUID only",
+            n.device
+        );
+        let _ = writeln!(
+            c,
+            "dhcp-range=set:{tag},{},static,{},infinite",
+            net.network(),
+            net.prefix_len()
+        );
+        let _ = writeln!(
+            c,
+            "dhcp-option=tag:{tag},option6:dns-server,[{}]",
+            a6.addr()
+        );
+        if let Some(dom) = &n.domain {
+            let _ = writeln!(c, "dhcp-option=tag:{tag},option6:domain-search,{dom}");
+        }
+    }
     if !s.networks.is_empty() {
         // An option named without a value is not sent (dnsmasq would otherwise offer itself as
         // router and resolver).
@@ -266,6 +302,13 @@ pub fn dhcphost_line(h: &DhcpHost) -> String {
     l
 }
 
+/// The DHCPv6 line of a dual-stack host: `id:<duid>,[<ipv6>],infinite`. No name: the host's
+/// names (A and AAAA) are its `hosts.d` file, so its IPv6 lease cannot take over its name.
+pub fn dhcphost6_line(h: &DhcpHost) -> Option<String> {
+    let (ip, duid) = (h.ipv6?, h.duid.as_ref()?);
+    Some(format!("id:{duid},[{ip}],infinite"))
+}
+
 /// `hosts`: `data-server` on every network, short and in the network's domain.
 pub fn hosts(s: &DhcpSection) -> String {
     let mut out = String::new();
@@ -287,8 +330,15 @@ pub fn hosts(s: &DhcpSection) -> String {
 /// NIC's address gets no name: the VM's name is its default NIC's.
 pub fn names_line(s: &DhcpSection, h: &DhcpHost) -> Option<String> {
     let name = h.hostname.as_ref().filter(|_| h.default_nic)?;
-    Some(match s.network_of(h.ipv4).and_then(|n| n.domain.as_ref()) {
-        Some(d) => format!("{} {name} {name}.{d}", h.ipv4),
-        None => format!("{} {name}", h.ipv4),
-    })
+    let line =
+        |ip: &dyn std::fmt::Display| match s.network_of(h.ipv4).and_then(|n| n.domain.as_ref()) {
+            Some(d) => format!("{ip} {name} {name}.{d}"),
+            None => format!("{ip} {name}"),
+        };
+    let mut out = line(&h.ipv4);
+    if let Some(ip6) = h.ipv6.filter(|_| h.duid.is_some()) {
+        out.push('\n');
+        out.push_str(&line(&ip6));
+    }
+    Some(out)
 }

@@ -72,3 +72,18 @@ fn ip_alias_ranges() {
                      {"mac":"02:00:0a:01:04:0b","ipv4":"10.1.4.11","hostname":"gw-vm"}]}"#,
     );
 }
+
+#[test]
+fn dual_stack_dhcpv6() {
+    // A dual-stack network: the IPv4 lease as before, plus a static DHCPv6 range and each
+    // pushed host's `id:<duid>,[<ipv6>]` in its own host file; a host without a DUID stays
+    // IPv4-only.
+    case(
+        "dual_stack",
+        r#"{"networks":[{"device":"eth0","address":"10.1.0.1/24","domain":"v6.internal",
+                         "address6":"2001:db8:10::1/64"}],
+            "hosts":[{"mac":"02:00:0a:01:00:0b","ipv4":"10.1.0.11","hostname":"dual",
+                      "ipv6":"2001:db8:10::11","duid":"00:03:00:01:02:00:0a:01:00:0b"},
+                     {"mac":"02:00:0a:01:00:0c","ipv4":"10.1.0.12","hostname":"v4only"}]}"#,
+    );
+}

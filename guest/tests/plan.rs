@@ -33,6 +33,8 @@ fn host(i: usize) -> DhcpHost {
             .unwrap(),
         hostname: Some(format!("vm{i}")),
         default_nic: true,
+        ipv6: None,
+        duid: None,
     }
 }
 

@@ -12,7 +12,11 @@
 //! and TCP from the guest reach the upstream host; a new inbound connection to a guest port no
 //! rule opens is dropped; the rule opens its port and the next port stays dropped; SSH (3922)
 //! to the router over IPv6 from the public side is dropped although something listens; the
-//! same pushes again change nothing in `ip6 vr`.
+//! same pushes again change nothing in `ip6 vr`. Dual-stack DHCPv6: the guest network's
+//! `dhcp` entry carries the IPv6 prefix, radvd advertises the managed flag there, and a
+//! CloudStack `dhcpentry` with `ipv6_address`/`ipv6_duid` gives a real DHCPv6 client (ISC
+//! `dhclient -6` with its DUID pinned to DUID-LL of its MAC, as CloudStack computes it)
+//! exactly that address, from the agent's dnsmasq.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -25,7 +29,49 @@ const PUSH: &str = r#"{"schema":1,
    {"device":"eth0","role":"guest","addresses":["10.1.0.1/24"],"addresses6":["2001:db8:10::1/64"]},
    {"device":"eth2","role":"public","addresses":["192.0.2.10/24"],"gateway":"192.0.2.2",
     "addresses6":["2001:db8:ff::1/64"],"gateway6":"2001:db8:ff::2"}],
- "nat":{"source_nat":[{"device":"eth2","public_ip":"192.0.2.10"}]}}"#;
+ "nat":{"source_nat":[{"device":"eth2","public_ip":"192.0.2.10"}]},
+ "dhcp":{"networks":[{"device":"eth0","address":"10.1.0.1/24","address6":"2001:db8:10::1/64"}]}}"#;
+
+/// The guest's MAC, and the DUID-LL `dhclient -6 -D LL` derives from it (type 3, hardware
+/// type 1, the MAC): what CloudStack sends as `ipv6_duid`.
+const GUEST_MAC: &str = "02:00:0a:01:00:0b";
+const GUEST_DUID: &str = "00:03:00:01:02:00:0a:01:00:0b";
+const GUEST_IP6: &str = "2001:db8:10::11";
+
+/// A dual-stack VM's entry, in CloudStack's wire format.
+fn dhcpentry6() -> String {
+    format!(
+        r#"{{"type":"dhcpentry","host_name":"dual","mac_address":"{GUEST_MAC}",
+            "ipv4_address":"10.1.0.11","ipv6_address":"{GUEST_IP6}","ipv6_duid":"{GUEST_DUID}",
+            "default_gateway":"10.1.0.1","default_entry":true,"remove":false}}"#
+    )
+}
+
+/// dhclient -6's script: puts the bound address on the NIC (nothing in the shared /etc).
+const DHCLIENT6_SCRIPT: &str = r#"#!/bin/sh
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+case "$reason" in
+  BOUND6|RENEW6|REBIND6|REBOOT6)
+    ip -6 addr replace "$new_ip6_address/128" dev "$interface" nodad ;;
+esac
+echo "$reason ${new_ip6_address:-}" >> "$(dirname "$0")/events"
+"#;
+
+fn dhcp6_addrs(g: &Netns) -> Vec<String> {
+    g.exec_ok(
+        "ip",
+        &["-6", "-o", "addr", "show", "dev", "lan0", "scope", "global"],
+    )
+    .lines()
+    .filter_map(|l| {
+        l.split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .filter(|a| a.ends_with("/128"))
+            .map(|a| a.trim_end_matches("/128").to_string())
+    })
+    .collect()
+}
 
 /// CloudStack's wire format: open TCP 8080 of the guest prefix to anyone.
 const RULES: &str = r#"{"type":"ipv6firewallrules","delete_from_processed_cache":false,"rules":[
@@ -150,6 +196,7 @@ fn ipv6_slaac_forwarding_firewall_and_router_input() {
     // router's input lets router solicitations and neighbour discovery through.
     veth(&g, "lan0", &vr, "eth0");
     g.ip(&["link", "set", "lan0", "down"]);
+    g.ip(&["link", "set", "lan0", "address", GUEST_MAC]);
     let mut agent = AgentProc::new(Some(&vr.name));
     agent
         .env
@@ -267,9 +314,100 @@ fn ipv6_slaac_forwarding_firewall_and_router_input() {
         "radvd respawned by self-heal {:.2} s after SIGKILL",
         t_kill.elapsed().as_secs_f32()
     );
+    // Dual-stack DHCPv6: radvd tells guests to use it, and a real client gets exactly the
+    // address of its DUID's CloudStack entry.
+    let radvd_conf =
+        std::fs::read_to_string(agent.run_dir.join("radvd/radvd.conf")).unwrap_or_default();
+    assert!(
+        radvd_conf.contains("AdvManagedFlag on;") && radvd_conf.contains("AdvAutonomous on;"),
+        "{radvd_conf}"
+    );
+    let t6 = Instant::now();
+    let (code, r) = agent.apply_text("dhcp6.json", &dhcpentry6());
+    assert_eq!(code, 0, "{r}");
+    let host_file = agent.run_dir.join("dnsmasq/dhcp-hosts.d").join(GUEST_MAC);
+    let lines = std::fs::read_to_string(&host_file).unwrap_or_default();
+    assert!(
+        lines.contains(&format!("id:{GUEST_DUID},[{GUEST_IP6}],infinite")),
+        "{lines}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let p = |f: &str| d.join(f).display().to_string();
+    std::fs::write(d.join("dhclient6.script"), DHCLIENT6_SCRIPT).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            d.join("dhclient6.script"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        d.join("dhclient6.conf"),
+        "initial-interval 1;\nbackoff-cutoff 2;\ntimeout 10;\n",
+    )
+    .unwrap();
+    g.spawn(
+        "dhclient",
+        &[
+            "-6",
+            "-d",
+            "-D",
+            "LL",
+            "-cf",
+            &p("dhclient6.conf"),
+            "-lf",
+            &p("dhclient6.leases"),
+            "-pf",
+            &p("dhclient6.pid"),
+            "-sf",
+            &p("dhclient6.script"),
+            "lan0",
+        ],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let bound = wait_for(Duration::from_secs(10), || !dhcp6_addrs(&g).is_empty());
+    let dnsmasq_log =
+        std::fs::read_to_string(agent.run_dir.join("dnsmasq/dnsmasq.log")).unwrap_or_default();
+    assert!(
+        bound,
+        "no DHCPv6 address\nevents: {}\nleases: {}\ndnsmasq log:\n{dnsmasq_log}\n{}",
+        std::fs::read_to_string(d.join("events")).unwrap_or_default(),
+        std::fs::read_to_string(d.join("dhclient6.leases")).unwrap_or_default(),
+        context(&g, &vr, &agent)
+    );
+    assert_eq!(dhcp6_addrs(&g), [GUEST_IP6], "{}", context(&g, &vr, &agent));
+    let leases = std::fs::read_to_string(d.join("dhclient6.leases")).unwrap_or_default();
+    assert!(leases.contains(&format!("iaaddr {GUEST_IP6}")), "{leases}");
+    eprintln!(
+        "guest (dhclient -6, DUID {GUEST_DUID}) bound {GUEST_IP6} {:.2} s after the dhcpentry push",
+        t6.elapsed().as_secs_f32()
+    );
+    // The address is the guest's own: it carries traffic to the upstream host.
+    let out = g.exec(
+        "ping",
+        &[
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-I",
+            GUEST_IP6,
+            "2001:db8:ff::2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "ping6 from the DHCPv6 address: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        context(&g, &vr, &agent)
+    );
     eprintln!(
         "ipv6_routed: SLAAC, ping6, TCP out, inbound drop, rule 8080 open / 8081 dropped, \
-         ssh over IPv6 dropped, idempotent re-push: {:.1} s",
+         ssh over IPv6 dropped, idempotent re-push, DHCPv6 dual-stack host: {:.1} s",
         t0.elapsed().as_secs_f32()
     );
     agent.stop();

@@ -57,6 +57,11 @@ pub fn advertised(s: &DesiredState) -> Vec<Advertised> {
             device: i.device.clone(),
             prefixes: i.addresses6.clone(),
             mtu: i.mtu,
+            managed: s
+                .dhcp
+                .networks
+                .iter()
+                .any(|n| n.device == i.device && n.address6.is_some()),
         })
         .collect()
 }
