@@ -23,6 +23,7 @@ pub mod lb;
 pub mod links;
 pub mod nft;
 pub mod nft6;
+pub mod nft_script;
 pub mod ospf;
 pub mod radvd;
 pub mod rule_stats;

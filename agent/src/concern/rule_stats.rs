@@ -9,17 +9,14 @@
 //! instead, and the self-heal loop reads the table whenever the ruleset generation moved.
 
 use std::fmt;
-use std::io::Write as _;
-use std::process::Command;
-use std::time::Duration;
 
 use vr_nat::rule_stats::{self, Spec, TABLE};
 
+use super::nft_script::{self, blocking, generation, nft};
 use super::{Concern, ConcernError, PlanSummary};
 use crate::state::DesiredState;
 
 /// Every `nft` call has this deadline.
-const NFT_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 pub struct RuleStatsConcern {
@@ -46,11 +43,6 @@ impl PlanSummary for RuleStatsPlan {
     }
 }
 
-fn nft(args: &[&str]) -> Result<std::process::Output, ConcernError> {
-    crate::process::output_within(Command::new("nft").args(args), NFT_LIMIT)
-        .map_err(|e| ConcernError::Unavailable(format!("nft {}: {e}", args.join(" "))))
-}
-
 /// What the kernel holds, counters included (`None`: no table).
 pub fn read() -> Result<Option<rule_stats::Current>, ConcernError> {
     let out = nft(&["-j", "list", "table", "inet", TABLE])?;
@@ -71,34 +63,6 @@ pub fn read() -> Result<Option<rule_stats::Current>, ConcernError> {
 
 fn held_of(cur: Option<rule_stats::Current>) -> Option<Spec> {
     cur.filter(|c| c.complete).map(|c| c.spec())
-}
-
-/// Sends one plan with `nft -f` (one transaction: all of it or nothing).
-fn send(text: &str) -> Result<(), ConcernError> {
-    let failed = |e: std::io::Error| ConcernError::Failed(format!("nft script: {e}"));
-    let mut script = tempfile::NamedTempFile::new().map_err(failed)?;
-    script.write_all(text.as_bytes()).map_err(failed)?;
-    let path = script.path().to_string_lossy().into_owned();
-    let out = nft(&["-f", &path])?;
-    if !out.status.success() {
-        return Err(ConcernError::Failed(format!(
-            "nft refused the {TABLE} plan: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ConcernError> + Send + 'static,
-) -> Result<T, ConcernError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ConcernError::Failed(format!("nft task: {e}")))?
-}
-
-fn generation() -> Option<u32> {
-    vr_nat::netlink::ruleset_generation().ok()
 }
 
 impl Concern for RuleStatsConcern {
@@ -128,7 +92,7 @@ impl Concern for RuleStatsConcern {
     ) -> Result<(), ConcernError> {
         let before = self.held.take().flatten().unwrap_or_default();
         let text = plan.0.to_string();
-        blocking(move || send(&text)).await?;
+        blocking(move || nft_script::send(TABLE, &text)).await?;
         self.held = Some(Some(plan.0.apply_to(&before)));
         self.generation = generation();
         Ok(())

@@ -11,17 +11,14 @@
 //! in the alerts log ([`crate::alerts::healed`]) so an operator hears about it.
 
 use std::fmt;
-use std::io::Write as _;
-use std::process::Command;
-use std::time::Duration;
 
 use vr_nat::usage::{self, Current, Nic, Spec, TABLE};
 
+use super::nft_script::{self, blocking, generation, nft};
 use super::{Concern, ConcernError, PlanSummary};
 use crate::state::{DesiredState, Interface, InterfaceRole};
 
 /// Every `nft` call has this deadline.
-const NFT_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 pub struct UsageConcern {
@@ -77,11 +74,6 @@ pub fn spec(interfaces: &[Interface], guest_cidr: Option<ipnet::Ipv4Net>) -> Spe
     Spec::new(public, &guests, cidr.as_deref())
 }
 
-fn nft(args: &[&str]) -> Result<std::process::Output, ConcernError> {
-    crate::process::output_within(Command::new("nft").args(args), NFT_LIMIT)
-        .map_err(|e| ConcernError::Unavailable(format!("nft {}: {e}", args.join(" "))))
-}
-
 /// What the kernel holds (`None`: no table).
 pub fn read() -> Result<Option<Current>, ConcernError> {
     let table = nft(&["-j", "list", "table", "inet", TABLE])?;
@@ -105,36 +97,6 @@ pub fn read() -> Result<Option<Current>, ConcernError> {
     usage::parse_current(&String::from_utf8_lossy(&table.stdout), &chain_text)
         .map(Some)
         .map_err(ConcernError::Failed)
-}
-
-/// Sends one plan with `nft -f` (one transaction: all of it or nothing).
-fn send(plan: &usage::Plan) -> Result<(), ConcernError> {
-    let failed = |e: std::io::Error| ConcernError::Failed(format!("nft script: {e}"));
-    let mut script = tempfile::NamedTempFile::new().map_err(failed)?;
-    script
-        .write_all(plan.to_string().as_bytes())
-        .map_err(failed)?;
-    let path = script.path().to_string_lossy().into_owned();
-    let out = nft(&["-f", &path])?;
-    if !out.status.success() {
-        return Err(ConcernError::Failed(format!(
-            "nft refused the vr_stats plan: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ConcernError> + Send + 'static,
-) -> Result<T, ConcernError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ConcernError::Failed(format!("nft task: {e}")))?
-}
-
-fn generation() -> Option<u32> {
-    vr_nat::netlink::ruleset_generation().ok()
 }
 
 impl Concern for UsageConcern {
@@ -162,7 +124,7 @@ impl Concern for UsageConcern {
     ) -> Result<(), ConcernError> {
         self.current = None;
         let p = plan.0.clone();
-        blocking(move || send(&p)).await?;
+        blocking(move || nft_script::send(TABLE, &p.to_string())).await?;
         self.generation = generation();
         let after = blocking(read).await?;
         let left = usage::plan(after.as_ref(), &spec_of(desired));
