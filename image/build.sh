@@ -38,9 +38,9 @@ packages=(
   openssh-server ca-certificates procps less netbase
   nftables conntrack strongswan-charon strongswan-swanctl libcharon-extra-plugins
   libstrongswan-standard-plugins frr
-  # The daemons the agent owns: guest DHCP/DNS, router advertisements, the redundant pair. The
+  # The daemons the agent owns: guest DHCP/DNS, router advertisements, the redundant pair, load balancing. The
   # agent starts them with its own configs; their packaged units stay disabled (below).
-  dnsmasq-base dnsmasq-utils radvd keepalived conntrackd
+  dnsmasq-base dnsmasq-utils radvd keepalived conntrackd haproxy
   # CloudStack on KVM writes the boot cmdline through the guest agent (guest-file-*).
   qemu-guest-agent
 )
@@ -54,7 +54,7 @@ mmdebstrap --variant=minbase --include="$inc" \
   --customize-hook='cp -a image/overlay/. "$1"/' \
   --customize-hook='chroot "$1" systemctl enable vr-agent.service vr-agent-seed.service vr-agent-console.service vr-ssh-keygen.service vr-ssh-listen.service' \
   --customize-hook='echo vr-router > "$1/etc/hostname"' \
-  --customize-hook='chroot "$1" systemctl disable conntrackd.service keepalived.service radvd.service' \
+  --customize-hook='chroot "$1" systemctl disable conntrackd.service keepalived.service radvd.service haproxy.service' \
   --customize-hook='chroot "$1" sh -c "for u in \$(cut -d: -f1 /etc/passwd); do passwd -q -l \$u; done"' \
   --customize-hook='sed -i -E "s/^([a-z0-9]+_options=\"[^\"]*)\"/\1 -P 0\"/" "$1"/etc/frr/daemons' \
   --customize-hook='sed -i "s/^ospfd=no/ospfd=yes/" "$1"/etc/frr/daemons' \
