@@ -58,13 +58,17 @@ fn role(a: &AgentProc) -> String {
 }
 
 fn kill_pidfile(f: &Path) {
+    signal_pidfile(f, libc::SIGKILL);
+}
+
+fn signal_pidfile(f: &Path, sig: libc::c_int) {
     if let Some(pid) = std::fs::read_to_string(f)
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok())
     {
         // SAFETY: kill(2) on a pid written by a daemon this test's agent started.
         unsafe {
-            libc::kill(pid, libc::SIGKILL);
+            libc::kill(pid, sig);
         }
     }
 }
@@ -187,6 +191,8 @@ fn only_the_primary_initiates_and_the_new_primary_brings_the_tunnel_up() {
 
     // The primary is lost: agent, keepalived and charon killed, links down.
     a1.kill9();
+    // The parent stopped first, so it cannot respawn the VRRP child killed next.
+    signal_pidfile(&a1.run_dir.join("ha/keepalived.pid"), libc::SIGSTOP);
     kill_pidfile(&a1.run_dir.join("ha/keepalived_vrrp.pid"));
     kill_pidfile(&a1.run_dir.join("ha/keepalived.pid"));
     // SAFETY: kill(2) on the charon this test started.
