@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The demo router: vr-agent in throwaway network namespaces with real traffic through NAT, an
-# IPsec tunnel and OSPF, a guest using DHCP, DNS, metadata and the password server, and the
-# CloudStack front doors. Installs what is missing first; removes everything it created.
+# The demo router: vr-agent in throwaway network namespaces with real traffic through NAT, a
+# load balancer, an IPsec tunnel, OSPF and BGP, IPv6 (SLAAC), a guest using DHCP, DNS, metadata
+# and the password server, a metrics scrape, and the CloudStack front doors. Installs what is missing first; removes everything it created.
 #
-#   bash scripts/demo.sh            # the namespace demo (about 8 s once built)
+#   bash scripts/demo.sh            # the namespace demo (about 15 s once built)
 #   bash scripts/demo.sh --image    # also build the system-VM image and boot it twice under
 #                                   # qemu: a push from a seed disk, then its replay after reboot;
 #                                   # checks the image is locked (root password login refused
