@@ -352,8 +352,12 @@ fn pair_fails_over_and_back_without_losing_flows() {
     sw.ip(&["link", "set", "g1", "up"]);
     sw.ip(&["link", "set", "p1", "up"]);
     a1.start();
+    // An agent still starting answers nothing: wait for a role keepalived gave it.
     assert!(
-        wait_for(Duration::from_secs(15), || role(&a1) != "Status: UNKNOWN"),
+        wait_for(Duration::from_secs(15), || matches!(
+            role(&a1).as_str(),
+            "Status: BACKUP" | "Status: PRIMARY"
+        )),
         "r1 did not come back: {}",
         role(&a1)
     );
@@ -361,6 +365,13 @@ fn pair_fails_over_and_back_without_losing_flows() {
     let (code, r) = a1.apply_text("extra.json", EXTRA);
     assert_eq!(code, 0, "{r}");
     std::thread::sleep(Duration::from_millis(1500));
+    let settled = |a: &str, b: &str| {
+        matches!(
+            (a, b),
+            ("Status: BACKUP", "Status: PRIMARY") | ("Status: PRIMARY", "Status: BACKUP")
+        )
+    };
+    wait_for(Duration::from_secs(10), || settled(&role(&a1), &role(&a2)));
     // With `nopreempt` r1 comes back as backup when it hears r2 within its master-down
     // interval (0.7 s at 0.2 s adverts); on a starved machine it may not, and takes the
     // gateway back. Either way exactly one router is primary, the other keeps its public NIC
