@@ -16,8 +16,6 @@ use super::nft_script::{self, blocking, generation, nft};
 use super::{Concern, ConcernError, PlanSummary};
 use crate::state::DesiredState;
 
-/// Every `nft` call has this deadline.
-
 #[derive(Debug, Default)]
 pub struct RuleStatsConcern {
     /// The elements the table holds (inner `None`: no table of the agent's shape); `None`

@@ -18,8 +18,6 @@ use super::nft_script::{self, blocking, generation, nft};
 use super::{Concern, ConcernError, PlanSummary};
 use crate::state::{DesiredState, Interface, InterfaceRole};
 
-/// Every `nft` call has this deadline.
-
 #[derive(Debug, Default)]
 pub struct UsageConcern {
     /// The table as last read (inner `None`: absent); `None` until read.
