@@ -1,5 +1,5 @@
 //! The agent engine: the committed state, the reconciler and the push pipeline
-//! validate -> merge -> write `state.next` -> execute -> commit.
+//! validate -> merge -> journal the intent -> execute -> journal the commit.
 //!
 //! One `Engine` exists per process and is driven by one task at a time (the main loop of
 //! `vr-agent run`, or an in-process `vr-agent apply`), so pushes are strictly sequential.
@@ -28,7 +28,7 @@ pub struct ReplayReport {
     pub at: u64,
     pub millis: u64,
     pub ok: bool,
-    /// A `state.next` of an interrupted push was found and rolled back.
+    /// An interrupted push (an intent without its commit) was found and rolled back.
     pub interrupted_push_rolled_back: bool,
     pub outcomes: Vec<Outcome>,
 }
@@ -64,7 +64,7 @@ const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 impl Engine {
     /// Opens the state directory and takes its lock (`wait`: block until free).
     pub fn open(cfg: Config, wait: bool) -> Result<Engine, StoreError> {
-        let store = Store::open(&cfg.state_dir)?;
+        let mut store = Store::open(&cfg.state_dir)?;
         let lock = store.lock(wait)?;
         let loaded = store.load_recovering()?;
         if let Some(p) = &loaded.problem {
@@ -72,8 +72,14 @@ impl Engine {
         }
         let mut stored = loaded.stored;
         // Data an older agent kept as "not yet applied" and this one applies (user data,
-        // passwords) is served from the first replay.
+        // passwords) is served from the first replay. The journal's deltas are taken from the
+        // state the engine holds: if the upgrade changed it, the next record says everything.
+        let read = stored.state.clone();
         push::upgrade_stored(&mut stored.state);
+        if stored.state != read {
+            store.rebase();
+        }
+        drop(read);
         let reconciler = Reconciler::new(&cfg);
         Ok(Engine {
             cfg,
@@ -92,18 +98,16 @@ impl Engine {
         })
     }
 
-    /// Brings the system to the committed state. If a push was interrupted (`state.next`
-    /// exists), its changes are driven back first, so the result is the old state, whole.
+    /// Brings the system to the committed state. If a push was interrupted (the journal ends
+    /// with its intent), its changes are driven back first, so the result is the old state,
+    /// whole.
     pub async fn replay(&mut self) -> ReplayReport {
         let start = Instant::now();
         let mut outcomes = Vec::new();
         let mut ok = true;
         let interrupted = self.store.has_next();
         if interrupted {
-            match std::fs::read(self.store.next_path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Stored>(&b).ok())
-            {
+            match self.store.load_next() {
                 Some(next) => {
                     tracing::warn!(
                         generation = next.generation,
@@ -116,7 +120,7 @@ impl Engine {
                     ok &= !report.failed;
                     outcomes.extend(report.outcomes);
                 }
-                None => tracing::warn!("discarding an unreadable state.next"),
+                None => tracing::warn!("discarding an interrupted push that cannot be read"),
             }
             if let Err(e) = self.store.discard_next() {
                 tracing::error!("{e}");
@@ -131,6 +135,7 @@ impl Engine {
             && self.stored.state.ha_role.take().is_some()
         {
             tracing::warn!("ha: keepalived is not running; the stored role waits for its election");
+            self.store.rebase();
         }
         if self.skip_replay {
             tracing::error!("no readable state: replay skipped, the kernel is left as it is");
@@ -279,7 +284,7 @@ impl Engine {
             state: next_state,
         };
         let persisting = crate::timing::phase("persist-next");
-        let written = self.store.write_next(&next);
+        let written = self.store.write_next(&self.stored, &next);
         drop(persisting);
         if let Err(e) = written {
             result.message = format!("not applied: {e}");
@@ -333,7 +338,7 @@ impl Engine {
             return;
         }
         let committing = crate::timing::phase("persist-commit");
-        let committed = self.store.commit_next();
+        let committed = self.store.commit_next(&next);
         drop(committing);
         if let Err(e) = committed {
             result.message = format!("applied but not committed: {e}");

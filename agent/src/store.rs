@@ -1,26 +1,49 @@
-//! The state directory: `state.json` (the last desired state applied successfully, with its
-//! generation), `state.next` (the state being applied), and `lock` (one applier at a time).
+//! The state directory: `state.json` (a snapshot of the desired state applied successfully,
+//! with its generation), `state.journal` (the pushes committed since that snapshot, as
+//! deltas), `state.good` (the last-known-good copy of the snapshot) and `lock` (one applier
+//! at a time).
 //!
-//! Crash safety: a push is applied as write `state.next` -> execute -> rename it over
-//! `state.json`. Both writes are temp file + fsync + rename + fsync of the directory, so a
-//! crash at any instant leaves `state.json` either old or new, never torn. A `state.next` found
-//! at start belongs to a push that never reported success: it is discarded and `state.json`
-//! (the old state) is replayed, which converges the kernel back to it.
+//! The committed state is the snapshot plus every committed journal record after its
+//! generation, in order. A push appends an intent record (generation N+1 and the delta from
+//! generation N, see [`delta`]) with fdatasync, executes, then appends a commit record
+//! (fdatasync). The cost of persisting a push follows its change, not the size of the state:
+//! a one-rule change of a 10,000-rule list writes a record of one rule.
 //!
-//! Survival: after every commit `state.json` is copied to `state.good`, the last-known-good
-//! copy. A `state.json` that cannot be read (truncated, corrupt, written by a newer version)
-//! is then not a permanent outage: [`Store::load_recovering`] starts from `state.good` and
-//! says why, loudly; the next commit writes a good `state.json` again. The copy is only ever
-//! read when `state.json` is unreadable, so it changes nothing in the old-or-new guarantee.
+//! Crash safety: records carry a length and a crc32 ([`journal`]); a torn or corrupt tail is
+//! cut off, never applied. An intent without its commit at the end of the journal belongs to
+//! a push that never reported success: [`Store::has_next`] says so, the engine converges the
+//! system back to the committed state and [`Store::discard_next`] cuts the intent off. So a
+//! crash at any instant leaves the old or the new state to replay, never a mix.
+//!
+//! Compaction: past a bound (more journal bytes than the snapshot holds, or 1,024 records),
+//! the commit writes the committed state as a new snapshot (temp + fsync + rename + fsync of
+//! the directory), copies it to `state.good`, then empties the journal. The snapshot names
+//! its generation and records at or below it are skipped, so every instant in between reads
+//! old-or-new.
+//!
+//! Survival: `state.good` is refreshed at every compaction, and the journal continues it as
+//! it continues the snapshot. A `state.json` that cannot be read (truncated, corrupt, written
+//! by a newer version) is then not a permanent outage: [`Store::load_recovering`] starts from
+//! `state.good` plus the journal and says why, loudly; the next commit writes a good
+//! `state.json` again. A journal corrupt in its middle (not a torn tail) is applied up to the
+//! corruption, said the same way, and the next push starts a new journal.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::state::DesiredState;
+
+mod append;
+pub mod delta;
+pub mod journal;
+mod replay;
+#[cfg(test)]
+mod tests;
 
 /// Errors of the state directory.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +83,8 @@ pub struct Loaded {
     pub stored: Stored,
     /// Why the agent does not run from `state.json` (None: it does).
     pub problem: Option<String>,
-    /// `stored` is the last-known-good copy (false with a problem: the empty state).
+    /// `stored` is a readable earlier state: the last-known-good copy and the journal, or the
+    /// journal up to a corrupt record (false with a problem: the empty state).
     pub from_good: bool,
 }
 
@@ -77,6 +101,8 @@ fn explain(e: &StoreError) -> String {
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
+    /// The journal's writer state (set up by [`Store::load_recovering`]).
+    w: append::Writer,
 }
 
 /// Holds the state directory's lock until dropped.
@@ -93,6 +119,7 @@ impl Store {
             .map_err(|e| StoreError::Dir(dir.into(), e))?;
         Ok(Store {
             dir: dir.to_path_buf(),
+            w: append::Writer::new(),
         })
     }
 
@@ -100,15 +127,17 @@ impl Store {
         &self.dir
     }
 
+    /// The snapshot.
     pub fn current_path(&self) -> PathBuf {
         self.dir.join("state.json")
     }
 
-    pub fn next_path(&self) -> PathBuf {
-        self.dir.join("state.next")
+    /// The deltas committed since the snapshot.
+    pub fn journal_path(&self) -> PathBuf {
+        self.dir.join("state.journal")
     }
 
-    /// The last-known-good copy of `state.json`.
+    /// The last-known-good copy of the snapshot.
     pub fn good_path(&self) -> PathBuf {
         self.dir.join("state.good")
     }
@@ -119,20 +148,68 @@ impl Store {
         self.dir.join("state.json.corrupt")
     }
 
-    /// The state to run from: `state.json`, or when it cannot be read, the last-known-good
-    /// copy (or, without one, the empty state), with the reason in [`Loaded::problem`].
-    pub fn load_recovering(&self) -> Result<Loaded, StoreError> {
-        let why = match self.load() {
-            Ok(stored) => {
+    /// Where a journal corrupt in its middle is copied before a new one replaces it.
+    pub fn journal_corrupt_path(&self) -> PathBuf {
+        self.dir.join("state.journal.corrupt")
+    }
+
+    /// The state to run from: `state.json` and the journal, or when the snapshot cannot be
+    /// read, the last-known-good copy and the journal (or, without a copy, the empty state),
+    /// with the reason in [`Loaded::problem`]. Sets up the writer: a torn tail is cut off, a
+    /// pending intent is noted for [`Store::has_next`]. For the lock holder only.
+    pub fn load_recovering(&mut self) -> Result<Loaded, StoreError> {
+        let (loaded, scan) = self.recover()?;
+        self.w.end = scan.good_end;
+        self.w.records = scan.records;
+        self.w.intent_at = scan.intent.as_ref().map(|i| i.offset);
+        self.w.clean = scan.clean() && loaded.problem.is_none();
+        self.w.compact_soon = loaded.problem.is_some();
+        self.w.snapshot_len = fs::metadata(self.current_path()).map_or(0, |m| m.len());
+        if let Some(why) = &scan.problem {
+            if fs::copy(self.journal_path(), self.journal_corrupt_path()).is_ok() {
+                let _ = fs::set_permissions(
+                    self.journal_corrupt_path(),
+                    fs::Permissions::from_mode(0o600),
+                );
+            }
+            tracing::error!("{why}");
+        } else if scan.len > scan.good_end && scan.good_end > 0 {
+            // A torn append: cut it off before anything is appended after it.
+            let cut = OpenOptions::new()
+                .write(true)
+                .open(self.journal_path())
+                .and_then(|f| f.set_len(scan.good_end).and_then(|()| f.sync_data()));
+            if let Err(e) = cut {
+                return Err(StoreError::Write(self.journal_path(), e));
+            }
+            tracing::warn!(
+                bytes = scan.len - scan.good_end,
+                "cut off a torn record at the end of {}",
+                self.journal_path().display()
+            );
+        }
+        Ok(loaded)
+    }
+
+    fn recover(&self) -> Result<(Loaded, replay::Scan), StoreError> {
+        let why = match self.read_from(&self.current_path()) {
+            Ok((stored, scan)) => {
                 if !self.good_path().exists() && self.current_path().exists() {
                     // First start of a version that keeps the copy.
                     self.keep_good();
                 }
-                return Ok(Loaded {
-                    stored,
-                    problem: None,
-                    from_good: false,
+                let problem = scan.problem.as_ref().map(|p| {
+                    format!("{p}; running from generation {} (the state up to there); the next push starts a new journal (the old one is kept as {})",
+                        stored.generation, self.journal_corrupt_path().display())
                 });
+                return Ok((
+                    Loaded {
+                        from_good: problem.is_some(),
+                        problem,
+                        stored,
+                    },
+                    scan,
+                ));
             }
             Err(e @ (StoreError::Corrupt(..) | StoreError::Read(..))) => explain(&e),
             Err(e) => return Err(e),
@@ -142,33 +219,79 @@ impl Store {
             let _ = fs::set_permissions(self.corrupt_path(), fs::Permissions::from_mode(0o600));
         }
         let good = self.good_path();
-        let read_good = fs::read(&good)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Stored>(&b).map_err(|e| e.to_string()));
+        let read_good = match self.read_from(&good) {
+            Ok(found) => Ok(found),
+            // The journal does not apply onto the copy: the copy alone.
+            Err(StoreError::Corrupt(p, e)) if p == self.journal_path() => {
+                tracing::error!(
+                    "{}: {e}; running from {} alone",
+                    p.display(),
+                    good.display()
+                );
+                replay::read_snapshot(&good).map(|s| {
+                    (
+                        s,
+                        replay::Scan {
+                            problem: Some(e),
+                            ..Default::default()
+                        },
+                    )
+                })
+            }
+            Err(e) => Err(e),
+        };
         Ok(match read_good {
-            Ok(stored) => Loaded {
-                problem: Some(format!(
-                    "{why}; running from the last-known-good copy {} (generation {}); the next push rewrites state.json (the unreadable file is kept as {})",
-                    good.display(),
-                    stored.generation,
-                    self.corrupt_path().display()
-                )),
-                stored,
-                from_good: true,
-            },
-            Err(e) => Loaded {
-                stored: Stored::default(),
-                problem: Some(format!(
-                    "{why}; no usable last-known-good copy ({}: {}): running from the empty state without replaying it (the kernel keeps what it has until the next push)",
-                    good.display(),
-                    crate::excerpt::truncate_to(&e, 400)
-                )),
-                from_good: false,
-            },
+            Ok((stored, scan)) if good.exists() => (
+                Loaded {
+                    problem: Some(format!(
+                        "{why}; running from the last-known-good copy {} and the journal (generation {}); the next push rewrites state.json (the unreadable file is kept as {})",
+                        good.display(),
+                        stored.generation,
+                        self.corrupt_path().display()
+                    )),
+                    stored,
+                    from_good: true,
+                },
+                scan,
+            ),
+            other => {
+                let e = match other {
+                    Err(e) => crate::excerpt::truncate_to(&e.to_string(), 400),
+                    Ok(_) => "missing".into(),
+                };
+                (
+                    Loaded {
+                        stored: Stored::default(),
+                        problem: Some(format!(
+                            "{why}; no usable last-known-good copy ({}: {e}): running from the empty state without replaying it (the kernel keeps what it has until the next push)",
+                            good.display(),
+                        )),
+                        from_good: false,
+                    },
+                    replay::Scan {
+                        problem: Some("not applied".into()),
+                        ..Default::default()
+                    },
+                )
+            }
         })
     }
 
-    /// Copies the committed `state.json` to `state.good` (temp, fsync, rename). A failure
+    /// The state of the interrupted push (the committed state and the pending intent), for
+    /// rolling back from it; None if there is none or it cannot be read.
+    pub fn load_next(&self) -> Option<Stored> {
+        let (mut stored, scan) = self
+            .read_from(&self.current_path())
+            .or_else(|_| self.read_from(&self.good_path()))
+            .ok()?;
+        let intent = scan.intent?;
+        delta::apply(&mut stored.state, &intent.header.edits, &intent.values).ok()?;
+        stored.generation = intent.header.generation;
+        stored.committed_at = intent.header.committed_at;
+        Some(stored)
+    }
+
+    /// Copies the snapshot `state.json` to `state.good` (temp, fsync, rename). A failure
     /// costs only the copy's freshness: it is logged, never fatal.
     pub fn keep_good(&self) {
         let tmp = self.dir.join(".state.good.tmp");
@@ -206,49 +329,20 @@ impl Store {
         Ok(StoreLock { _file: file })
     }
 
-    /// The committed state, or the empty generation 0 if none was ever committed.
+    /// The committed state (snapshot and journal), or the empty generation 0 if none was
+    /// ever committed. Safe without the lock while an agent writes: a torn or pending record
+    /// is not applied, and a compaction that replaced the snapshot meanwhile is noticed and
+    /// the reading repeated.
     pub fn load(&self) -> Result<Stored, StoreError> {
-        let path = self.current_path();
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(path, e.to_string()))
+        let mut tries = 0;
+        loop {
+            let before = self.snapshot_id();
+            let (stored, _) = self.read_from(&self.current_path())?;
+            tries += 1;
+            if before == self.snapshot_id() || tries == 5 {
+                return Ok(stored);
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Stored::default()),
-            Err(e) => Err(StoreError::Read(path, e)),
         }
-    }
-
-    /// Whether a push was interrupted (a `state.next` exists).
-    pub fn has_next(&self) -> bool {
-        self.next_path().exists()
-    }
-
-    /// Drops an interrupted push's `state.next`.
-    pub fn discard_next(&self) -> Result<(), StoreError> {
-        match fs::remove_file(self.next_path()) {
-            Ok(()) => sync_dir(&self.dir).map_err(|e| StoreError::Write(self.dir.clone(), e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Write(self.next_path(), e)),
-        }
-    }
-
-    /// Writes `state.next` durably (0600). Compact JSON: at 10,000 forwards the indented form
-    /// was 2.2 MB, and every byte is written, fsynced and copied to `state.good` per push
-    /// (`vr-agent show` prints the state for people).
-    pub fn write_next(&self, stored: &Stored) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(stored)
-            .map_err(|e| StoreError::Corrupt(self.next_path(), e.to_string()))?;
-        write_atomic(&self.next_path(), &bytes).map_err(|e| StoreError::Write(self.next_path(), e))
-    }
-
-    /// Makes `state.next` the committed state (rename + fsync of the directory).
-    pub fn commit_next(&self) -> Result<(), StoreError> {
-        crate::testhook::point("before-commit");
-        fs::rename(self.next_path(), self.current_path())
-            .map_err(|e| StoreError::Write(self.current_path(), e))?;
-        sync_dir(&self.dir).map_err(|e| StoreError::Write(self.dir.clone(), e))?;
-        self.keep_good();
-        Ok(())
     }
 }
 
@@ -278,146 +372,4 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_dir_loads_generation_zero_and_modes_are_private() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("state");
-        let store = Store::open(&dir).unwrap();
-        assert_eq!(store.load().unwrap().generation, 0);
-        assert_eq!(
-            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
-        store
-            .write_next(&Stored {
-                generation: 1,
-                ..Default::default()
-            })
-            .unwrap();
-        assert!(store.has_next());
-        store.commit_next().unwrap();
-        assert!(!store.has_next());
-        assert_eq!(store.load().unwrap().generation, 1);
-        let mode = fs::metadata(store.current_path())
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
-
-    #[test]
-    fn discarded_next_leaves_old_state() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        store
-            .write_next(&Stored {
-                generation: 1,
-                ..Default::default()
-            })
-            .unwrap();
-        store.commit_next().unwrap();
-        store
-            .write_next(&Stored {
-                generation: 2,
-                ..Default::default()
-            })
-            .unwrap();
-        store.discard_next().unwrap();
-        assert_eq!(store.load().unwrap().generation, 1);
-    }
-
-    #[test]
-    fn lock_is_exclusive() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        let held = store.lock(false).unwrap();
-        assert!(matches!(store.lock(false), Err(StoreError::Locked(_))));
-        drop(held);
-        store.lock(false).unwrap();
-    }
-
-    fn commit(store: &Store, generation: u64) {
-        store
-            .write_next(&Stored {
-                generation,
-                ..Default::default()
-            })
-            .unwrap();
-        store.commit_next().unwrap();
-    }
-
-    #[test]
-    fn unreadable_state_falls_back_to_the_last_known_good_copy() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        commit(&store, 1);
-        commit(&store, 2);
-        let ok = store.load_recovering().unwrap();
-        assert_eq!((ok.stored.generation, ok.problem), (2, None));
-        let full = fs::read(store.current_path()).unwrap();
-        // Truncated, garbage, and written by a newer version.
-        for bad in [
-            full[..full.len() / 2].to_vec(),
-            Vec::new(),
-            b"\x00\xff garbage".to_vec(),
-            br#"{"generation":3,"format":2,"state":{}}"#.to_vec(),
-        ] {
-            fs::write(store.current_path(), &bad).unwrap();
-            let l = store.load_recovering().unwrap();
-            assert!(l.from_good);
-            assert_eq!(l.stored.generation, 2);
-            let p = l.problem.unwrap();
-            assert!(p.contains("state.json") && p.contains("state.good"), "{p}");
-            assert_eq!(fs::read(store.corrupt_path()).unwrap(), bad);
-        }
-        assert!(store
-            .load_recovering()
-            .unwrap()
-            .problem
-            .unwrap()
-            .contains("newer vr-agent"));
-        // The next commit writes a readable state.json again.
-        commit(&store, 3);
-        let l = store.load_recovering().unwrap();
-        assert_eq!((l.stored.generation, l.problem), (3, None));
-        // Without a usable copy: the empty state, said so.
-        fs::write(store.current_path(), b"{").unwrap();
-        fs::write(store.good_path(), b"{").unwrap();
-        let l = store.load_recovering().unwrap();
-        assert!(!l.from_good);
-        assert_eq!(l.stored.generation, 0);
-        assert!(l.problem.unwrap().contains("empty state"));
-    }
-
-    #[test]
-    fn a_missing_copy_is_made_at_load() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        commit(&store, 1);
-        fs::remove_file(store.good_path()).unwrap();
-        store.load_recovering().unwrap();
-        assert_eq!(
-            fs::read(store.good_path()).unwrap(),
-            fs::read(store.current_path()).unwrap()
-        );
-        let mode = fs::metadata(store.good_path())
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
-
-    #[test]
-    fn corrupt_state_is_an_error_not_a_reset() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        fs::write(store.current_path(), b"{not json").unwrap();
-        assert!(matches!(store.load(), Err(StoreError::Corrupt(..))));
-    }
 }
