@@ -266,8 +266,17 @@ impl AgentProc {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The committed state (the snapshot `state.json` and the journal's committed records),
+    /// as JSON bytes; None if nothing was ever committed.
     pub fn state_json(&self) -> Option<Vec<u8>> {
-        std::fs::read(self.state_dir.join("state.json")).ok()
+        crate::stored::read(&self.state_dir)
+            .stored
+            .map(|v| serde_json::to_vec(&v).unwrap())
+    }
+
+    /// The state directory's journal ends with an intent without its commit.
+    pub fn pending_intent(&self) -> bool {
+        crate::stored::read(&self.state_dir).pending_intent
     }
 
     pub fn log_text(&self) -> String {

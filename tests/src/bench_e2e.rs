@@ -331,14 +331,14 @@ fn boot_replay(quick: bool) -> String {
         cli_apply(&agent, "boot.json", &text);
         agent.stop();
         agent.kill_dnsmasq();
-        for f in ["state.json", "state.good"] {
+        for f in ["state.json", "state.journal", "state.good"] {
             let _ = std::fs::copy(agent.state_dir.join(f), keep.path().join(f));
         }
     }
     let (mut ns, mut agent) = router("be2eboot");
     let _charon = start_in(&mut ns, &mut agent);
     std::fs::create_dir_all(&agent.state_dir).expect("state dir");
-    for f in ["state.json", "state.good"] {
+    for f in ["state.json", "state.journal", "state.good"] {
         let _ = std::fs::copy(keep.path().join(f), agent.state_dir.join(f));
     }
     let ready = agent.start_to_ready().as_secs_f64() * 1000.0;

@@ -15,6 +15,7 @@ pub mod metrics_bench;
 pub mod netns;
 pub mod peers;
 pub mod road_warrior;
+pub mod stored;
 pub mod summary;
 pub mod traffic;
 pub mod vpn_sites;

@@ -1,7 +1,9 @@
 //! Issue 9 crash loop: a changing push is applied while the agent is SIGKILLed at a random
 //! instant; after every restart the kernel holds exactly the previous or the new desired state
-//! (by the agent's own `diff` and by `nft list table`), and `state.json` parses and names the
-//! same one. 500 runs (`VR_CRASH_RUNS=N` to change).
+//! (by the agent's own `diff` and by `nft list table`), and the committed state on disk (the
+//! snapshot `state.json` and the journal's committed records) parses and names the same one.
+//! The journal is compacted every 2 commits here, so kills land in journal appends and in
+//! compactions alike. 500 runs (`VR_CRASH_RUNS=N` to change).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -87,6 +89,9 @@ fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
 
     let ns = router("vrcrash");
     let mut agent = AgentProc::new(Some(&ns.name));
+    agent
+        .env
+        .push(("VR_AGENT_JOURNAL_RECORDS".into(), "2".into()));
     agent.start();
     let (code, r) = agent.apply_text("s0.json", &state(0));
     assert_eq!(code, 0, "{r}");
@@ -94,6 +99,7 @@ fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
     let mut mixed = Vec::new();
     let (mut landed_new, mut kept_old) = (0u32, 0u32);
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let (mut compactions, mut last_snapshot) = (0u32, None);
     let t0 = Instant::now();
     for run in 0..runs {
         let next = (current + 1 + run % (states - 1)) % states;
@@ -117,8 +123,18 @@ fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
         agent.start();
 
         let stored: serde_json::Value =
-            serde_json::from_slice(&agent.state_json().expect("state.json exists"))
-                .unwrap_or_else(|e| panic!("run {run}: state.json does not parse: {e}"));
+            serde_json::from_slice(&agent.state_json().expect("a committed state exists"))
+                .unwrap_or_else(|e| panic!("run {run}: the committed state does not parse: {e}"));
+        // A compaction that got as far as renaming its snapshot moved the snapshot's
+        // generation (it may have been killed after that).
+        let snapshot_generation = std::fs::read(agent.state_dir.join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["generation"].as_u64());
+        if snapshot_generation != last_snapshot {
+            compactions += 1;
+            last_snapshot = snapshot_generation;
+        }
         let listing = ruleset(&ns);
         let which = expected
             .iter()
@@ -145,9 +161,13 @@ fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
         }
     }
     println!(
-        "crash loop: {runs} runs, {} mixed states ({landed_new} ended in the new state, {kept_old} in the old; {:.1} s)",
+        "crash loop: {runs} runs, {} mixed states ({landed_new} ended in the new state, {kept_old} in the old; {compactions} journal compactions; {:.1} s)",
         mixed.len(),
         t0.elapsed().as_secs_f64()
+    );
+    assert!(
+        compactions > 0,
+        "no compaction happened: the loop proves nothing about them"
     );
     vr_tests::summary::record(vr_tests::summary::Row {
         check: "crash loop".into(),

@@ -41,7 +41,8 @@ fn sigkill_between_state_next_and_commit_replays_the_old_state() {
     let old_bytes = agent.state_json().expect("state.json after the first push");
     agent.stop();
 
-    // The test hook parks the agent right before the rename of state.next over state.json.
+    // The test hook parks the agent right before the commit record (the push's intent is in
+    // the journal, executed, not committed).
     let marker = agent.dir.path().join("at-commit");
     agent.env.push((
         "VR_AGENT_TEST_HOOK".into(),
@@ -64,8 +65,8 @@ fn sigkill_between_state_next_and_commit_replays_the_old_state() {
         agent.log_text()
     );
     assert!(
-        agent.state_dir.join("state.next").exists(),
-        "state.next must exist at the hook"
+        agent.pending_intent(),
+        "the journal must end with the push's intent at the hook"
     );
     agent.kill9();
     let client_status = client.wait().unwrap();
@@ -79,11 +80,11 @@ fn sigkill_between_state_next_and_commit_replays_the_old_state() {
     assert_eq!(
         agent.state_json().unwrap(),
         old_bytes,
-        "state.json must be the old one, byte for byte"
+        "the committed state must be the old one, byte for byte"
     );
     assert!(
-        !agent.state_dir.join("state.next").exists(),
-        "state.next must be gone after replay"
+        !agent.pending_intent(),
+        "the interrupted intent must be cut off after replay"
     );
     let status: serde_json::Value =
         serde_json::from_slice(&agent.cli(&["status", "--json"]).stdout).unwrap();

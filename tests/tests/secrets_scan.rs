@@ -449,7 +449,7 @@ fn secrets_appear_nowhere_but_the_root_only_state() {
     for f in &files {
         let bytes = std::fs::read(f).unwrap_or_default();
         if f.file_name()
-            .is_some_and(|n| n == "state.json" || n == "state.next")
+            .is_some_and(|n| n == "state.json" || n == "state.journal")
         {
             state_seen = true;
             assert!(

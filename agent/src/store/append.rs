@@ -215,7 +215,7 @@ impl Store {
         }
         self.w.records = 0;
         self.w.intent_at = None;
-        tracing::debug!(generation = stored.generation, "journal compacted");
+        tracing::info!(generation = stored.generation, "journal compacted");
         Ok(())
     }
 
