@@ -163,7 +163,9 @@ impl Store {
         self.w.records = scan.records;
         self.w.intent_at = scan.intent.as_ref().map(|i| i.offset);
         self.w.clean = scan.clean() && loaded.problem.is_none();
-        self.w.compact_soon = loaded.problem.is_some();
+        // No snapshot yet (a new state directory): the first commit writes one, so
+        // `state.json` and its copy exist from the first push on.
+        self.w.compact_soon = loaded.problem.is_some() || !self.current_path().exists();
         self.w.snapshot_len = fs::metadata(self.current_path()).map_or(0, |m| m.len());
         if let Some(why) = &scan.problem {
             if fs::copy(self.journal_path(), self.journal_corrupt_path()).is_ok() {

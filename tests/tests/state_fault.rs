@@ -11,6 +11,13 @@ fn push(i: u32) -> String {
     )
 }
 
+/// `push(i)` with a second route: applied after a compaction, it lives in the journal only.
+fn push2(i: u32) -> String {
+    format!(
+        r#"{{"schema":1,"routes":[{{"destination":"10.220.{i}.0/24","gateway":"10.98.0.2","device":"lan0"}},{{"destination":"10.221.{i}.0/24","gateway":"10.98.0.2","device":"lan0"}}]}}"#
+    )
+}
+
 /// Turns a good state.json into a bad one.
 type Corrupt = fn(&[u8]) -> Vec<u8>;
 
@@ -49,17 +56,21 @@ fn an_unreadable_state_json_starts_from_the_last_known_good_copy() {
     ];
     for (next, (kind, corrupt)) in (2..).zip(kinds) {
         runs += 1;
+        // A push after the last compaction: the journal holds it, the snapshot does not, so
+        // the recovery is the good copy plus the journal.
+        let (code, r) = agent.apply_text("journaled.json", &push2(next - 1));
+        assert_eq!(code, 0, "{r}");
         let good = std::fs::read(&state).unwrap();
-        let generation = serde_json::from_slice::<serde_json::Value>(&good).unwrap()["generation"]
-            .as_u64()
-            .unwrap();
+        let committed: serde_json::Value =
+            serde_json::from_slice(&agent.state_json().unwrap()).unwrap();
+        let generation = committed["generation"].as_u64().unwrap();
         agent.stop();
         std::fs::write(&state, corrupt(&good)).unwrap();
-        // Something else removed the route meanwhile: the replay of the good copy restores it.
-        let _ = ns.exec(
-            "ip",
-            &["route", "del", &format!("10.220.{}.0/24", next - 1)],
-        );
+        // Something else removed the routes meanwhile: the replay of the good copy and the
+        // journal restores them.
+        for net in ["10.220", "10.221"] {
+            let _ = ns.exec("ip", &["route", "del", &format!("{net}.{}.0/24", next - 1)]);
+        }
         agent.start();
 
         let status = agent.cli(&["status", "--json"]);
@@ -84,7 +95,9 @@ fn an_unreadable_state_json_starts_from_the_last_known_good_copy() {
                 "{kind}: check passes or does not name state.json:\n{text}"
             ));
         }
-        if !routes(&ns).contains(&format!("10.220.{}.0/24", next - 1)) {
+        if !routes(&ns).contains(&format!("10.220.{}.0/24", next - 1))
+            || !routes(&ns).contains(&format!("10.221.{}.0/24", next - 1))
+        {
             failures.push(format!(
                 "{kind}: the good copy was not replayed: {}",
                 routes(&ns)
