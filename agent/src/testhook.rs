@@ -1,6 +1,6 @@
 //! Test-only crash points. `VR_AGENT_TEST_HOOK=<point>:<marker file>` makes the agent create
 //! the marker file at that point and then stop there (sleep), so a test can SIGKILL it at an
-//! exact instant (e.g. between writing `state.next` and the commit). Unset in production:
+//! exact instant (e.g. between journaling a push's intent and its commit). Unset in production:
 //! one environment lookup per apply.
 
 /// Pauses forever at `point` if the test hook names it.

@@ -160,8 +160,11 @@ fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
             )),
         }
     }
+    let log = agent.log_text();
+    let started = log.matches("compacting the journal").count();
+    let finished = log.matches("journal compacted").count();
     println!(
-        "crash loop: {runs} runs, {} mixed states ({landed_new} ended in the new state, {kept_old} in the old; {compactions} journal compactions; {:.1} s)",
+        "crash loop: {runs} runs, {} mixed states ({landed_new} ended in the new state, {kept_old} in the old; journal compactions: {started} started, {finished} finished, {compactions} snapshot renames seen; {:.1} s)",
         mixed.len(),
         t0.elapsed().as_secs_f64()
     );

@@ -1,4 +1,4 @@
-//! Issue 2 acceptance: SIGKILL between writing `state.next` and the commit; after a restart
+//! Issue 2 acceptance: SIGKILL between journaling a push's intent and its commit; after a restart
 //! the old state is replayed, whole, and the interrupted push left nothing behind.
 
 use std::time::Duration;

@@ -164,8 +164,9 @@ async fn in_process(
             Err(e) => return Err(e),
         }
     };
-    // The same recovery as a start: roll back a push a killed agent left half-applied
-    // (state.next) and bring the system to the committed state, then apply on top of it.
+    // The same recovery as a start: roll back a push a killed agent left half-applied (an
+    // intent without its commit in the journal) and bring the system to the committed state,
+    // then apply on top of it.
     let replay = engine.replay().await;
     if !replay.ok {
         tracing::warn!(

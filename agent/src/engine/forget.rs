@@ -1,8 +1,9 @@
 //! A password the guest acknowledged leaves the committed state too: the password server
 //! has already recorded the acknowledgement in its ledger (so it is never served again, even
-//! before this runs), and this commit makes `state.json` forget the secret itself. It goes
-//! through the ordinary pipeline (`state.next`, execute, commit) and is recorded in the push
-//! history like a push.
+//! before this runs), and this commit makes the state directory forget the secret itself. It
+//! goes through the ordinary pipeline (journaled intent, execute, commit) and is recorded in
+//! the push history like a push; the commit compacts, so the password leaves the snapshot, its
+//! copy and the journal's older records at once instead of at the next compaction.
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -25,6 +26,7 @@ impl Engine {
             format!("password of {ip} acknowledged"),
             self.stored.generation,
         );
+        self.store.compact_at_next_commit();
         self.commit_push(&mut result, next).await;
         result.millis = start.elapsed().as_millis() as u64;
         self.remember(&result);

@@ -193,6 +193,12 @@ impl Store {
     /// snapshot's rename the old snapshot and the whole journal hold it; after it, the new
     /// snapshot names its generation and the records at or below it are skipped.
     pub fn compact(&mut self, stored: &Stored) -> Result<(), StoreError> {
+        tracing::info!(
+            generation = stored.generation,
+            records = self.w.records,
+            bytes = self.w.end,
+            "compacting the journal"
+        );
         let path = self.current_path();
         let bytes = serde_json::to_vec(stored)
             .map_err(|e| StoreError::Corrupt(path.clone(), e.to_string()))?;
@@ -217,6 +223,12 @@ impl Store {
         self.w.intent_at = None;
         tracing::info!(generation = stored.generation, "journal compacted");
         Ok(())
+    }
+
+    /// The next commit compacts whatever the bounds (a secret dropped from the state leaves
+    /// the disk with it, not at a later compaction).
+    pub fn compact_at_next_commit(&mut self) {
+        self.w.compact_soon = true;
     }
 
     /// The engine changed its copy of the committed state without a push (an upgrade of
