@@ -1,11 +1,11 @@
 //! Issue 20 acceptance, the metrics read from daemons and per firewall rule, one topology: the
 //! agent of vr1 drives a real charon (a site-to-site tunnel to vr2, whose own agent and charon
-//! answer), a real FRR (an OSPF adjacency with a peer FRR in o3), its own haproxy (a listener
+//! answer), a real FRR (an OSPF adjacency and a BGP session with a peer FRR in o3), its own haproxy (a listener
 //! on its public address with one backend on h1) and an ingress firewall on the public
 //! address; its metrics endpoint (on loopback here) is scraped with curl.
 //!
 //! - the tunnel shows up 1 and its bytes rise with a ping through it;
-//! - the OSPF neighbour counts as Full;
+//! - the OSPF neighbour counts as Full, the BGP neighbour (o3's bgpd) as Established;
 //! - the listener shows 1 backend up of 1, then 0 when the backend's server stops;
 //! - the firewall rule admitting the listener's port counts the connections it admits;
 //! - a revoked firewall rule's series and a removed tunnel's series disappear.
@@ -18,7 +18,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use vr_tests::peers::{Frr, CHARON, OSPFD};
+use vr_tests::peers::{Frr, BGPD, CHARON, OSPFD};
 use vr_tests::traffic::ping;
 use vr_tests::vpn_sites::{push as site_push, site, topology, tunnel};
 use vr_tests::{require_program, require_root, veth, wait_for, Netns};
@@ -32,6 +32,9 @@ const RULE7: &str =
 const RULE8: &str = r#"kind="ingress",scope="192.0.2.10",rule="8"}"#;
 
 const PEER_OSPF: &str = "interface eth3\n ip ospf area 0\n ip ospf network point-to-point\n ip ospf hello-interval 1\n ip ospf dead-interval 4\n!\nrouter ospf\n ospf router-id 172.16.0.2\n!\n";
+
+/// o3's BGP: it connects to vr1 every second (vr1's session comes up as soon as it knows o3).
+const PEER_BGP: &str = "hostname o3\nrouter bgp 65103\n bgp router-id 172.16.0.2\n no bgp ebgp-requires-policy\n timers bgp 1 3\n neighbor 172.16.0.1 remote-as 65000\n neighbor 172.16.0.1 timers connect 1\n!\n";
 
 const BACKEND: &str = r#"
 import http.server
@@ -75,6 +78,7 @@ fn vr1_push(tunnel_to_vr2: bool, rule8: bool) -> String {
  "ospf":{{"router_id":"172.16.0.1","areas":[{{"id":"0.0.0.0"}}],
    "interfaces":[{{"device":"eth3","network_type":"point-to-point","hello_interval":1,"dead_interval":4}}],
    "networks":[{{"prefix":"172.16.0.0/30","area":"0.0.0.0"}}]}},
+ "bgp":{{"local_as":65000,"router_id":"172.16.0.1","neighbors":[{{"address":"172.16.0.2","remote_as":65103}}]}},
  "lb":{{"listeners":[{{"public_ip":"192.0.2.10","public_port":80,"protocol":"http",
    "health_check":{{"http_path":"/","interval_ms":300,"timeout_ms":500,"unhealthy_threshold":2,"healthy_threshold":2}},
    "backends":[{{"ip":"10.1.1.10","port":8080}}]}}]}}}}"#
@@ -114,6 +118,7 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
     if !require_root(name)
         || !require_program(name, CHARON)
         || !require_program(name, OSPFD)
+        || !require_program(name, BGPD)
         || !require_program(name, "/usr/bin/vtysh")
         || !require_program(name, "/usr/sbin/haproxy")
         || !require_program(name, "/usr/bin/curl")
@@ -131,7 +136,9 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
         .ip(&["addr", "replace", "172.16.0.1/30", "dev", "eth3"]);
     o3.ip(&["addr", "add", "172.16.0.2/30", "dev", "eth3"]);
     let frr1 = Frr::start(&mut s1.router, &dir.path().join("frr1"), "vr1", "");
-    let _frr3 = Frr::start(&mut o3, &dir.path().join("frr3"), "o3", PEER_OSPF);
+    frr1.add_bgpd(&mut s1.router, "hostname vr1\n");
+    let frr3 = Frr::start(&mut o3, &dir.path().join("frr3"), "o3", PEER_OSPF);
+    frr3.add_bgpd(&mut o3, PEER_BGP);
     let script = dir.path().join("backend.py");
     std::fs::write(&script, BACKEND).unwrap();
     let mut h1 = s1.host;
@@ -177,6 +184,7 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
     let (ok, text) = scrape_until(vr, 30, |t| {
         value(t, &up) == Some(1.0)
             && value(t, r#"vr_ospf_neighbors{state="Full"}"#) == Some(1.0)
+            && value(t, r#"vr_bgp_neighbors{state="Established"}"#) == Some(1.0)
             && value(t, &format!("vr_lb_backends_up{LISTENER}")) == Some(1.0)
     });
     assert!(
@@ -193,7 +201,7 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
         s1.agent.log_text()
     );
     println!(
-        "tunnel up, OSPF Full, backend up {:.1} s after the start",
+        "tunnel up, OSPF Full, BGP Established, backend up {:.1} s after the start",
         t0.elapsed().as_secs_f64()
     );
     assert_eq!(
