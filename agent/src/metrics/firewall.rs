@@ -13,6 +13,10 @@
 //! cost the same on the packet path and need NEWOBJ support in the netlink backend for
 //! nothing more.
 //!
+//! What a rule counts: the packets it decides. Established and related traffic is accepted
+//! before the rule chains, so an accept rule counts the first packet of each connection it
+//! admits (its bytes are those packets' bytes), a drop rule every packet it drops.
+//!
 //! Reading: `nft -t list table` (terse: no set elements, so 10 000 port forwards in the maps
 //! are not listed), in the text form, because nft 1.0.6's JSON drops the chain comments that
 //! name the public address, network or tier of a chain. A rule's series is built afresh at
