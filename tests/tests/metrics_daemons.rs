@@ -1,13 +1,15 @@
 //! Issue 20 acceptance, the metrics read from daemons and per firewall rule, one topology: the
 //! agent of vr1 drives a real charon (a site-to-site tunnel to vr2, whose own agent and charon
-//! answer), a real FRR (an OSPF adjacency and a BGP session with a peer FRR in o3), its own haproxy (a listener
-//! on its public address with one backend on h1) and an ingress firewall on the public
-//! address; its metrics endpoint (on loopback here) is scraped with curl.
+//! answer), a real FRR (an OSPF adjacency and a BGP session with a peer FRR in o3), its own
+//! haproxy (a listener on its public address with one backend on h1), an ingress firewall on
+//! the public address and an egress policy on its LAN; its metrics endpoint (on loopback here)
+//! is scraped with curl.
 //!
 //! - the tunnel shows up 1 and its bytes rise with a ping through it;
 //! - the OSPF neighbour counts as Full, the BGP neighbour (o3's bgpd) as Established;
 //! - the listener shows 1 backend up of 1, then 0 when the backend's server stops;
-//! - the firewall rule admitting the listener's port counts the connections it admits;
+//! - the firewall rule admitting the listener's port counts the connections it admits; an
+//!   egress rule counts the ping it lets out, the egress policy's default the TCP it drops;
 //! - a revoked firewall rule's series and a removed tunnel's series disappear.
 //!
 //! ```text
@@ -73,7 +75,8 @@ fn vr1_push(tunnel_to_vr2: bool, rule8: bool) -> String {
    {{"device":"wan0","role":"public","addresses":["192.0.2.10/24"]}},
    {{"device":"eth3","role":"private_gateway","addresses":["172.16.0.1/30"]}}],
  "nat":{{"source_nat":[{{"device":"wan0","public_ip":"192.0.2.10","source_cidrs":["10.1.1.0/24"]}}]}},
- "firewall":{{"ingress":[{{"id":7,"public_ip":"192.0.2.10","protocol":"tcp","ports":"80"}}{r8}]}},
+ "firewall":{{"ingress":[{{"id":7,"public_ip":"192.0.2.10","protocol":"tcp","ports":"80"}}{r8}],
+   "egress":[{{"guest_cidr":"10.1.1.0/24","default_allow":false,"rules":[{{"id":31,"protocol":"icmp"}}]}}]}},
  "vpn":{{"site_to_site":[{vpn}]}},
  "ospf":{{"router_id":"172.16.0.1","areas":[{{"id":"0.0.0.0"}}],
    "interfaces":[{{"device":"eth3","network_type":"point-to-point","hello_interval":1,"dead_interval":4}}],
@@ -269,6 +272,31 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
         value(&text, &bytes7).is_some_and(|b| b >= 3.0 * 40.0),
         "{text}"
     );
+
+    // Egress: rule 31 admits h1's ping out (its first packet: the echoes that follow belong
+    // to the flow), the policy's default drops a TCP connection attempt.
+    let egress = |rule: &str| {
+        format!(
+            r#"vr_firewall_rule_packets_total{{family="ip",kind="egress",scope="10.1.1.0/24",rule="{rule}"}}"#
+        )
+    };
+    let (e31, edef) = (
+        value(&text, &egress("31")).unwrap_or(0.0),
+        value(&text, &egress("default")).unwrap_or(0.0),
+    );
+    assert!(ping(&h1, "192.0.2.1", 2), "h1 cannot ping out");
+    let refused = vr_tests::traffic::tcp_probe(&h1, "192.0.2.1", 9, Duration::from_secs(1));
+    assert!(refused.is_err(), "egress default let TCP out: {refused:?}");
+    let (ok, text) = scrape_until(vr, 5, |t| {
+        value(t, &egress("31")).is_some_and(|v| v > e31)
+            && value(t, &egress("default")).is_some_and(|v| v > edef)
+    });
+    println!(
+        "egress rule 31: packets {e31} -> {:?}; default drop: {edef} -> {:?}",
+        value(&text, &egress("31")),
+        value(&text, &egress("default"))
+    );
+    assert!(ok, "egress rule or default not counted:\n{text}");
 
     // The backend's server stops: 0 of 1 up.
     // SAFETY: kill(2) of a process this test spawned.
