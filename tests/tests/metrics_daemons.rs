@@ -5,12 +5,14 @@
 //! the public address and an egress policy on its LAN; its metrics endpoint (on loopback here)
 //! is scraped with curl.
 //!
-//! - the tunnel shows up 1 and its bytes rise with a ping through it;
+//! - the tunnel shows up 1 and its bytes rise with a ping through it; a road warrior's SA
+//!   (IKEv2 EAP, a real client charon on the switch) shows up 1 under its address;
 //! - the OSPF neighbour counts as Full, the BGP neighbour (o3's bgpd) as Established;
 //! - the listener shows 1 backend up of 1, then 0 when the backend's server stops;
 //! - the firewall rule admitting the listener's port counts the connections it admits; an
 //!   egress rule counts the ping it lets out, the egress policy's default the TCP it drops;
-//! - a revoked firewall rule's series and a removed tunnel's series disappear.
+//! - a revoked firewall rule's series and a removed tunnel's series disappear (the road
+//!   warrior's stays).
 //!
 //! ```text
 //!  h1 10.1.1.10 -lan0- vr1 -wan0 192.0.2.10- [br0 192.0.2.1 in sw] -192.0.2.20 wan0- vr2 -lan0- h2 10.2.0.10
@@ -21,11 +23,15 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use vr_tests::peers::{Frr, BGPD, CHARON, OSPFD};
+use vr_tests::road_warrior::{warrior, RA_PSK};
 use vr_tests::traffic::ping;
 use vr_tests::vpn_sites::{push as site_push, site, topology, tunnel};
 use vr_tests::{require_program, require_root, veth, wait_for, Netns};
 
 const PSK: &str = "metrics-daemons-psk-5d1e";
+const ALICE_PW: &str = "metrics-daemons-alice-Qe4";
+/// A road warrior's IKEv2 SA, by its address on the switch.
+const CLIENT: &str = r#"{connection="ra-ikev2",peer="192.0.2.101"}"#;
 const URL: &str = "http://127.0.0.1:9100/metrics";
 const TUNNEL: &str = r#"{connection="s2s-192.0.2.20",peer="192.0.2.20"}"#;
 const LISTENER: &str = r#"{listener="192_0_2_10-80"}"#;
@@ -77,7 +83,10 @@ fn vr1_push(tunnel_to_vr2: bool, rule8: bool) -> String {
  "nat":{{"source_nat":[{{"device":"wan0","public_ip":"192.0.2.10","source_cidrs":["10.1.1.0/24"]}}]}},
  "firewall":{{"ingress":[{{"id":7,"public_ip":"192.0.2.10","protocol":"tcp","ports":"80"}}{r8}],
    "egress":[{{"guest_cidr":"10.1.1.0/24","default_allow":false,"rules":[{{"id":31,"protocol":"icmp"}}]}}]}},
- "vpn":{{"site_to_site":[{vpn}]}},
+ "vpn":{{"site_to_site":[{vpn}],
+   "remote_access":{{"server_ip":"192.0.2.10","pool_first":"10.1.9.1","pool_last":"10.1.9.20",
+     "local_cidrs":["10.1.1.0/24"],"psk":"{RA_PSK}"}},
+   "remote_users":[{{"name":"alice","password":"{ALICE_PW}"}}]}},
  "ospf":{{"router_id":"172.16.0.1","areas":[{{"id":"0.0.0.0"}}],
    "interfaces":[{{"device":"eth3","network_type":"point-to-point","hello_interval":1,"dead_interval":4}}],
    "networks":[{{"prefix":"172.16.0.0/30","area":"0.0.0.0"}}]}},
@@ -142,6 +151,8 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
     frr1.add_bgpd(&mut s1.router, "hostname vr1\n");
     let frr3 = Frr::start(&mut o3, &dir.path().join("frr3"), "o3", PEER_OSPF);
     frr3.add_bgpd(&mut o3, PEER_BGP);
+    let rw = warrior(&sw, dir.path(), 1);
+    rw.configure("alice", ALICE_PW);
     let script = dir.path().join("backend.py");
     std::fs::write(&script, BACKEND).unwrap();
     let mut h1 = s1.host;
@@ -212,6 +223,14 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
         Some(1.0)
     );
     assert!(text.contains(RULE8), "rule 8 has no series:\n{text}");
+
+    // A road warrior connects: its SA is a tunnel of its own, labelled with its address.
+    let secs = rw.initiate("v2").expect("road warrior connects");
+    let (ok, text) = scrape_until(vr, 5, |t| {
+        value(t, &format!("vr_tunnel_up{CLIENT}")) == Some(1.0)
+    });
+    assert!(ok, "road warrior not counted up:\n{text}");
+    println!("road warrior up in {secs:.2} s and counted");
 
     // Bytes through the tunnel rise with a ping through it.
     let bytes_out = format!(
@@ -315,9 +334,13 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
     let (c, r) = s1.agent.apply_text("less.json", &vr1_push(false, false));
     assert_eq!(c, 0, "{r}");
     let (ok, text) = scrape_until(vr, 10, |t| {
-        !t.contains(RULE8) && !t.contains(TUNNEL) && t.contains(RULE7)
+        !t.contains(RULE8) && !t.contains(TUNNEL) && t.contains(RULE7) && t.contains(CLIENT)
     });
     assert!(ok, "revoked series still there:\n{text}");
+    for secret in [PSK, RA_PSK, ALICE_PW] {
+        assert!(!text.contains(secret), "a secret in the metrics");
+        assert!(!s1.agent.log_text().contains(secret), "a secret in the log");
+    }
     println!(
         "test took {:.1} s; last read of the system {:?} s",
         t0.elapsed().as_secs_f64(),
