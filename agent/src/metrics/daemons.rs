@@ -161,3 +161,28 @@ impl Daemons {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_says_what_to_read() {
+        assert_eq!(Wants::of(&DesiredState::default()), Wants::default());
+        let s: DesiredState = serde_json::from_value(serde_json::json!({
+            "vpn": {"site_to_site": [{"local_public_ip": "192.0.2.10", "local_cidrs": ["10.1.1.0/24"],
+                "peer_gateway": "203.0.113.5", "peer_cidrs": ["10.2.0.0/24"], "psk": "k",
+                "ike_policy": "aes128-sha1;modp1536", "esp_policy": "aes128-sha1"}]},
+            "ospf": {"router_id": "172.16.0.1", "areas": [{"id": "0.0.0.0"}]},
+            "lb": {"listeners": [{"public_ip": "192.0.2.10", "public_port": 80, "protocol": "http",
+                "backends": [{"ip": "10.1.1.10", "port": 8080}]}]}
+        }))
+        .unwrap();
+        let w = Wants::of(&s);
+        assert_eq!(
+            w.site_to_site,
+            vec![("s2s-203.0.113.5".to_string(), Ipv4Addr::new(203, 0, 113, 5))]
+        );
+        assert!(w.vpn() && w.ospf && w.lb && !w.bgp && !w.remote_access);
+    }
+}
