@@ -11,6 +11,7 @@
 //! - the listener shows 1 backend up of 1, then 0 when the backend's server stops;
 //! - the firewall rule admitting the listener's port counts the connections it admits; an
 //!   egress rule counts the ping it lets out, the egress policy's default the TCP it drops;
+//! - a stopped charon delays no scrape, its families are left out until it answers again;
 //! - a revoked firewall rule's series and a removed tunnel's series disappear (the road
 //!   warrior's stays).
 //!
@@ -330,6 +331,41 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
         down.elapsed().as_secs_f64()
     );
 
+    // A hung charon (stopped): every scrape still answers at once, from the last snapshot; the
+    // read gives up on charon at the VICI deadline and leaves the tunnels out, the rest stays;
+    // charon back, the tunnel is counted up again.
+    let charon = s1.charon.as_ref().expect("charon of vr1").pid as i32;
+    // SAFETY: kill(2) of a process this test's harness spawned.
+    unsafe { libc::kill(charon, libc::SIGSTOP) };
+    let hung = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut text = String::new();
+    let gave_up = wait_for(Duration::from_secs(15), || {
+        let t = Instant::now();
+        text = scrape(vr);
+        slowest = slowest.max(t.elapsed());
+        !text.contains("vr_tunnel_up") && text.contains(&format!("vr_lb_backends{LISTENER}"))
+    });
+    let gave_up_after = hung.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(charon, libc::SIGCONT) };
+    println!(
+        "charon stopped: tunnels left out after {:.1} s, slowest scrape meanwhile {} ms",
+        gave_up_after.as_secs_f64(),
+        slowest.as_millis()
+    );
+    assert!(gave_up, "tunnels still listed with charon stopped:\n{text}");
+    assert!(
+        text.contains(r#"vr_ospf_neighbors{state="Full"} 1"#),
+        "OSPF lost with charon stopped:\n{text}"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a scrape took {slowest:?}"
+    );
+    let (ok, text) = scrape_until(vr, 10, |t| value(t, &up) == Some(1.0));
+    assert!(ok, "tunnel not counted up after charon resumed:\n{text}");
+
     // Rule 8 revoked and the tunnel removed: their series go; rule 7's stays.
     let (c, r) = s1.agent.apply_text("less.json", &vr1_push(false, false));
     assert_eq!(c, 0, "{r}");
@@ -337,6 +373,12 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
         !t.contains(RULE8) && !t.contains(TUNNEL) && t.contains(RULE7) && t.contains(CLIENT)
     });
     assert!(ok, "revoked series still there:\n{text}");
+    // Nothing replaced the table behind the pushes (a replace starts every rule's counter
+    // again: the listener's rule once made each observation replace it).
+    assert!(
+        !text.contains(r#"vr_self_heal_repairs_total{concern="nftables"}"#),
+        "the firewall table was replaced without a push:\n{text}"
+    );
     for secret in [PSK, RA_PSK, ALICE_PW] {
         assert!(!text.contains(secret), "a secret in the metrics");
         assert!(!s1.agent.log_text().contains(secret), "a secret in the log");
