@@ -2,15 +2,16 @@
 //! agent of vr1 drives a real charon (a site-to-site tunnel to vr2, whose own agent and charon
 //! answer), a real FRR (an OSPF adjacency and a BGP session with a peer FRR in o3), its own
 //! haproxy (a listener on its public address with one backend on h1), an ingress firewall on
-//! the public address and an egress policy on its LAN; its metrics endpoint (on loopback here)
-//! is scraped with curl.
+//! the public address, an egress policy and an ACL on its LAN; its metrics endpoint (on
+//! loopback here) is scraped with curl.
 //!
 //! - the tunnel shows up 1 and its bytes rise with a ping through it; a road warrior's SA
 //!   (IKEv2 EAP, a real client charon on the switch) shows up 1 under its address;
 //! - the OSPF neighbour counts as Full, the BGP neighbour (o3's bgpd) as Established;
 //! - the listener shows 1 backend up of 1, then 0 when the backend's server stops;
 //! - the firewall rule admitting the listener's port counts the connections it admits; an
-//!   egress rule counts the ping it lets out, the egress policy's default the TCP it drops;
+//!   egress rule counts the ping it lets out, the egress policy's default the TCP it drops,
+//!   the LAN's ACL rule the pings it lets out;
 //! - a stopped charon delays no scrape, its families are left out until it answers again;
 //! - a revoked firewall rule's series and a removed tunnel's series disappear (the road
 //!   warrior's stays).
@@ -84,6 +85,7 @@ fn vr1_push(tunnel_to_vr2: bool, rule8: bool) -> String {
  "nat":{{"source_nat":[{{"device":"wan0","public_ip":"192.0.2.10","source_cidrs":["10.1.1.0/24"]}}]}},
  "firewall":{{"ingress":[{{"id":7,"public_ip":"192.0.2.10","protocol":"tcp","ports":"80"}}{r8}],
    "egress":[{{"guest_cidr":"10.1.1.0/24","default_allow":false,"rules":[{{"id":31,"protocol":"icmp"}}]}}]}},
+ "acls":[{{"device":"lan0","tier_cidr":"10.1.1.0/24","egress":[{{"number":1,"action":"allow","protocol":"icmp"}}]}}],
  "vpn":{{"site_to_site":[{vpn}],
    "remote_access":{{"server_ip":"192.0.2.10","pool_first":"10.1.9.1","pool_last":"10.1.9.20",
      "local_cidrs":["10.1.1.0/24"],"psk":"{RA_PSK}"}},
@@ -317,6 +319,10 @@ fn tunnels_neighbours_backends_and_firewall_rules_are_counted() {
         value(&text, &egress("default"))
     );
     assert!(ok, "egress rule or default not counted:\n{text}");
+    // The tier's ACL (traffic from lan0) let every ping of h1 out by its rule number 1.
+    let acl = r#"vr_firewall_rule_packets_total{family="ip",kind="acl_out",scope="lan0",rule="1"}"#;
+    println!("acl out rule 1: packets {:?}", value(&text, acl));
+    assert!(value(&text, acl).is_some_and(|v| v >= 2.0), "{text}");
 
     // The backend's server stops: 0 of 1 up.
     // SAFETY: kill(2) of a process this test spawned.
