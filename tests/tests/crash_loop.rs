@@ -105,8 +105,11 @@ fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
         let next = (current + 1 + run % (states - 1)) % states;
         let file = agent.dir.path().join(format!("s{next}.json"));
         std::fs::write(&file, state(next)).unwrap();
+        // The client applies in-process when the agent it asked was killed (no agent
+        // answers): it compacts at the same bound.
         let mut client = agent
             .command()
+            .env("VR_AGENT_JOURNAL_RECORDS", "2")
             .arg("apply")
             .arg(&file)
             .stdout(std::process::Stdio::null())
@@ -132,7 +135,8 @@ fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v["generation"].as_u64());
         if snapshot_generation != last_snapshot {
-            compactions += 1;
+            // The first sighting is the snapshot of state 0 (a new directory's first commit).
+            compactions += u32::from(last_snapshot.is_some());
             last_snapshot = snapshot_generation;
         }
         let listing = ruleset(&ns);
@@ -164,12 +168,14 @@ fn sigkill_at_random_instants_never_leaves_a_mixed_state() {
     let started = log.matches("compacting the journal").count();
     let finished = log.matches("journal compacted").count();
     println!(
-        "crash loop: {runs} runs, {} mixed states ({landed_new} ended in the new state, {kept_old} in the old; journal compactions: {started} started, {finished} finished, {compactions} snapshot renames seen; {:.1} s)",
+        "crash loop: {runs} runs, {} mixed states ({landed_new} ended in the new state, {kept_old} in the old; journal compactions: {started} started and {finished} finished by the agent, {compactions} snapshot renames seen; {:.1} s)",
         mixed.len(),
         t0.elapsed().as_secs_f64()
     );
+    // The agent logs the compactions it starts; a client that applied in-process (its agent
+    // killed under it) compacts too, seen by the snapshot's generation moving.
     assert!(
-        compactions > 0,
+        compactions > 0 || landed_new < 4,
         "no compaction happened: the loop proves nothing about them"
     );
     vr_tests::summary::record(vr_tests::summary::Row {

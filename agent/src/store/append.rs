@@ -74,20 +74,24 @@ impl Store {
         Ok(self.w.file.as_ref().expect("just opened"))
     }
 
-    /// Appends `bytes` at the end of the good frames, durably; a failed append is cut off.
-    fn append(&mut self, bytes: &[u8]) -> Result<u64, StoreError> {
+    /// Appends a frame (`head`, then `values`) at the end of the good frames, durably; a
+    /// failed append is cut off.
+    fn append(&mut self, head: &[u8], values: &[u8]) -> Result<u64, StoreError> {
         let path = self.journal_path();
         self.journal_file()
             .map_err(|e| StoreError::Write(path.clone(), e))?;
         // After opening: a new journal starts after its magic line.
         let at = self.w.end;
         let file = self.w.file.as_ref().expect("opened above");
-        let written = file.write_all_at(bytes, at).and_then(|()| file.sync_data());
+        let written = file
+            .write_all_at(head, at)
+            .and_then(|()| file.write_all_at(values, at + head.len() as u64))
+            .and_then(|()| file.sync_data());
         if let Err(e) = written {
             let _ = file.set_len(at).and_then(|()| file.sync_data());
             return Err(StoreError::Write(path, e));
         }
-        self.w.end = at + bytes.len() as u64;
+        self.w.end = at + (head.len() + values.len()) as u64;
         Ok(at)
     }
 
@@ -112,14 +116,14 @@ impl Store {
             full,
             edits: enc.edits,
         };
-        let bytes = journal::frame(&header, &enc.values)
+        let head = journal::frame_head(&header, &enc.values)
             .map_err(|e| StoreError::Corrupt(path.clone(), e.to_string()))?;
-        if bytes.len() > MAX_FRAME as usize {
+        let size = head.len() + enc.values.len();
+        if size > MAX_FRAME as usize {
             return Err(StoreError::Write(
                 path,
                 io::Error::other(format!(
-                    "a record of {} bytes is over the {MAX_FRAME}-byte limit",
-                    bytes.len()
+                    "a record of {size} bytes is over the {MAX_FRAME}-byte limit"
                 )),
             ));
         }
@@ -133,7 +137,7 @@ impl Store {
             }
             self.w.compact_soon = true;
         }
-        let at = self.append(&bytes)?;
+        let at = self.append(&head, &enc.values)?;
         self.w.clean = true;
         self.w.intent_at = Some(at);
         crate::testhook::point("after-intent");
@@ -169,9 +173,9 @@ impl Store {
             full: false,
             edits: Vec::new(),
         };
-        let bytes =
-            journal::frame(&header, &[]).map_err(|e| StoreError::Corrupt(path, e.to_string()))?;
-        self.append(&bytes)?;
+        let head = journal::frame_head(&header, &[])
+            .map_err(|e| StoreError::Corrupt(path, e.to_string()))?;
+        self.append(&head, &[])?;
         self.w.intent_at = None;
         self.w.records += 1;
         self.w.trusted = true;

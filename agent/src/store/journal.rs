@@ -51,19 +51,19 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// A frame's bytes: length, checksum, header line, values.
-pub fn frame(header: &Header, values: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
-    let mut payload = serde_json::to_vec(header)?;
-    payload.push(b'\n');
-    let mut out = Vec::with_capacity(8 + payload.len() + values.len());
-    let len = (payload.len() + values.len()) as u32;
+/// A frame's first bytes: length, checksum (over the header line and `values`), header line.
+/// The values follow as they are: a large record is not copied a second time.
+pub fn frame_head(header: &Header, values: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
+    let mut line = serde_json::to_vec(header)?;
+    line.push(b'\n');
+    let len = (line.len() + values.len()) as u32;
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&payload);
+    crc.update(&line);
     crc.update(values);
+    let mut out = Vec::with_capacity(8 + line.len());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&payload);
-    out.extend_from_slice(values);
+    out.extend_from_slice(&line);
     Ok(out)
 }
 
