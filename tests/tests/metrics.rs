@@ -34,7 +34,10 @@ fn push_ctl(with_forward: bool, ctl: &str, hosts: &str) -> String {
    "port_forwards":[{forward}
      {{"public_ip":"192.0.2.10","protocol":"tcp","public_ports":8081,"private_ip":"10.1.0.10","private_ports":9001}}]}},
  "firewall":{{"ingress":[
-   {{"id":1,"public_ip":"192.0.2.10","protocol":"tcp","ports":"8080-8081"}}]}},
+   {{"id":1,"public_ip":"192.0.2.10","protocol":"tcp","ports":"8080-8081"}},
+   {{"id":2,"public_ip":"192.0.2.10","protocol":"tcp","ports":"80"}}]}},
+ "lb":{{"listeners":[{{"public_ip":"192.0.2.10","public_port":80,
+   "backends":[{{"ip":"10.1.0.10","port":9000}}]}}]}},
  "dhcp":{{"networks":[{{"device":"eth0","address":"10.1.0.1/24","domain":"m.test"}}],"hosts":[{hosts}]}}}}"#
     )
 }
@@ -140,6 +143,7 @@ fn metrics_endpoint_counts_rules_and_supervises_dnsmasq() {
         || !require_program(name, "/usr/sbin/nft")
         || !require_program(name, "/usr/sbin/dnsmasq")
         || !require_program(name, "/usr/bin/curl")
+        || !require_program(name, "/usr/sbin/haproxy")
     {
         return;
     }
@@ -391,6 +395,7 @@ fn metrics_endpoint_counts_rules_and_supervises_dnsmasq() {
         "iptables_check.py",
         "dhcp_check.py",
         "dns_check.py",
+        "haproxy_check.py",
         "dnsmasq.service",
     ] {
         assert!(
@@ -401,6 +406,21 @@ fn metrics_endpoint_counts_rules_and_supervises_dnsmasq() {
         );
         println!("{name}: {:?}", verdict(name));
     }
+    // haproxy's config edited behind the agent's back: haproxy_check.py fails naming the line.
+    let cfg = agent.run_dir.join("haproxy/haproxy.cfg");
+    let original = std::fs::read_to_string(&cfg).expect("haproxy.cfg");
+    std::fs::write(&cfg, original.replacen("maxconn", "maxconn 1 #", 1)).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || is("haproxy_check.py", "fail")),
+        "haproxy_check.py did not fail: {:?}",
+        verdict("haproxy_check.py")
+    );
+    println!(
+        "haproxy_check.py (edited): {:?}",
+        verdict("haproxy_check.py")
+    );
+    std::fs::write(&cfg, original).unwrap();
+
     // The gateway goes away: the check fails within one interval (plus its pings).
     ext.ip(&["addr", "del", "192.0.2.2/24", "dev", "wan0"]);
     let gone = Instant::now();
