@@ -196,3 +196,37 @@ async fn respond(snap: &collect::Shared, req: &Request<Incoming>) -> Response<Fu
         _ => answer(503, "text/plain", "metrics not ready\n".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    #[test]
+    fn the_control_address_and_never_a_public_or_guest_one() {
+        let mut cfg = Config::resolve(Overrides {
+            config: Some("/dev/null".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let state: DesiredState = serde_json::from_value(serde_json::json!({"interfaces": [
+            {"device": "eth0", "role": "guest", "addresses": ["10.1.0.1/24"]},
+            {"device": "eth1", "role": "control", "addresses": ["169.254.0.5/16"]},
+            {"device": "eth2", "role": "public", "addresses": ["192.0.2.10/24"]}]}))
+        .unwrap();
+        cfg.metrics_listen = MetricsListen::Control(9100);
+        assert_eq!(
+            address(&cfg, &state),
+            Some("169.254.0.5:9100".parse().unwrap())
+        );
+        assert_eq!(address(&cfg, &DesiredState::default()), None);
+        for exposed in ["192.0.2.10:9100", "10.1.0.1:9100"] {
+            cfg.metrics_listen = MetricsListen::At(exposed.parse().unwrap());
+            assert_eq!(address(&cfg, &state), None, "{exposed}");
+        }
+        cfg.metrics_listen = MetricsListen::At("127.0.0.1:9100".parse().unwrap());
+        assert!(address(&cfg, &state).is_some());
+        cfg.metrics_listen = MetricsListen::Off;
+        assert_eq!(address(&cfg, &state), None);
+    }
+}
