@@ -1,5 +1,5 @@
-//! `vr-bench`'s metrics section (issue 20): a router holding 10,000 port forwards (each its
-//! own counter series), its `/metrics` scraped from the control network by an HTTP client in
+//! `vr-bench`'s metrics section (issue 20): a router holding 10,000 port forwards and as many
+//! ingress firewall rules (each its own counter series), its `/metrics` scraped from the control network by an HTTP client in
 //! this process (a thread in the control namespace: no process start in the figure).
 //!
 //! It measures exactly the two targets:
@@ -33,6 +33,8 @@ const PAIRS: usize = 48;
 const CPU_SCRAPES: usize = 200;
 /// Pushes under scrapes back to back (the worst case).
 const FLOODED: usize = 8;
+/// Ingress firewall rules beside the port forwards (at most as many as the forwards).
+const FIREWALL_RULES: u32 = 10_000;
 
 fn state(n: u32) -> String {
     let pf: Vec<String> = (0..n)
@@ -45,13 +47,26 @@ fn state(n: u32) -> String {
             )
         })
         .collect();
+    // As many ingress firewall rules (each its own counter, read by the collector too); the
+    // one-forward pushes below leave them as they are.
+    let fw: Vec<String> = (0..FIREWALL_RULES.min(n))
+        .map(|i| {
+            format!(
+                r#"{{"id":{},"public_ip":"192.0.2.11","protocol":"tcp","ports":"{}"}}"#,
+                i + 1,
+                10_000 + i
+            )
+        })
+        .collect();
     format!(
         r#"{{"schema":1,
     "interfaces":[{{"device":"eth0","role":"guest","addresses":["10.1.0.1/16"]}},
                   {{"device":"eth1","role":"control","addresses":["169.254.0.5/16"]}},
                   {{"device":"eth2","role":"public","addresses":["192.0.2.10/24","192.0.2.11/24"]}}],
-    "nat":{{"source_nat":[{{"device":"eth2","public_ip":"192.0.2.10"}}],"port_forwards":[{}]}}}}"#,
-        pf.join(",")
+    "nat":{{"source_nat":[{{"device":"eth2","public_ip":"192.0.2.10"}}],"port_forwards":[{}]}},
+    "firewall":{{"ingress":[{}]}}}}"#,
+        pf.join(","),
+        fw.join(",")
     )
 }
 
@@ -71,8 +86,9 @@ fn enter(ns: &str) {
     assert_eq!(rc, 0, "setns {ns}");
 }
 
-/// One scrape: (milliseconds from connect to the last byte, port forward series), or `None`.
-fn scrape() -> Option<(f64, usize)> {
+/// One scrape: (milliseconds from connect to the last byte, port forward series, firewall
+/// rule series), or `None`.
+fn scrape() -> Option<(f64, usize, usize)> {
     let t = Instant::now();
     let mut s = TcpStream::connect_timeout(&ADDR.parse().ok()?, Duration::from_secs(5)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -89,7 +105,11 @@ fn scrape() -> Option<(f64, usize)> {
         .lines()
         .filter(|l| l.starts_with("vr_port_forward_bytes_total{"))
         .count();
-    Some((ms, series))
+    let firewall = text
+        .lines()
+        .filter(|l| l.starts_with("vr_firewall_rule_bytes_total{"))
+        .count();
+    Some((ms, series, firewall))
 }
 
 /// Runs `f` on a thread inside `ns` and returns its result.
@@ -126,6 +146,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[derive(Debug, Default)]
 pub struct Figures {
     pub rules: u32,
+    pub firewall_rules: u32,
     pub scrape_ms_median: f64,
     pub scrape_ms_max: f64,
     /// Agent-measured push time (`millis`), medians.
@@ -169,12 +190,20 @@ pub fn run(quick: bool) -> Option<Figures> {
     let (code, r) = agent.apply_text("full.json", &state(n));
     assert_eq!(code, 0, "{r}");
     let ctl_name = ctl.name.clone();
+    // The firewall rules and the closing verdict of their chain.
+    let fw = FIREWALL_RULES.min(n) as usize + 1;
     let ready = wait_for(Duration::from_secs(60), || {
-        in_ns(&ctl_name, scrape).is_some_and(|(_, s)| s == n as usize)
+        in_ns(&ctl_name, scrape).is_some_and(|(_, s, f)| s == n as usize && f == fw)
     });
-    assert!(ready, "no scrape with {n} port forward series");
+    assert!(
+        ready,
+        "no scrape with {n} port forward and {fw} firewall rule series"
+    );
     let times: Vec<f64> = in_ns(&ctl.name, || {
-        (0..20).filter_map(|_| scrape()).map(|(ms, _)| ms).collect()
+        (0..20)
+            .filter_map(|_| scrape())
+            .map(|(ms, _, _)| ms)
+            .collect()
     });
     assert_eq!(times.len(), 20, "a scrape failed");
     // The agent's CPU time per scrape (over idle for as long): what a scrape can take from a
@@ -280,6 +309,7 @@ pub fn run(quick: bool) -> Option<Figures> {
     agent.stop();
     Some(Figures {
         rules: n,
+        firewall_rules: FIREWALL_RULES.min(n),
         scrape_ms_median: median(times.clone()),
         scrape_ms_max: times.iter().copied().fold(0.0, f64::max),
         push_ms_quiet: median(quiet),
@@ -311,8 +341,8 @@ pub fn print(f: &Option<Figures>) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| metrics, {} port forwards | measured | target | |\n|---|---:|---:|---|",
-        f.rules
+        "| metrics, {} port forwards and {} firewall rules | measured | target | |\n|---|---:|---:|---|",
+        f.rules, f.firewall_rules
     );
     let _ = writeln!(
         s,
