@@ -181,7 +181,7 @@ pub fn run(quick: bool) -> Option<Figures> {
     let mut agent = AgentProc::new(Some(&vr.name));
     agent
         .env
-        .push(("VR_AGENT_METRICS_REFRESH_MS".into(), "1000".into()));
+        .push(("VR_AGENT_METRICS_REFRESH_MS".into(), "5000".into()));
     agent
         .env
         .push(("VR_AGENT_OBSERVE_INTERVAL".into(), "0".into()));
