@@ -289,6 +289,7 @@ journaled! {
     whole "lb.provided" => .lb.provided;
     list "lb.certificates" => .lb.certificates;
     whole "lb.stats" => .lb.stats;
+    whole "monitor" => .monitor;
     // Whole: its fields serialise through custom functions (secret boot arguments).
     whole "cloudstack" => .cloudstack;
     whole "ha" => .ha;
@@ -348,6 +349,7 @@ fn every_field_is_journaled(s: DesiredState) {
                 certificates: _,
                 stats: _,
             },
+        monitor: _,
         cloudstack: _,
         ha: _,
         ha_role: _,
