@@ -124,6 +124,7 @@ fn router(tag: &str) -> (Netns, AgentProc) {
         ns.ip(&["link", "set", b, "up"]);
     }
     let mut agent = AgentProc::new(Some(&ns.name));
+    agent.run_on_tmpfs();
     agent
         .env
         .push(("RUST_LOG".into(), "info,vr_agent::timing=debug".into()));

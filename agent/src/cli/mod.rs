@@ -363,6 +363,13 @@ impl Global {
 pub fn main() -> ExitCode {
     crate::memory::tune_allocator();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run) {
+        // A command's output piped into `head` or `less` ends quietly when the reader goes,
+        // as every Unix tool does, instead of panicking on the broken pipe. The agent keeps
+        // Rust's default (SIGPIPE ignored): a client that hangs up must never kill it.
+        // SAFETY: setting a signal disposition before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // The CloudStack front doors print nothing on stderr: ssh merges it into what the
     // management server parses.
     if !matches!(cli.command, Command::Cloudstack { .. }) {

@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use crate::ir::{
     BaseChain, ChainType, Element, ElementData, Family, Hook, Policy, Ruleset, Set, Value, Verdict,
 };
-use crate::plan::NftPlan;
+use crate::plan::{ElementOp, NftPlan};
 use crate::render;
 pub use generation::ruleset_generation;
 use raw::{BaseSpec, Batch, ChainSpec, ElemTarget, RawData, RawElem};
@@ -205,36 +205,66 @@ impl Executor {
             }
             NftPlan::Elements { family, table, ops } => {
                 let fam = family_code(*family);
-                for op in ops {
-                    let shape = applied.and_then(|r| r.set(&op.set));
-                    let els = raw_elements(is_interval(shape, &op.element), &op.element, op.add);
-                    let (ty, flags, verb) = if op.add {
+                // Consecutive ops on one set in one direction share a message (up to
+                // ELEMENTS_PER_MESSAGE elements): one message and one ACK per element made a
+                // 10,000-forward apply overflow the socket's receive buffer with ACKs
+                // (ENOBUFS) and cost a netlink header, an ACK and a parse each. Order is kept:
+                // runs are cut where the set or the direction changes.
+                let mut i = 0;
+                while i < ops.len() {
+                    let first = &ops[i];
+                    let mut j = i + 1;
+                    while j < ops.len()
+                        && j - i < ELEMENTS_PER_MESSAGE
+                        && ops[j].set == first.set
+                        && ops[j].add == first.add
+                    {
+                        j += 1;
+                    }
+                    let run = &ops[i..j];
+                    let shape = applied.and_then(|r| r.set(&first.set));
+                    let els: Vec<RawElem> = run
+                        .iter()
+                        .flat_map(|op| {
+                            raw_elements(is_interval(shape, &op.element), &op.element, op.add)
+                        })
+                        .collect();
+                    let (ty, flags, verb) = if first.add {
                         (libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE, "add")
                     } else {
                         (libc::NFT_MSG_DELSETELEM, 0, "delete")
                     };
                     let target = ElemTarget {
                         table,
-                        set: &op.set,
+                        set: &first.set,
                         set_id: None,
                     };
                     let s = batch.elements((ty as u16, fam, flags as u16), target, &els);
-                    let shown = if op.add {
-                        render::element(&op.element)
-                    } else {
-                        render::element(&Element {
-                            key: op.element.key.clone(),
-                            data: None,
-                        })
+                    let shown = |op: &ElementOp| {
+                        if op.add {
+                            render::element(&op.element)
+                        } else {
+                            render::element(&Element {
+                                key: op.element.key.clone(),
+                                data: None,
+                            })
+                        }
+                    };
+                    // A refused message names its first element, and how many it carried.
+                    let more = match run.len() {
+                        1 => String::new(),
+                        n => format!(" (and {} more in the same message)", n - 1),
                     };
                     objects.push((
                         s,
                         format!(
-                            "{verb} element {} {table} {} {{ {shown} }}",
+                            "{verb} element {} {table} {} {{ {} }}{more}",
                             render::family(*family),
-                            op.set
+                            first.set,
+                            shown(first)
                         ),
                     ));
+                    i = j;
                 }
             }
         }
