@@ -83,7 +83,7 @@ fn merge_list(
         }
     }
     let mut removed = vec![false; list.len()];
-    let mut devices: HashMap<Ipv4Addr, Option<&str>> = HashMap::new();
+    let mut devices = Devices::default();
     let mut delta = Delta::default();
     for r in rules {
         let mut pf = crate::forward_fast::quick_ref(r)?;
@@ -105,7 +105,7 @@ fn merge_list(
             Some(_) => {}
             None => slot.pushed = Some(own),
         }
-        let device = device_of(state, pf.public_ip, &mut devices);
+        let device = devices.of(state, pf.public_ip);
         match slot.pos {
             Some(pos) => {
                 if same(&mut list[pos], &pf, device) {
@@ -140,20 +140,31 @@ fn same(stored: &mut PortForward, pf: &PortForward, device: Option<&str>) -> boo
     same
 }
 
-/// The NIC holding `ip` (as the reporting merge's `device_of`), remembered per address: a
-/// push's rules share a few public IPs.
-fn device_of<'s>(
-    state: &'s DesiredState,
-    ip: Ipv4Addr,
-    seen: &mut HashMap<Ipv4Addr, Option<&'s str>>,
-) -> Option<&'s str> {
-    *seen.entry(ip).or_insert_with(|| {
-        state
-            .interfaces
-            .iter()
-            .find(|i| i.addresses.iter().any(|a| a.addr() == ip))
-            .map(|i| i.device.as_str())
-    })
+/// The NIC holding each public IP (as the reporting merge's `device_of`), remembered: a
+/// push's rules share a few public IPs, usually one after another.
+#[derive(Default)]
+struct Devices<'s> {
+    last: Option<(Ipv4Addr, Option<&'s str>)>,
+    seen: HashMap<Ipv4Addr, Option<&'s str>>,
+}
+
+impl<'s> Devices<'s> {
+    fn of(&mut self, state: &'s DesiredState, ip: Ipv4Addr) -> Option<&'s str> {
+        if let Some((last, d)) = self.last {
+            if last == ip {
+                return d;
+            }
+        }
+        let d = *self.seen.entry(ip).or_insert_with(|| {
+            state
+                .interfaces
+                .iter()
+                .find(|i| i.addresses.iter().any(|a| a.addr() == ip))
+                .map(|i| i.device.as_str())
+        });
+        self.last = Some((ip, d));
+        d
+    }
 }
 
 #[cfg(test)]

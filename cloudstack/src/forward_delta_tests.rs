@@ -129,6 +129,13 @@ fn same_state_as_the_reporting_merge() {
         ],
         // On a public IP no NIC holds: no device.
         vec![rule(1, false, "10.1.1.2").replace("192.0.2.11", "198.51.100.7")],
+        // Public IPs alternating between a held and an unheld one.
+        vec![
+            rule(30, false, "10.1.1.2").replace("192.0.2.11", "198.51.100.7"),
+            rule(31, false, "10.1.1.3"),
+            rule(32, false, "10.1.1.4").replace("192.0.2.11", "198.51.100.7"),
+            rule(33, false, "10.1.1.5"),
+        ],
     ];
     let mut shuffled = list(20);
     shuffled.reverse();
