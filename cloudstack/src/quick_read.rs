@@ -70,8 +70,34 @@ pub fn read(text: &str) -> Read<'_> {
     }
     match found {
         Found::Native => Read::Native,
-        Found::Forwards(rules) if rules.len() <= MAX_ITEMS => Read::Forwards(rules),
-        Found::Forwards(_) => Read::Undecided,
+        Found::Forwards(rules) => Read::Forwards(rules),
+    }
+}
+
+/// A rule list of at most [`MAX_ITEMS`] entries: the reader stops at the next one, before a
+/// hostile 16 MiB list of short rules is built (the reporting path then names the list).
+struct Rules<'a>(Vec<ForwardRuleRef<'a>>);
+
+impl<'de> Deserialize<'de> for Rules<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Rules<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a rule list")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rules<'de>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(r) = seq.next_element()? {
+                    if out.len() == MAX_ITEMS {
+                        return Err(stop());
+                    }
+                    out.push(r);
+                }
+                Ok(Rules(out))
+            }
+        }
+        d.deserialize_seq(V)
     }
 }
 
@@ -118,7 +144,7 @@ impl<'de> Visitor<'de> for Top {
                     delete_flag = true;
                 }
                 // Before `type` too: CloudStack's Gson may write a subclass's fields first.
-                "rules" if rules.is_none() => rules = Some(map.next_value()?),
+                "rules" if rules.is_none() => rules = Some(map.next_value::<Rules<'de>>()?.0),
                 _ if kind.is_none() && rules.is_none() && !delete_flag => {
                     // A native document's sections (or fields a CloudStack sender added):
                     // skipped until a `type` says which.
