@@ -157,6 +157,7 @@ impl Engine {
         );
         crate::metrics::record_replay(r.millis);
         crate::health::configure(&self.stored.state);
+        crate::metrics::configure(&self.stored.state);
         self.replay = Some(r.clone());
         r
     }
@@ -256,6 +257,7 @@ impl Engine {
             self.remember(&result);
             crate::metrics::record_push(&result);
             crate::health::configure(&self.stored.state);
+            crate::metrics::configure(&self.stored.state);
         }
         // What parsing and planning freed goes back to the kernel (the push text itself is
         // mapped on its own and goes when the caller drops it).

@@ -36,6 +36,21 @@ pub fn structure_fingerprint(rs: &Ruleset) -> String {
     format!("{h:016x}")
 }
 
+/// Stamps the fingerprint of `rs` as it is now into the comment of its first rule (replacing
+/// any earlier stamp): a builder step that changes the structure after
+/// [`crate::build::build`] (the load-balancer listeners' rule) must restamp, or the table
+/// never matches its own listing and every observation replaces it (resetting its counters).
+pub fn restamp(rs: &mut Ruleset) {
+    let stamp = structure_fingerprint(rs);
+    if let Some(first) = rs.chains.first_mut().and_then(|c| c.rules.first_mut()) {
+        let mut c = first.comment.take().unwrap_or_default();
+        if let Some(i) = c.find(&format!(", {STAMP}")) {
+            c.truncate(i);
+        }
+        first.comment = Some(format!("{c}, {STAMP}{stamp}"));
+    }
+}
+
 fn norm(v: Value) -> Value {
     match v {
         Value::Net(n) if n.prefix_len() == 32 => Value::Addr(n.addr()),
@@ -244,6 +259,16 @@ mod tests {
         assert_eq!(structure_fingerprint(&a), structure_fingerprint(&b));
         let c = a.chains[0].rules[0].comment.clone().unwrap();
         assert!(c.ends_with(&structure_fingerprint(&a)), "{c}");
+    }
+
+    #[test]
+    fn listeners_added_after_the_build_are_in_the_stamp() {
+        let mut a = rs("{}");
+        crate::build::lb::open_listeners(&mut a, &[("192.0.2.10".parse().unwrap(), 80)]);
+        let c = a.chains[0].rules[0].comment.clone().unwrap();
+        assert!(c.ends_with(&structure_fingerprint(&a)), "{c}");
+        assert_eq!(c.matches(STAMP).count(), 1, "{c}");
+        assert_ne!(structure_fingerprint(&a), structure_fingerprint(&rs("{}")));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `vr-bench`'s metrics section (issue 20): a router holding 10,000 port forwards, its
+//! `vr-bench`'s metrics section (issue 20): a router holding 10,000 port forwards (and as
+//! many ingress firewall rules, each a series of its own), its
 //! `/metrics` scraped from the control network with curl (curl's own `time_total`, so the cost
 //! of entering the namespace is not counted); then "+1 forward" pushes timed by the agent
 //! (`millis` of the push result) without scrapes and with a scrape loop running against it:
@@ -12,6 +13,8 @@ use std::time::Duration;
 use crate::{veth, wait_for, AgentProc, Netns};
 
 const URL: &str = "http://169.254.0.5:9100/metrics";
+/// Ingress firewall rules beside the port forwards (at most as many as the forwards).
+const FIREWALL_RULES: u32 = 10_000;
 
 fn state(n: u32) -> String {
     let pf: Vec<String> = (0..n)
@@ -24,18 +27,32 @@ fn state(n: u32) -> String {
             )
         })
         .collect();
+    // As many ingress firewall rules (each its own counter, read by the collector too); the
+    // "+1 forward" pushes below leave them as they are.
+    let fw: Vec<String> = (0..FIREWALL_RULES.min(n))
+        .map(|i| {
+            format!(
+                r#"{{"id":{},"public_ip":"192.0.2.11","protocol":"tcp","ports":"{}"}}"#,
+                i + 1,
+                10_000 + i
+            )
+        })
+        .collect();
     format!(
         r#"{{"schema":1,
     "interfaces":[{{"device":"eth0","role":"guest","addresses":["10.1.0.1/16"]}},
                   {{"device":"eth1","role":"control","addresses":["169.254.0.5/16"]}},
                   {{"device":"eth2","role":"public","addresses":["192.0.2.10/24","192.0.2.11/24"]}}],
-    "nat":{{"source_nat":[{{"device":"eth2","public_ip":"192.0.2.10"}}],"port_forwards":[{}]}}}}"#,
-        pf.join(",")
+    "nat":{{"source_nat":[{{"device":"eth2","public_ip":"192.0.2.10"}}],"port_forwards":[{}]}},
+    "firewall":{{"ingress":[{}]}}}}"#,
+        pf.join(","),
+        fw.join(",")
     )
 }
 
-/// One scrape: (seconds as curl measured it, series of port forwards in the answer).
-fn scrape(ctl: &str) -> Option<(f64, usize)> {
+/// One scrape: (seconds as curl measured it, series of port forwards and of firewall rules in
+/// the answer).
+fn scrape(ctl: &str) -> Option<(f64, usize, usize)> {
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", ctl, "curl", "-sS", "-f", "--max-time", "5"])
         .args(["-w", "\n%{time_total}\n", URL])
@@ -50,7 +67,11 @@ fn scrape(ctl: &str) -> Option<(f64, usize)> {
         .lines()
         .filter(|l| l.starts_with("vr_port_forward_bytes_total{"))
         .count();
-    Some((secs, series))
+    let firewall = text
+        .lines()
+        .filter(|l| l.starts_with("vr_firewall_rule_bytes_total{"))
+        .count();
+    Some((secs, series, firewall))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -62,6 +83,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[derive(Debug, Default)]
 pub struct Figures {
     pub rules: u32,
+    pub firewall_rules: u32,
     pub scrape_ms_median: f64,
     pub scrape_ms_max: f64,
     pub push_ms_quiet: f64,
@@ -95,13 +117,18 @@ pub fn run(quick: bool) -> Option<Figures> {
     // The endpoint's default address comes from the replayed state.
     agent.stop();
     agent.start_within(Duration::from_secs(120));
+    // The firewall rules and the closing verdict of their chain.
+    let fw = FIREWALL_RULES.min(n) as usize + 1;
     let ready = wait_for(Duration::from_secs(60), || {
-        scrape(&ctl.name).is_some_and(|(_, s)| s == n as usize)
+        scrape(&ctl.name).is_some_and(|(_, s, f)| s == n as usize && f == fw)
     });
-    assert!(ready, "no scrape with {n} port forward series");
+    assert!(
+        ready,
+        "no scrape with {n} port forward and {fw} firewall rule series"
+    );
     let times: Vec<f64> = (0..10)
         .filter_map(|_| scrape(&ctl.name))
-        .map(|(s, _)| s * 1000.0)
+        .map(|(s, _, _)| s * 1000.0)
         .collect();
     let push_ms = |agent: &AgentProc, k: u32| -> f64 {
         let mut v = Vec::new();
@@ -132,6 +159,7 @@ pub fn run(quick: bool) -> Option<Figures> {
     agent.stop();
     Some(Figures {
         rules: n,
+        firewall_rules: FIREWALL_RULES.min(n),
         scrape_ms_median: median(times.clone()),
         scrape_ms_max: times.iter().copied().fold(0.0, f64::max),
         push_ms_quiet: quiet,
@@ -143,7 +171,11 @@ pub fn print(f: &Option<Figures>) -> String {
     let mut s = String::new();
     let Some(f) = f else { return s };
     let _ = writeln!(s);
-    let _ = writeln!(s, "| metrics, {} port forwards | ms |\n|---|---:|", f.rules);
+    let _ = writeln!(
+        s,
+        "| metrics, {} port forwards and {} firewall rules | ms |\n|---|---:|",
+        f.rules, f.firewall_rules
+    );
     let _ = writeln!(
         s,
         "| one scrape (curl time_total), median / max of 10 | {:.1} / {:.1} |",

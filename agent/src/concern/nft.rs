@@ -52,6 +52,9 @@ struct NftModel {
     nat: vr_nat::NatSection,
     firewall: vr_nat::FirewallSection,
     acls: Vec<vr_nat::TierAcl>,
+    /// The load balancer's listeners open in the input chain: a change of them alone is not
+    /// a port-forward change (the fast path would leave the old listeners' rule in place).
+    listeners: Vec<(std::net::Ipv4Addr, u16)>,
 }
 
 impl NftModel {
@@ -61,6 +64,7 @@ impl NftModel {
             nat: s.nat.clone(),
             firewall: s.firewall.clone(),
             acls: s.acls.clone(),
+            listeners: lb_listeners(s),
         }
     }
 }
@@ -328,7 +332,8 @@ impl Concern for NftConcern {
                 && m.nat.static_nat == desired.nat.static_nat
                 && m.firewall == desired.firewall
                 && m.acls == desired.acls
-                && m.ctx == router_context(desired);
+                && m.ctx == router_context(desired)
+                && m.listeners == lb_listeners(desired);
             if only_forwards {
                 let delta = vr_nat::build::forwards::delta(
                     &m.nat.port_forwards,
@@ -582,6 +587,28 @@ mod tests {
             c.plan(&empty, &empty).unwrap().0,
             Inner::Remove { .. }
         ));
+    }
+
+    #[test]
+    fn a_listener_change_alone_is_not_a_forward_change() {
+        let lb = |ports: &[u16]| {
+            let l: Vec<String> = ports
+                .iter()
+                .map(|p| format!(r#"{{"public_ip":"192.0.2.10","public_port":{p},"protocol":"http","backends":[{{"ip":"10.1.0.5","port":8080}}]}}"#))
+                .collect();
+            state(&format!(
+                r#"{BASE},"lb":{{"listeners":[{}]}}}}"#,
+                l.join(",")
+            ))
+        };
+        let (two, one) = (lb(&[80, 81]), lb(&[80]));
+        let c = NftConcern {
+            mirror: desired_ruleset(&two).unwrap().map(Arc::new),
+            model: Some(NftModel::of(&two)),
+            ..Default::default()
+        };
+        assert!(matches!(c.plan(&two, &one).unwrap().0, Inner::Replace(_)));
+        assert_eq!(c.plan(&two, &two).unwrap().changes(), 0);
     }
 
     #[test]

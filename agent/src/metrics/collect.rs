@@ -41,6 +41,10 @@ pub struct Snapshot {
     pub rules: Option<Current>,
     pub conntrack: Option<(u64, u64)>,
     pub leases: Option<u64>,
+    /// Per firewall rule counters ([`super::firewall`]).
+    pub firewall: Option<Vec<super::firewall::RuleCount>>,
+    /// Tunnels, routing neighbours, load-balancer backends ([`super::daemons`]).
+    pub daemons: super::daemons::Daemons,
     pub read_seconds: f64,
 }
 
@@ -136,6 +140,10 @@ impl Snapshot {
         if let Some(n) = self.leases {
             gauge(reg, "dhcp_leases", "DHCP leases dnsmasq holds", n as i64);
         }
+        if let Some(f) = &self.firewall {
+            super::firewall::register(reg, f);
+        }
+        self.daemons.register(reg);
         let g: Gauge<f64, AtomicU64> = Gauge::default();
         g.set(self.read_seconds);
         reg.register(
@@ -212,6 +220,8 @@ pub fn read(lease_file: &std::path::Path) -> Snapshot {
         rules,
         conntrack,
         leases: leases(lease_file),
+        firewall: super::firewall::read(),
+        daemons: Default::default(),
         read_seconds: t.elapsed().as_secs_f64(),
     }
 }
@@ -228,19 +238,30 @@ pub fn refresh_interval() -> Duration {
 /// The latest snapshot, encoded, shared by the collector and the HTTP edge.
 pub type Shared = Arc<RwLock<Arc<Encoded>>>;
 
-/// Spawns the collector: reads now, then every refresh interval.
-pub fn spawn(lease_file: PathBuf) -> Shared {
+/// Spawns the collector: reads now, then every refresh interval. The kernel and files are
+/// read on a blocking thread, the daemons ([`super::daemons`]) concurrently on the runtime,
+/// each under its own deadline; the snapshot is then encoded on a blocking thread.
+pub fn spawn(lease_file: PathBuf, sources: super::daemons::Sources) -> Shared {
     let shared: Shared = Arc::default();
     let out = shared.clone();
     let every = refresh_interval();
     tokio::spawn(async move {
         loop {
             let file = lease_file.clone();
-            let read = tokio::time::timeout(
-                READ_LIMIT,
-                tokio::task::spawn_blocking(move || Encoded::of(&read(&file))),
-            )
-            .await;
+            let t = Instant::now();
+            let (kernel, daemons) = tokio::join!(
+                tokio::time::timeout(READ_LIMIT, tokio::task::spawn_blocking(move || read(&file))),
+                super::daemons::read(&sources)
+            );
+            let read = match kernel {
+                Ok(Ok(mut snap)) => {
+                    snap.daemons = daemons;
+                    snap.read_seconds = t.elapsed().as_secs_f64();
+                    Ok(tokio::task::spawn_blocking(move || Encoded::of(&snap)).await)
+                }
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(e) => Err(e),
+            };
             match read {
                 Ok(Ok(s)) => {
                     *out.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(s);

@@ -62,7 +62,12 @@ pub fn start(cfg: &Config, state: &DesiredState) {
         return;
     };
     let leases = crate::concern::dhcp::paths(&cfg.run_dir, &cfg.state_dir).leases;
-    let snap = collect::spawn(leases);
+    let sources = super::daemons::Sources {
+        vici_socket: cfg.vici_socket.clone(),
+        vty: crate::concern::ospf::vtysh::Vtysh::new(cfg.frr_vty_dir.clone()),
+        haproxy_admin: crate::concern::lb::paths(&cfg.run_dir).admin_socket(),
+    };
+    let snap = collect::spawn(leases, sources);
     tokio::spawn(async move {
         let socket = loop {
             match TcpListener::bind(addr).await {

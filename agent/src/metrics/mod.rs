@@ -4,7 +4,8 @@
 //! - live ones the agent counts as things happen (pushes and their duration by concern, the
 //!   replay's duration, self-heal repairs, daemon starts): atomics in [`LIVE`], updated by the
 //!   main loop for the cost of an atomic add;
-//! - read ones (per-rule counters, conntrack, DHCP leases) gathered by [`collect`] in a task
+//! - read ones (per-rule counters, firewall rule counters, conntrack, DHCP leases; tunnels,
+//!   OSPF/BGP neighbours and load-balancer backends from their daemons) gathered by [`collect`] in a task
 //!   of their own every refresh interval, on a blocking thread with a deadline, into a
 //!   [`collect::Snapshot`], encoded there once per read ([`collect::Encoded`]) and swapped
 //!   under a lock held for a pointer copy.
@@ -14,7 +15,14 @@
 //! loop that applies pushes.
 
 pub mod collect;
+pub mod daemons;
+pub mod firewall;
 pub mod http;
+pub mod lb;
+pub mod routing;
+pub mod tunnels;
+
+pub use daemons::configure;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::LazyLock;

@@ -36,4 +36,6 @@ pub fn open_listeners(rs: &mut Ruleset, listeners: &[(Ipv4Addr, u16)]) {
     // Before the final counter-and-drop.
     let at = input.rules.len().saturating_sub(1);
     input.rules.insert(at, rule);
+    // The structure changed after build() stamped it.
+    crate::observe::restamp(rs);
 }
