@@ -157,6 +157,7 @@ impl Engine {
         );
         crate::metrics::record_replay(r.millis);
         crate::health::configure(&self.stored.state);
+        crate::metrics::http::follow(&self.cfg, &self.stored.state);
         crate::metrics::configure(&self.stored.state);
         self.replay = Some(r.clone());
         r
@@ -257,6 +258,7 @@ impl Engine {
             self.remember(&result);
             crate::metrics::record_push(&result);
             crate::health::configure(&self.stored.state);
+            crate::metrics::http::follow(&self.cfg, &self.stored.state);
             crate::metrics::configure(&self.stored.state);
         }
         // What parsing and planning freed goes back to the kernel (the push text itself is
@@ -401,6 +403,7 @@ impl Engine {
             },
             "daemon_starts": crate::metrics::daemon_starts(),
             "services": crate::health::supervise::status(),
+            "monitor": crate::health::status(),
             "concerns": self.last_outcomes(),
         })
     }

@@ -16,6 +16,7 @@ pub fn upgrade_stored(state: &mut DesiredState) {
     vr_cloudstack::vmdata::adopt_pending(state);
     vr_cloudstack::ravpn::adopt_pending(state);
     vr_cloudstack::lb::adopt_pending(state);
+    vr_cloudstack::monitor::adopt_pending(state);
 }
 
 /// Which format a push was in.

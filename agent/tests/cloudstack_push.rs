@@ -58,17 +58,17 @@ fn push_path_takes_containers_whole() {
     );
 }
 
-/// What the adapter stores but this version does not apply reaches the push as data, kind and
-/// feature named by the adapter.
+/// `monitorservice` is applied: its native section, nothing left "stored, not applied".
 #[test]
-fn not_applied_kinds_come_named_from_the_adapter() {
+fn monitorservice_becomes_the_monitor_section() {
     let p = prepare(
         &DesiredState::default(),
         r#"{"type":"monitorservice","delete_from_processed_cache":true,"config":"ssh:/usr/sbin/sshd","health_checks_enabled":true}"#,
         &LocalNics::new(),
     )
     .unwrap();
-    assert_eq!(p.not_yet_applied.len(), 1);
-    assert_eq!(p.not_yet_applied[0].kind, "monitorservice");
-    assert_eq!(p.not_yet_applied[0].concern, "monitoring");
+    assert!(p.not_yet_applied.is_empty(), "{:?}", p.not_yet_applied);
+    assert_eq!(p.state.monitor.services[0].unit, "ssh");
+    assert!(p.state.monitor.health.is_some());
+    assert!(p.state.cloudstack.pending.is_empty());
 }

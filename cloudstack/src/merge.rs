@@ -221,9 +221,14 @@ pub fn merge_into(
             typed: later::Later::BgpPeers(b),
             ..
         }) => super::bgp::peers(next, b),
-        Payload::Later(p) => {
-            later::store(p, &mut next.cloudstack);
-            nya.push(p.kind);
+        // Supervision and health checks: the native `monitor` section.
+        Payload::Later(later::LaterPayload {
+            typed: later::Later::MonitorService(m),
+            ..
+        }) => {
+            super::monitor::merge(next, m);
+            // Every later-wave type is applied now; `nya` stays for types still to come.
+            let _ = nya;
             Ok(())
         }
     }

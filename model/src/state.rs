@@ -19,6 +19,8 @@ use vr_ospf::bgp::BgpSection;
 use vr_ospf::OspfSection;
 use vr_vpn::VpnSection;
 
+use crate::monitor::MonitorSection;
+
 /// The only schema version this agent reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -89,6 +91,9 @@ pub struct StateDocument {
     /// The role keepalived gave this router (`vr-agent ha primary|backup|fault` sends it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ha_role: Option<HaRole>,
+    /// Service supervision and health checks (CloudStack's `monitorservice`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorSection>,
 }
 
 /// Conntrack sizing and timeouts; each unset key keeps the config file's value, else the
@@ -287,6 +292,9 @@ pub struct DesiredState {
     /// Load balancing; left out of `state.json` while empty.
     #[serde(default, skip_serializing_if = "LbSection::is_empty")]
     pub lb: LbSection,
+    /// Service supervision and health checks; left out of `state.json` while empty.
+    #[serde(default, skip_serializing_if = "MonitorSection::is_empty")]
+    pub monitor: MonitorSection,
     #[serde(default)]
     pub cloudstack: CloudStackContext,
     /// The redundant pair; left out while single.
@@ -399,6 +407,9 @@ impl DesiredState {
         }
         if let Some(v) = doc.ha_role {
             next.ha_role = Some(v);
+        }
+        if let Some(v) = doc.monitor {
+            next.monitor = v;
         }
         next.allocate_policy_indexes();
         next

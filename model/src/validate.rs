@@ -68,6 +68,7 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
     for e in vr_guest::metadata::validate(&s.metadata) {
         errs.push(FieldError::new(e.path, format!("{:?}", e.value), e.reason));
     }
+    errs.extend(crate::monitor::validate(&s.monitor));
     for e in vr_lb::model::validate(&s.lb) {
         errs.push(FieldError::new(format!("lb.{}", e.path), e.value, e.reason));
     }

@@ -20,6 +20,7 @@ pub mod model;
 pub mod netlink;
 pub mod observe;
 pub mod plan;
+pub mod present;
 pub mod render;
 pub mod revoked;
 pub mod rule_stats;

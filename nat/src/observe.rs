@@ -61,7 +61,7 @@ fn norm(v: Value) -> Value {
     }
 }
 
-fn norm_el(e: &Element) -> Element {
+pub(crate) fn norm_el(e: &Element) -> Element {
     Element {
         key: e.key.iter().cloned().map(norm).collect(),
         data: match &e.data {
@@ -142,7 +142,7 @@ fn verdict(v: &Json) -> Option<Verdict> {
     }
 }
 
-fn element(v: &Json, set: &Set) -> Option<Element> {
+pub(crate) fn element(v: &Json, set: &Set) -> Option<Element> {
     // Elements with options (counters, comments) are wrapped: {"elem": {"val": ...}}.
     let unwrap = |v: &Json| v.get("elem").map_or(v, |e| &e["val"]).clone();
     match &set.data {

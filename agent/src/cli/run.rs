@@ -65,7 +65,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
 
     // The endpoint's default address is the control NIC's, which the replay has just set.
     crate::metrics::http::start(&cfg, &engine.stored.state);
-    crate::health::spawn();
+    crate::health::spawn(&cfg);
     let listener =
         socket::bind(&cfg.socket).map_err(|e| RunError::Socket(cfg.socket.clone(), e))?;
     let (job_tx, mut jobs) = mpsc::channel::<socket::Job>(16);

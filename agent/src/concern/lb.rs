@@ -60,7 +60,7 @@ pub fn paths(run_dir: &Path) -> Paths {
 
 /// The workers drop to haproxy's user in its chroot when the system has both (Debian's
 /// package creates them).
-fn system_run_as() -> Option<RunAs> {
+pub fn run_as() -> Option<RunAs> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     let group = std::fs::read_to_string("/etc/group").ok()?;
     let has = |db: &str| db.lines().any(|l| l.starts_with("haproxy:"));
@@ -207,7 +207,7 @@ impl LbConcern {
     pub fn new(run_dir: &Path) -> Self {
         LbConcern {
             paths: paths(run_dir),
-            run_as: system_run_as(),
+            run_as: run_as(),
             current: None,
         }
     }

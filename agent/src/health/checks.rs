@@ -1,5 +1,6 @@
 //! The basic checks, blocking (run on a blocking thread), each bounded in time:
-//! `gateways_check.py`, `disk_space_check.py`, `memory_usage_check.py`, `cpu_usage_check.py`.
+//! `gateways_check.py`, `disk_space_check.py`, `memory_usage_check.py`, `cpu_usage_check.py`,
+//! `router_version_check.py` (in [`super::version`]).
 //! A check whose threshold the push does not carry is not run (CloudStack's scripts skip it).
 
 use std::net::Ipv4Addr;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use vr_model::monitor::HealthChecks;
 
-use super::Outcome;
+use super::{outcome, Env, Outcome};
 use crate::diag::check::Verdict;
 
 /// At most this many gateways are pinged (in parallel).
@@ -18,31 +19,24 @@ const PINGS: &str = "3";
 /// The CPU is sampled over this long.
 const CPU_SAMPLE: Duration = Duration::from_millis(500);
 
-fn outcome(name: &str, t: Instant, verdict: Verdict, detail: String) -> Outcome {
-    Outcome {
-        name: name.into(),
-        verdict,
-        detail,
-        last_update_ms: crate::alerts::now_millis(),
-        duration_ms: t.elapsed().as_secs_f64() * 1000.0,
-    }
-}
-
 /// Every basic check the config asks for, minus the excluded ones.
-pub fn basic(h: &HealthChecks) -> Vec<Outcome> {
+pub fn basic(h: &HealthChecks, env: &Env) -> Vec<Outcome> {
     let wanted = |n: &str| !h.excluded.iter().any(|e| e == n);
     let mut out = Vec::new();
     if wanted("gateways_check.py") && !h.gateways.is_empty() {
         out.push(gateways(&h.gateways));
     }
     if let (true, Some(min)) = (wanted("disk_space_check.py"), h.min_disk_mb) {
-        out.push(disk(min));
+        out.push(disk(min.0));
     }
     if let (true, Some(max)) = (wanted("memory_usage_check.py"), h.max_memory_pct) {
-        out.push(memory(max));
+        out.push(memory(max.0));
     }
     if let (true, Some(max)) = (wanted("cpu_usage_check.py"), h.max_cpu_pct) {
-        out.push(cpu(max));
+        out.push(cpu(max.0));
+    }
+    if let (true, Some(v)) = (wanted("router_version_check.py"), &h.version) {
+        out.push(super::version::check(v, env));
     }
     out
 }

@@ -1,5 +1,7 @@
 //! The metrics endpoint: `GET /metrics` on the control address (port 9100 by default,
-//! `--metrics-listen ADDR:PORT`, `off`), a hyper listener on the agent's runtime.
+//! `--metrics-listen ADDR:PORT`, `off`), a hyper listener on the agent's runtime. The
+//! listener follows the committed state: it binds when a push brings the control NIC and
+//! moves when its address changes, without a restart.
 //!
 //! The nftables input chain accepts the port from the control NIC only (rule "metrics from the
 //! control network only"); from public and guest NICs it meets the final drop, so binding the
@@ -11,7 +13,7 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +22,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use super::collect;
 use crate::config::{Config, MetricsListen};
@@ -36,11 +38,27 @@ const BIND_RETRY: Duration = Duration::from_secs(5);
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Where to listen: the configured address, or the first address of the control NIC of the
-/// committed state at the default port (`None`: off, or no control NIC).
+/// committed state at the default port (`None`: off, no control NIC, or a configured address
+/// that the state puts on a public or guest NIC: metrics are never served there).
 pub fn address(cfg: &Config, state: &DesiredState) -> Option<SocketAddr> {
     match cfg.metrics_listen {
         MetricsListen::Off => None,
-        MetricsListen::At(a) => Some(a),
+        MetricsListen::At(a) => {
+            let exposed = state
+                .interfaces
+                .iter()
+                .filter(|i| matches!(i.role, InterfaceRole::Public | InterfaceRole::Guest))
+                .flat_map(|i| i.addresses.iter())
+                .any(|n| IpAddr::V4(n.addr()) == a.ip());
+            if exposed {
+                tracing::error!(
+                    %a,
+                    "metrics-listen is an address of a public or guest NIC; not serving there"
+                );
+                return None;
+            }
+            Some(a)
+        }
         MetricsListen::Control(port) => state
             .interfaces
             .iter()
@@ -51,16 +69,36 @@ pub fn address(cfg: &Config, state: &DesiredState) -> Option<SocketAddr> {
     }
 }
 
-/// Starts the collector and the listener (when there is an address to listen on).
-pub fn start(cfg: &Config, state: &DesiredState) {
-    let Some(addr) = address(cfg, state) else {
-        if cfg.metrics_listen != MetricsListen::Off {
-            tracing::warn!(
-                "metrics: no control address in the state and no metrics-listen set; not serving"
-            );
+/// The address the listener should hold now (see [`follow`]).
+static WANTED: LazyLock<watch::Sender<Option<SocketAddr>>> =
+    LazyLock::new(|| watch::channel(None).0);
+
+/// Points the listener at the address `state` calls for (after the replay and each push): a
+/// control NIC pushed after start, or a changed control address, moves the endpoint there
+/// without a restart. Costs the push loop one comparison.
+pub fn follow(cfg: &Config, state: &DesiredState) {
+    let want = address(cfg, state);
+    WANTED.send_if_modified(|cur| {
+        if *cur == want {
+            return false;
         }
+        *cur = want;
+        true
+    });
+}
+
+/// Starts the collector and the listener task, which binds wherever [`follow`] points it
+/// (nothing while there is no address) and moves when that changes.
+pub fn start(cfg: &Config, state: &DesiredState) {
+    if cfg.metrics_listen == MetricsListen::Off {
         return;
-    };
+    }
+    follow(cfg, state);
+    if WANTED.borrow().is_none() {
+        tracing::warn!(
+            "metrics: no control address in the state and no metrics-listen set; serving once a push brings one"
+        );
+    }
     let leases = crate::concern::dhcp::paths(&cfg.run_dir, &cfg.state_dir).leases;
     let sources = super::daemons::Sources {
         vici_socket: cfg.vici_socket.clone(),
@@ -68,18 +106,38 @@ pub fn start(cfg: &Config, state: &DesiredState) {
         haproxy_admin: crate::concern::lb::paths(&cfg.run_dir).admin_socket(),
     };
     let snap = collect::spawn(leases, sources);
+    let mut rx = WANTED.subscribe();
     tokio::spawn(async move {
-        let socket = loop {
-            match TcpListener::bind(addr).await {
-                Ok(s) => break s,
+        loop {
+            let Some(addr) = *rx.borrow_and_update() else {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let socket = match TcpListener::bind(addr).await {
+                Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("metrics: cannot bind {addr}: {e}; retrying");
-                    tokio::time::sleep(BIND_RETRY).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(BIND_RETRY) => {}
+                        r = rx.changed() => if r.is_err() { return },
+                    }
+                    continue;
+                }
+            };
+            tracing::info!(%addr, "metrics served");
+            // Serving stops (and the socket closes) when the wanted address changes.
+            tokio::select! {
+                _ = serve(socket, snap.clone()) => {}
+                r = rx.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    tracing::info!(from = %addr, "metrics: the control address changed; moving");
                 }
             }
-        };
-        tracing::info!(%addr, "metrics served");
-        serve(socket, snap).await;
+        }
     });
 }
 
@@ -141,5 +199,39 @@ async fn respond(snap: &collect::Shared, req: &Request<Incoming>) -> Response<Fu
     match encoded {
         Ok(Ok(text)) => answer(200, CONTENT_TYPE, text),
         _ => answer(503, "text/plain", "metrics not ready\n".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    #[test]
+    fn the_control_address_and_never_a_public_or_guest_one() {
+        let mut cfg = Config::resolve(Overrides {
+            config: Some("/dev/null".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let state: DesiredState = serde_json::from_value(serde_json::json!({"interfaces": [
+            {"device": "eth0", "role": "guest", "addresses": ["10.1.0.1/24"]},
+            {"device": "eth1", "role": "control", "addresses": ["169.254.0.5/16"]},
+            {"device": "eth2", "role": "public", "addresses": ["192.0.2.10/24"]}]}))
+        .unwrap();
+        cfg.metrics_listen = MetricsListen::Control(9100);
+        assert_eq!(
+            address(&cfg, &state),
+            Some("169.254.0.5:9100".parse().unwrap())
+        );
+        assert_eq!(address(&cfg, &DesiredState::default()), None);
+        for exposed in ["192.0.2.10:9100", "10.1.0.1:9100"] {
+            cfg.metrics_listen = MetricsListen::At(exposed.parse().unwrap());
+            assert_eq!(address(&cfg, &state), None, "{exposed}");
+        }
+        cfg.metrics_listen = MetricsListen::At("127.0.0.1:9100".parse().unwrap());
+        assert!(address(&cfg, &state).is_some());
+        cfg.metrics_listen = MetricsListen::Off;
+        assert_eq!(address(&cfg, &state), None);
     }
 }

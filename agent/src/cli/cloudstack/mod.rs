@@ -27,7 +27,7 @@ pub mod interface;
 mod monitor;
 pub mod netusage;
 mod query;
-mod router;
+pub(crate) mod router;
 
 /// The scripts, by verb. The apply verbs also answer to their script's name
 /// (`update_config.py`, ...).

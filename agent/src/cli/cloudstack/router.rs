@@ -59,7 +59,7 @@ pub async fn get_template_version(cfg: &Config) -> ExitCode {
 /// The scripts signature: sha512 of the `cloud-scripts.tgz` the management server copied in at
 /// this start (what upstream stores in `cloud-scripts-signature`), or, when none was received,
 /// of this `vr-agent` binary: the code that stands in for the scripts, stable for a build.
-fn signature(dir: &Path) -> std::io::Result<String> {
+pub fn signature(dir: &Path) -> std::io::Result<String> {
     let received = dir.join("cloud-scripts.tgz");
     let path = if received.is_file() {
         received
