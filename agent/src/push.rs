@@ -57,6 +57,10 @@ fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<P
     }
     let prepared = match detect(text) {
         Detected::Aggregate => cloudstack_aggregate(current, text, nics)?,
+        Detected::Forwards(rules) => match cloudstack_forwards(current, &rules) {
+            Some(p) => p,
+            None => cloudstack_payload(current, text, nics)?,
+        },
         Detected::CloudStack => cloudstack_payload(current, text, nics)?,
         Detected::Native => {
             let parsing = crate::timing::phase("parse");
@@ -88,6 +92,22 @@ fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<P
     let _validating = crate::timing::phase("validate");
     crate::validate::validate_state(&prepared.state)?;
     Ok(prepared)
+}
+
+/// A `forwardrules` push read in one pass, merged as a delta against the stored forwards;
+/// `None` when the reporting path must parse it again and say what is wrong (issue 15).
+fn cloudstack_forwards(
+    current: &DesiredState,
+    rules: &[vr_cloudstack::quick_read::ForwardRuleRef<'_>],
+) -> Option<Prepared> {
+    let _merging = crate::timing::phase("merge");
+    let (merged, delta) = vr_cloudstack::forward_delta::merge(current, rules)?;
+    tracing::debug!(?delta, "forwardrules merged as a delta");
+    Some(Prepared {
+        format: Format::Cloudstack,
+        not_yet_applied: Vec::new(),
+        state: merged.state,
+    })
 }
 
 /// One CloudStack payload on top of `current`.
@@ -126,18 +146,27 @@ fn cloudstack_aggregate(
     })
 }
 
-enum Detected {
+enum Detected<'a> {
     Native,
     CloudStack,
+    /// A `forwardrules` payload, its rules already read (borrowed from the push text).
+    Forwards(Vec<vr_cloudstack::quick_read::ForwardRuleRef<'a>>),
     Aggregate,
 }
 
 /// A push is CloudStack when its top-level object has a `"type"`; an aggregate container
-/// starts with its header comment or a `<version>`/`<file>` tag. Never by file name.
-fn detect(text: &str) -> Detected {
+/// starts with its header comment or a `<version>`/`<file>` tag. Never by file name. The
+/// common large push, a `forwardrules` list, is read in the same pass (see
+/// [`vr_cloudstack::quick_read`]); the probe below decides whatever that pass leaves open.
+fn detect(text: &str) -> Detected<'_> {
     let _detecting = crate::timing::phase("detect");
     if vr_cloudstack::is_aggregate(text) {
         return Detected::Aggregate;
+    }
+    match vr_cloudstack::quick_read::read(text) {
+        vr_cloudstack::quick_read::Read::Native => return Detected::Native,
+        vr_cloudstack::quick_read::Read::Forwards(rules) => return Detected::Forwards(rules),
+        vr_cloudstack::quick_read::Read::Undecided => {}
     }
     #[derive(serde::Deserialize)]
     struct Probe {
@@ -283,6 +312,59 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.0[0].path, "schema");
         assert_eq!(err.0[0].value, "2");
+    }
+
+    /// A `forwardrules` push of `rules` (JSON objects).
+    fn forwards(rules: &[String]) -> String {
+        format!(r#"{{"type":"forwardrules","rules":[{}]}}"#, rules.join(","))
+    }
+
+    fn fwd(port: &str, to: &str) -> String {
+        format!(
+            r#"{{"protocol":"tcp","source_ip_address":"192.0.2.11","source_port_range":"{port}","destination_ip_address":"{to}","destination_port_range":"{port}"}}"#
+        )
+    }
+
+    fn public_nic() -> DesiredState {
+        let native = r#"{"schema":1,"interfaces":[{"device":"eth2","role":"public","addresses":["192.0.2.11/24"]}]}"#;
+        prepare(&DesiredState::default(), native, &LocalNics::new())
+            .unwrap()
+            .state
+    }
+
+    /// Issue 15: a re-sent list merged as a delta gives the reporting path's state, and a
+    /// conflict between a new rule and an unchanged one is still named, whichever check finds
+    /// it (the adapter's in-push one, or the state's overlap check).
+    #[test]
+    fn forward_lists_merge_as_deltas_and_conflicts_are_named() {
+        let nics = LocalNics::new();
+        let stored = prepare(&public_nic(), &forwards(&[fwd("22", "10.1.1.5")]), &nics)
+            .unwrap()
+            .state;
+        let plus = forwards(&[fwd("22", "10.1.1.5"), fwd("23", "10.1.1.6")]);
+        let quick = prepare(&stored, &plus, &nics).unwrap();
+        assert_eq!(quick.format, Format::Cloudstack);
+        let slow = vr_cloudstack::merge(
+            &stored,
+            &vr_cloudstack::parse_payload(&plus).unwrap(),
+            &nics,
+        )
+        .unwrap();
+        assert_eq!(quick.state, slow.state);
+        assert_eq!(
+            quick.state.nat.port_forwards[1].device.as_deref(),
+            Some("eth2")
+        );
+
+        let same_port = forwards(&[fwd("22", "10.1.1.5"), fwd("22", "10.1.1.9")]);
+        let err = prepare(&stored, &same_port, &nics).unwrap_err();
+        assert_eq!(err.0[0].path, "rules[1].source_port_range", "{err}");
+        assert_eq!(err.0[0].value, "\"22\"", "{err}");
+
+        let overlap = forwards(&[fwd("22", "10.1.1.5"), fwd("20:25", "10.1.1.9")]);
+        let err = prepare(&stored, &overlap, &nics).unwrap_err();
+        assert_eq!(err.0[0].path, "nat.port_forwards[1].public_ports", "{err}");
+        assert!(err.0[0].reason.contains("port_forwards[0]"), "{err}");
     }
 
     #[test]

@@ -11,11 +11,17 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use vr_nat::{L4Protocol, PortForward, PortRange};
 
+use crate::quick_read::ForwardRuleRef;
 use crate::types::ForwardRule;
 
 /// The forward `r` describes, when every check of [`crate::rules::forwards`] but the
 /// in-push conflict passes; `None` otherwise (then the reporting path says why).
 pub fn quick(r: &ForwardRule) -> Option<PortForward> {
+    quick_ref(&r.view())
+}
+
+/// [`quick`] of a rule borrowed from the push text.
+pub fn quick_ref(r: &ForwardRuleRef<'_>) -> Option<PortForward> {
     let protocol = if r.protocol.eq_ignore_ascii_case("tcp") {
         L4Protocol::Tcp
     } else if r.protocol.eq_ignore_ascii_case("udp") {
@@ -25,12 +31,12 @@ pub fn quick(r: &ForwardRule) -> Option<PortForward> {
     };
     let public_ip = r.source_ip_address.trim().parse::<Ipv4Addr>().ok()?;
     let private_ip = r.destination_ip_address.trim().parse::<Ipv4Addr>().ok()?;
-    let public_ports = range(&r.source_port_range)?;
-    let private_ports = range(&r.destination_port_range)?;
+    let public_ports = range(r.source_port_range)?;
+    let private_ports = range(r.destination_port_range)?;
     if public_ports.len() != private_ports.len() {
         return None;
     }
-    let source_cidrs = match r.source_cidr_list.as_deref() {
+    let source_cidrs = match r.source_cidr_list {
         Some(l) if !l.trim().is_empty() => l
             .split(',')
             .map(str::trim)

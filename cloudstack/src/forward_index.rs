@@ -24,10 +24,20 @@ pub fn upsert_all(
     list: &mut Vec<PortForward>,
     entries: impl IntoIterator<Item = (bool, PortForward)>,
 ) {
+    upsert_keyed(list, entries, key);
+}
+
+/// [`upsert_all`] for any list keyed by `key` (static NAT by public IP: a `staticnatrules`
+/// push re-sends the whole list too).
+pub fn upsert_keyed<T, K: std::hash::Hash + Eq>(
+    list: &mut Vec<T>,
+    entries: impl IntoIterator<Item = (bool, T)>,
+    key: impl Fn(&T) -> K,
+) {
     // Slots: None = removed by a revoke (compacted at the end, keeping order).
-    let mut slots: Vec<Option<PortForward>> = std::mem::take(list).into_iter().map(Some).collect();
+    let mut slots: Vec<Option<T>> = std::mem::take(list).into_iter().map(Some).collect();
     // Every live slot per key, in list order (a native push may have stored a key twice).
-    let mut index: HashMap<Key, Vec<usize>> = HashMap::with_capacity(slots.len());
+    let mut index: HashMap<K, Vec<usize>> = HashMap::with_capacity(slots.len());
     for (i, pf) in slots.iter().enumerate() {
         if let Some(pf) = pf {
             index.entry(key(pf)).or_default().push(i);
@@ -133,6 +143,36 @@ mod tests {
         let mut b = stored;
         upsert_all(&mut b, entries);
         assert_eq!(a, b);
+    }
+
+    /// Static NAT's former merge: revoke removes every entry with the key, anything else
+    /// replaces the first in place or appends.
+    #[test]
+    fn keyed_by_anything_as_the_linear_merge() {
+        let stored = vec![(1, 1), (2, 2), (1, 9), (3, 3)];
+        let entries = [
+            (false, (2, 7)),
+            (true, (1, 0)),
+            (false, (4, 4)),
+            (false, (1, 5)),
+            (true, (9, 0)),
+            (false, (4, 6)),
+        ];
+        let mut a = stored.clone();
+        for (revoke, e) in entries {
+            if revoke {
+                a.retain(|o: &(u8, u8)| o.0 != e.0);
+            } else {
+                match a.iter().position(|o| o.0 == e.0) {
+                    Some(i) => a[i] = e,
+                    None => a.push(e),
+                }
+            }
+        }
+        let mut b = stored;
+        upsert_keyed(&mut b, entries, |e| e.0);
+        assert_eq!(a, b);
+        assert_eq!(b, [(2, 7), (3, 3), (4, 6), (1, 5)]);
     }
 
     #[test]

@@ -110,15 +110,14 @@ pub fn merge_into(
             Ok(())
         }
         Payload::StaticNatRules(p) => {
-            for (revoke, mut sn) in convert::static_nats(p)? {
-                let ip = sn.public_ip;
-                if revoke {
-                    next.nat.static_nat.retain(|o| o.public_ip != ip);
-                } else {
-                    sn.device = device_of(next, ip);
-                    upsert_by(&mut next.nat.static_nat, sn, |o| o.public_ip == ip);
+            let mut entries = convert::static_nats(p)?;
+            for (revoke, sn) in &mut entries {
+                if !*revoke {
+                    sn.device = device_of(next, sn.public_ip);
                 }
             }
+            // By public IP through a hash index: the whole list is re-sent with every change.
+            crate::forward_index::upsert_keyed(&mut next.nat.static_nat, entries, |s| s.public_ip);
             Ok(())
         }
         Payload::FirewallRules(p) => firewall(next, p),
