@@ -173,27 +173,32 @@ impl Spool {
         let mut json = serde_json::to_vec_pretty(&crate::redact::redacted(result))
             .map_err(io::Error::other)?;
         json.push(b'\n');
-        crate::store::write_atomic(&dest_dir.join(format!("{stored}.result.json")), &json)?;
         let kept = match &taken.text {
             Ok(text) => retention::keep(text),
             // Never read (too large, not UTF-8, bad name): only its result stays.
             Err(_) => Kept::Dropped,
         };
-        match kept {
+        // The push leaves the spool before its result appears: a writer that sees the result
+        // then finds the push where the result says (a test that did not raced the rename).
+        let moved = (|| match kept {
             Kept::Original => {
                 // The push was written with its writer's umask: root only, before it moves (a
                 // missing file is the rename's error to report).
                 use std::os::unix::fs::PermissionsExt;
                 let _ =
                     std::fs::set_permissions(&taken.path, std::fs::Permissions::from_mode(0o600));
-                std::fs::rename(&taken.path, dest_dir.join(&stored))?;
+                std::fs::rename(&taken.path, dest_dir.join(&stored))
             }
             Kept::Redacted(text) => {
                 crate::store::write_atomic(&dest_dir.join(&stored), text.as_bytes())?;
-                std::fs::remove_file(&taken.path)?;
+                std::fs::remove_file(&taken.path)
             }
-            Kept::Dropped => std::fs::remove_file(&taken.path)?,
-        }
+            Kept::Dropped => std::fs::remove_file(&taken.path),
+        })();
+        // The result is written even when the push could not be moved (the caller sets it
+        // aside): the writer learns what happened either way.
+        crate::store::write_atomic(&dest_dir.join(format!("{stored}.result.json")), &json)?;
+        moved?;
         retention::prune(&dest_dir, SystemTime::now());
         Ok(())
     }
