@@ -165,6 +165,9 @@ impl Engine {
         crate::metrics::http::follow(&self.cfg, &self.stored.state);
         crate::metrics::configure(&self.stored.state);
         self.replay = Some(r.clone());
+        // What reading the snapshot and journal and planning the whole state freed goes back
+        // to the kernel, as after a push: the idle agent should not keep the boot's peak.
+        crate::memory::release_free();
         r
     }
 
