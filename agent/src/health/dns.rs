@@ -1,10 +1,14 @@
 //! One DNS question over UDP, for `dns_check.py`: an A query sent to dnsmasq on a guest
-//! gateway, its answer's addresses read back. A hand-made packet (RFC 1035 §4) because the
-//! check needs nothing more, and no resolver library would let it choose the server, the
-//! deadline and the source all at once.
+//! gateway, its answer's addresses read back. The packets are written and read by
+//! `simple-dns` (a codec with no dependency but `bitflags`; a resolver would choose its own
+//! servers, source address and retries, where the check needs this server, from the gateway,
+//! within one deadline).
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
+
+use simple_dns::rdata::RData;
+use simple_dns::{Name, Packet, PacketFlag, Question, CLASS, TYPE};
 
 /// What the server said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,62 +18,43 @@ pub struct Answer {
     pub addresses: Vec<Ipv4Addr>,
 }
 
-/// The query packet for `name`, type A, class IN, recursion desired.
+/// The query packet for `name`, type A, class IN, recursion desired. `None`: not a DNS name
+/// (an empty or over-long label; the codec accepts some of those).
 pub fn query(id: u16, name: &str) -> Option<Vec<u8>> {
-    let mut p = Vec::with_capacity(32 + name.len());
-    p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return None;
-        }
-        p.push(label.len() as u8);
-        p.extend_from_slice(label.as_bytes());
+    let bare = name.trim_end_matches('.');
+    if bare.split('.').any(|l| l.is_empty() || l.len() > 63) {
+        return None;
     }
-    p.extend_from_slice(&[0, 0, 1, 0, 1]);
-    Some(p)
-}
-
-/// Skips a (possibly compressed) name starting at `i`; the index after it.
-fn skip_name(p: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        let len = *p.get(i)?;
-        match len {
-            0 => return Some(i + 1),
-            l if l & 0xC0 == 0xC0 => return Some(i + 2),
-            l => i += 1 + usize::from(l),
-        }
-    }
+    let mut p = Packet::new_query(id);
+    p.set_flags(PacketFlag::RECURSION_DESIRED);
+    p.questions.push(Question::new(
+        Name::new(bare).ok()?,
+        TYPE::A.into(),
+        CLASS::IN.into(),
+        false,
+    ));
+    p.build_bytes_vec().ok()
 }
 
 /// Reads the answer to query `id`. `None`: not a well-formed answer to it.
 pub fn parse(id: u16, p: &[u8]) -> Option<Answer> {
-    if p.len() < 12 || u16::from_be_bytes([p[0], p[1]]) != id || p[2] & 0x80 == 0 {
+    let m = Packet::parse(p).ok()?;
+    if m.id() != id || !m.has_flags(PacketFlag::RESPONSE) {
         return None;
     }
-    let rcode = p[3] & 0x0F;
-    let qd = u16::from_be_bytes([p[4], p[5]]);
-    let an = u16::from_be_bytes([p[6], p[7]]);
-    let mut i = 12;
-    for _ in 0..qd {
-        i = skip_name(p, i)? + 4;
-    }
-    let mut addresses = Vec::new();
-    for _ in 0..an {
-        i = skip_name(p, i)?;
-        let head = p.get(i..i + 10)?;
-        let (rtype, class) = (
-            u16::from_be_bytes([head[0], head[1]]),
-            u16::from_be_bytes([head[2], head[3]]),
-        );
-        let len = usize::from(u16::from_be_bytes([head[8], head[9]]));
-        let data = p.get(i + 10..i + 10 + len)?;
-        if rtype == 1 && class == 1 && len == 4 {
-            addresses.push(Ipv4Addr::new(data[0], data[1], data[2], data[3]));
-        }
-        i += 10 + len;
-    }
-    Some(Answer { rcode, addresses })
+    let addresses = m
+        .answers
+        .iter()
+        .filter(|r| r.class == CLASS::IN)
+        .filter_map(|r| match &r.rdata {
+            RData::A(a) => Some(Ipv4Addr::from(a.address)),
+            _ => None,
+        })
+        .collect();
+    Some(Answer {
+        rcode: m.rcode() as u8,
+        addresses,
+    })
 }
 
 /// Asks `server:53` for `name` (A), from `source` (the gateway itself: dnsmasq answers on
