@@ -13,6 +13,9 @@ use crate::config::Config;
 use crate::intake::protocol::Request;
 use crate::intake::socket;
 
+/// How long a notify hook waits for an agent that does not answer yet.
+const NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(super) async fn transition(cfg: &Config, role: &str) -> ExitCode {
     let Some(role) = vr_ha::HaRole::parse(role) else {
         eprintln!("vr-agent: ha: unknown role {role:?} (primary, backup, fault)");
@@ -20,7 +23,20 @@ pub(super) async fn transition(cfg: &Config, role: &str) -> ExitCode {
     };
     let text = serde_json::json!({"schema": 1, "ha_role": role}).to_string();
     let name = format!("ha-{role}");
-    match socket::push(&cfg.socket, &name, false, &text).await {
+    // keepalived runs this hook once per transition and never again: an agent that is still
+    // replaying at its start (the socket is bound after the replay, and the replay starts
+    // keepalived) or restarting must not lose it. The hook waits for the agent, within a
+    // deadline; a role pushed twice is the same state.
+    let deadline = std::time::Instant::now() + NOTIFY_WAIT;
+    let answer = loop {
+        match socket::push(&cfg.socket, &name, false, &text).await {
+            Ok(None) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => break other,
+        }
+    };
+    match answer {
         Ok(Some(resp)) if resp.ok && resp.error.is_none() => {
             let all_ok = resp
                 .body
