@@ -199,14 +199,84 @@ fn phases(agent: &AgentProc, from: usize) -> Vec<(String, f64)> {
     out
 }
 
+/// Pushes of one kind in a series: the CLI-timed figure of each, and the agent's phases
+/// summed over the series. One sample is noise on a shared machine; a row's figure is the
+/// median, printed with the range.
+#[derive(Default)]
+struct Series {
+    ms: Vec<f64>,
+    phases: Vec<(String, f64)>,
+}
+
+impl Series {
+    /// Runs `push(i)` for `i` in `0..n`, each timed by the closure, and reads the phases the
+    /// agent logged meanwhile.
+    fn run(agent: &AgentProc, n: u32, mut push: impl FnMut(u32) -> f64) -> Series {
+        let mark = agent.log_text().len();
+        let ms = (0..n).map(&mut push).collect();
+        // The last push's "answer" phase is logged after the CLI has its answer.
+        std::thread::sleep(Duration::from_millis(50));
+        Series {
+            ms,
+            phases: phases(agent, mark),
+        }
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.ms.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    fn median(&self) -> f64 {
+        let v = self.sorted();
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    /// `median (min-max)`.
+    fn cell(&self) -> String {
+        let v = self.sorted();
+        match (v.first(), v.last()) {
+            (Some(lo), Some(hi)) => format!("{:.1} ({lo:.1}-{hi:.1})", self.median()),
+            _ => "-".into(),
+        }
+    }
+
+    /// Mean ms per push of `phase` (0 when not logged).
+    fn phase(&self, phase: &str) -> f64 {
+        let n = self.ms.len().max(1) as f64;
+        self.phases
+            .iter()
+            .find(|(k, _)| k == phase)
+            .map_or(0.0, |(_, ms)| ms / n)
+    }
+
+    /// Mean ms per push of all the phases.
+    fn phases_total(&self) -> f64 {
+        self.phases.iter().map(|(_, ms)| ms).sum::<f64>() / self.ms.len().max(1) as f64
+    }
+}
+
+/// Pushes per series (each +1 push adds a further forward, each native delta changes the
+/// route).
+const SAMPLES: u32 = 7;
+
 struct Row {
     n: u32,
     full: f64,
     nft: f64,
-    plus1: f64,
+    plus1: Series,
     spool_plus1: f64,
-    cs_delta: f64,
-    native_delta: f64,
+    cs_delta: Series,
+    native_delta: Series,
+}
+
+/// A native push of the routes section alone; `i` picks the gateway, so each one changes it.
+fn native_route(i: u32) -> String {
+    format!(
+        r#"{{"schema":1,"routes":[{{"destination":"10.9.0.0/16","gateway":"10.1.0.{}"}}]}}"#,
+        254 - i % 200
+    )
 }
 
 /// Measures the end-to-end section and returns its tables as text.
@@ -217,7 +287,6 @@ pub fn run(quick: bool) -> String {
         &[100, 1000, 10_000]
     };
     let mut rows = Vec::new();
-    let mut breakdown = Vec::new();
     let mut rss = (0, 0);
     for &n in sizes {
         let (ns, mut agent) = router("be2e");
@@ -226,20 +295,20 @@ pub fn run(quick: bool) -> String {
         let full = cli_apply(&agent, "full.json", &forwardrules(0, n));
         let listing = ns.exec_ok("nft", &["list", "ruleset"]);
         let nft = nft_f(&listing, &agent.dir.path().join("ruleset.nft"));
-        let mark = agent.log_text().len();
-        let plus1 = cli_apply(&agent, "plus1.json", &forwardrules(0, n + 1));
-        if n == *sizes.last().unwrap() {
-            breakdown = phases(&agent, mark);
-        }
-        let spool_plus1 = spool_apply(&agent, "plus2.json", &forwardrules(0, n + 2));
-        // Only the change: one new rule (CloudStack's adapter upserts by rule).
-        let cs_delta = cli_apply(&agent, "delta.json", &forwardrules(n + 2, n + 3));
+        let plus1 = Series::run(&agent, SAMPLES, |i| {
+            cli_apply(&agent, "plus1.json", &forwardrules(0, n + 1 + i))
+        });
+        let mut next = n + 1 + SAMPLES;
+        let spool_plus1 = spool_apply(&agent, "plus2.json", &forwardrules(0, next));
+        // Only the change: one new rule each (CloudStack's adapter upserts by rule).
+        let cs_delta = Series::run(&agent, SAMPLES, |_| {
+            next += 1;
+            cli_apply(&agent, "delta.json", &forwardrules(next - 1, next))
+        });
         // A native push of one section that does not hold the forwards.
-        let native_delta = cli_apply(
-            &agent,
-            "native.json",
-            r#"{"schema":1,"routes":[{"destination":"10.9.0.0/16","gateway":"10.1.0.254"}]}"#,
-        );
+        let native_delta = Series::run(&agent, SAMPLES, |i| {
+            cli_apply(&agent, "native.json", &native_route(i))
+        });
         if n == *sizes.last().unwrap() {
             std::thread::sleep(Duration::from_millis(500));
             rss = agent.rss_kb();
@@ -258,21 +327,21 @@ pub fn run(quick: bool) -> String {
     let boot = boot_replay(quick);
 
     let mut t = String::new();
-    let _ = writeln!(t, "\nEnd to end (issue 15): `vr-agent apply` of a CloudStack forwardrules push, timed around the CLI process");
+    let _ = writeln!(t, "\nEnd to end (issue 15): `vr-agent apply` of a CloudStack forwardrules push, timed around the CLI process; series of {SAMPLES} pushes as median (min-max)");
     let _ = writeln!(t, "| forwards | full apply (ms) | nft -f same ruleset (ms) | full / nft -f | +1 forward, list re-sent (ms) | same, spool drop to result (ms) | CloudStack push of only the new rule (ms) | native push of one other section (ms) |");
     let _ = writeln!(t, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         let _ = writeln!(
             t,
-            "| {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {:.0} | {:.0} | {:.2} | {} | {:.1} | {} | {} |",
             r.n,
             r.full,
             r.nft,
             r.full / r.nft,
-            r.plus1,
+            r.plus1.cell(),
             r.spool_plus1,
-            r.cs_delta,
-            r.native_delta
+            r.cs_delta.cell(),
+            r.native_delta.cell()
         );
     }
     if let (Some(lo), Some(hi)) = (rows.first(), rows.last()) {
@@ -281,10 +350,11 @@ pub fn run(quick: bool) -> String {
             "\nat {}: full / nft -f = {:.2} (target <= 0.5); +1 re-sent = {:.2}x the time at {} (target <= 2); native delta = {:.2}x (target <= 1.2)",
             hi.n,
             hi.full / hi.nft,
-            hi.plus1 / lo.plus1,
+            hi.plus1.median() / lo.plus1.median(),
             lo.n,
-            hi.native_delta / lo.native_delta
+            hi.native_delta.median() / lo.native_delta.median()
         );
+        t.push_str(&breakdown(lo, hi));
     }
     let _ = writeln!(
         t,
@@ -293,18 +363,54 @@ pub fn run(quick: bool) -> String {
         rss.0 as f64 / 1024.0,
         rss.1 as f64 / 1024.0
     );
-    let total: f64 = breakdown.iter().map(|(_, ms)| ms).sum();
+    t.push_str(&boot);
+    t
+}
+
+/// Where the time of the two delta targets goes, at the smallest and the largest size: the
+/// agent's phases (mean per push), their sum, and the CLI-timed median (the difference is the
+/// CLI process, the socket and the push text's way through it).
+fn breakdown(lo: &Row, hi: &Row) -> String {
+    let cols = [
+        (&lo.plus1, format!("+1 re-sent, {}", lo.n)),
+        (&hi.plus1, format!("+1 re-sent, {}", hi.n)),
+        (&lo.native_delta, format!("native delta, {}", lo.n)),
+        (&hi.native_delta, format!("native delta, {}", hi.n)),
+    ];
+    let mut keys: Vec<&str> = Vec::new();
+    for (s, _) in &cols {
+        for (k, _) in &s.phases {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    let mut t = String::new();
     let _ = writeln!(
         t,
-        "\nWhere the agent's time goes, +1 forward with the {} list re-sent (vr_agent::timing at debug; phases sum to {total:.1} ms)",
-        sizes.last().unwrap()
+        "\nWhere the time goes (vr_agent::timing at debug; ms per push, mean of {SAMPLES}; phases under 0.05 ms everywhere left out)"
     );
-    let _ = writeln!(t, "| phase | ms |");
-    let _ = writeln!(t, "|---|---:|");
-    for (k, ms) in &breakdown {
-        let _ = writeln!(t, "| {k} | {ms:.2} |");
+    let _ = writeln!(
+        t,
+        "| phase | {} |",
+        cols.iter()
+            .map(|(_, h)| h.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|");
+    let row = |t: &mut String, name: &str, f: &dyn Fn(&Series) -> f64| {
+        let cells: Vec<String> = cols.iter().map(|(s, _)| format!("{:.2}", f(s))).collect();
+        let _ = writeln!(t, "| {name} | {} |", cells.join(" | "));
+    };
+    for k in keys {
+        if cols.iter().all(|(s, _)| s.phase(k) < 0.05) {
+            continue;
+        }
+        row(&mut t, k, &|s| s.phase(k));
     }
-    t.push_str(&boot);
+    row(&mut t, "**agent phases, sum**", &|s| s.phases_total());
+    row(&mut t, "**CLI-timed, median**", &|s| s.median());
     t
 }
 
