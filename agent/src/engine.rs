@@ -55,6 +55,8 @@ pub struct Engine {
     /// `retry` waits until then, doubling the wait after each retry that found the daemon
     /// still away: a hung daemon costs one deadline per minute, not one per tick.
     retry_after: Option<(std::time::Instant, std::time::Duration)>,
+    /// A push freed memory that has not been given back yet (see `release_if_due`).
+    release_due: bool,
 }
 
 /// First wait between retries of an unavailable concern, and the longest.
@@ -95,6 +97,7 @@ impl Engine {
             state_problem: loaded.problem,
             heal: Default::default(),
             retry_after: None,
+            release_due: false,
         })
     }
 
@@ -269,11 +272,21 @@ impl Engine {
             crate::metrics::http::follow(&self.cfg, &self.stored.state);
             crate::metrics::configure(&self.stored.state);
         }
-        // What parsing and planning freed goes back to the kernel (the push text itself is
-        // mapped on its own and goes when the caller drops it).
-        let _releasing = crate::timing::phase("release");
-        crate::memory::release_free();
+        // What parsing and planning freed goes back to the kernel, but not here: malloc_trim
+        // walks the whole heap (its cost grows with the state) and the answer would wait for
+        // it. The caller releases once the answer is out (`release_if_due`); the push text
+        // itself is mapped on its own and goes when the caller drops it.
+        self.release_due = true;
         result
+    }
+
+    /// Gives what the last pushes freed back to the kernel, if a push came since the last
+    /// release: called by the main loop off the answer's path.
+    pub fn release_if_due(&mut self) {
+        if std::mem::take(&mut self.release_due) {
+            let _releasing = crate::timing::phase("release");
+            crate::memory::release_free();
+        }
     }
 
     /// Keeps a summary of `result` (never the push itself) in the bounded history.
@@ -293,13 +306,16 @@ impl Engine {
         let persisting = crate::timing::phase("persist-next");
         let written = self.store.write_next(&self.stored, &next);
         drop(persisting);
-        if let Err(e) = written {
-            result.message = format!("not applied: {e}");
-            return;
-        }
+        let changed = match written {
+            Ok(changed) => changed,
+            Err(e) => {
+                result.message = format!("not applied: {e}");
+                return;
+            }
+        };
         let report = self
             .reconciler
-            .execute(&self.stored.state, &next.state)
+            .execute(&self.stored.state, &next.state, &changed)
             .await;
         result.outcomes = report.outcomes.clone();
         if report.failed {

@@ -27,6 +27,7 @@ use crate::concern::web::WebConcern;
 use crate::concern::{Concern, ConcernError, Outcome, PlanSummary, Status};
 use crate::config::Config;
 use crate::state::DesiredState;
+use crate::store::delta::Changed;
 
 /// Every backend of the agent, in execution order.
 #[derive(Debug)]
@@ -333,8 +334,17 @@ impl Reconciler {
 
     /// Drives every concern from `applied` to `desired`; on a failure, drives every concern
     /// that sent changes (the failed one too: it may have stopped half-way) back to `applied`.
-    pub async fn execute(&mut self, applied: &DesiredState, desired: &DesiredState) -> Report {
-        self.execute_with(applied, desired, true).await
+    /// `changed` names the fields that differ between the two (the journal's delta): a
+    /// concern that declares its inputs and reads none of them is not planned, its outcome
+    /// is `Unchanged` (see [`Concern::INPUTS`]). A push's cost then follows what it changed,
+    /// not the size of the sections it left alone.
+    pub async fn execute(
+        &mut self,
+        applied: &DesiredState,
+        desired: &DesiredState,
+        changed: &Changed,
+    ) -> Report {
+        self.execute_with(applied, desired, Some(changed)).await
     }
 
     /// Brings the system to `desired` from whatever it holds, without a rollback: for the
@@ -353,20 +363,25 @@ impl Reconciler {
         applied: &DesiredState,
         desired: &DesiredState,
     ) -> Report {
-        self.execute_with(applied, desired, false).await
+        self.execute_with(applied, desired, None).await
     }
 
+    /// `changed`: a push (rolled back on a failure), planned only where it changed inputs;
+    /// `None`: a convergence, every concern planned, observing first, no rollback.
     async fn execute_with(
         &mut self,
         applied: &DesiredState,
         desired: &DesiredState,
-        rollback: bool,
+        changed: Option<&Changed>,
     ) -> Report {
+        let rollback = changed.is_some();
         let mut report = Report::default();
         let mut failed = false;
         each_concern!(self, c => {
             if failed {
                 report.outcomes.push(Outcome { concern: name_of(&*c), status: Status::Skipped, changes: 0, millis: 0.0 });
+            } else if untouched(&*c, changed) {
+                report.outcomes.push(Outcome { concern: name_of(&*c), status: Status::Unchanged, changes: 0, millis: 0.0 });
             } else {
                 if !rollback {
                     if let Err((concern, e)) = observe_one(c).await {
@@ -480,6 +495,14 @@ async fn heal_one<C: Concern>(c: &mut C, committed: &DesiredState, out: &mut Vec
             run(c, committed, committed, out).await;
         }
         Err(e) => tracing::debug!(concern = C::NAME, "self-heal: cannot plan: {e}"),
+    }
+}
+
+/// Whether the push changed none of the fields `c` declares as its inputs.
+fn untouched<C: Concern>(_: &C, changed: Option<&Changed>) -> bool {
+    match (C::INPUTS, changed) {
+        (Some(inputs), Some(changed)) => !changed.any(inputs),
+        _ => false,
     }
 }
 

@@ -24,6 +24,7 @@ pub mod present;
 pub mod render;
 pub mod revoked;
 pub mod rule_stats;
+pub mod shared;
 pub mod usage;
 pub mod v6;
 pub mod validate;
@@ -33,4 +34,5 @@ pub use ir::Ruleset;
 pub use plan::{plan, NftPlan};
 
 pub use model::*;
+pub use shared::Shared;
 pub use validate::FieldError;

@@ -11,6 +11,8 @@ use ipnet::Ipv4Net;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::shared::Shared;
+
 /// `nat` section: source NAT, static 1:1 NAT and port forwards. Replaces the previous one whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -21,9 +23,11 @@ pub struct NatSection {
     /// 1:1 NAT: `public_ip` <-> `private_ip`, both directions, hairpin included.
     #[serde(default)]
     pub static_nat: Vec<StaticNat>,
-    /// DNAT of `public_ip:public_ports/protocol` to `private_ip:private_ports`.
+    /// DNAT of `public_ip:public_ports/protocol` to `private_ip:private_ports`. Shared
+    /// between the committed and the next state until a push changes it.
     #[serde(default)]
-    pub port_forwards: Vec<PortForward>,
+    #[schemars(with = "Vec<PortForward>")]
+    pub port_forwards: Shared<PortForward>,
 }
 
 /// One source-NAT binding (CloudStack: the public IP with `source_nat: true`).

@@ -59,9 +59,12 @@ pub(super) async fn apply(cfg: &Config, files: &[PathBuf], dry_run: bool, json: 
     // nothing; each is read again when its turn comes, so one push at a time is in memory
     // (standard input, which cannot be read twice, is kept).
     let mut stdin = None;
+    // A single file is read once (the common case: a management server's push).
+    let mut only = None;
     for f in files {
         match read_push(f) {
             Ok(p) if f == Path::new("-") => stdin = Some(p),
+            Ok(p) if files.len() == 1 => only = Some(p),
             Ok(_) => {}
             Err(e) => {
                 eprintln!("vr-agent: {e}");
@@ -71,13 +74,16 @@ pub(super) async fn apply(cfg: &Config, files: &[PathBuf], dry_run: bool, json: 
     }
     let mut list = Vec::new();
     for f in files {
-        let p = match (&stdin, read_push(f)) {
-            (Some(p), _) if f == Path::new("-") => p.clone(),
-            (_, Ok(p)) => p,
-            (_, Err(e)) => {
-                eprintln!("vr-agent: {e}");
-                return ExitCode::from(1);
-            }
+        let p = match only.take() {
+            Some(p) => p,
+            None => match (&stdin, read_push(f)) {
+                (Some(p), _) if f == Path::new("-") => p.clone(),
+                (_, Ok(p)) => p,
+                (_, Err(e)) => {
+                    eprintln!("vr-agent: {e}");
+                    return ExitCode::from(1);
+                }
+            },
         };
         match socket::push(&cfg.socket, &p.name, dry_run, &p.text).await {
             Ok(Some(Response { error: Some(e), .. })) => {

@@ -33,6 +33,8 @@ impl PlanSummary for ConntrackPlan {
 impl Concern for ConntrackConcern {
     const NAME: &'static str = "conntrack";
     type Plan = ConntrackPlan;
+    /// `revoked_flows` compares these two lists and nothing else.
+    const INPUTS: Option<&'static [&'static str]> = Some(&["nat.port_forwards", "nat.static_nat"]);
 
     fn plan(
         &self,

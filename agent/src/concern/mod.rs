@@ -66,6 +66,15 @@ pub trait Concern {
     const NAME: &'static str;
     type Plan: PlanSummary + Send;
 
+    /// The fields of the state (journal paths, `crate::store::delta::PATHS`) this concern's
+    /// plan reads, when they are few; `None`: not declared. A push that changes none of them
+    /// does not plan this concern at all (see `Reconciler::execute`): `plan(applied, desired)`
+    /// would compare equal inputs and find nothing to do from the mirror of what the last push
+    /// applied. Drift behind the agent's back is left to the self-heal loop and `reconcile`,
+    /// as for a costly `refresh`. Declare only what [`plan`](Self::plan) and the helpers it
+    /// calls read, whole: a field left out is a change this concern would miss.
+    const INPUTS: Option<&'static [&'static str]> = None;
+
     /// Pure: what must change so that the system holds `desired`, given that it holds
     /// `applied` (and the concern's own mirror).
     fn plan(
@@ -150,4 +159,24 @@ pub struct Outcome {
     /// Wall time of plan and execute, to the microsecond (a one-element change takes well
     /// under a millisecond).
     pub millis: f64,
+}
+
+#[cfg(test)]
+mod inputs_tests {
+    use super::*;
+    use crate::store::delta::PATHS;
+
+    fn known<C: Concern>() {
+        for p in C::INPUTS.unwrap_or(&[]) {
+            assert!(PATHS.contains(p), "{}: {p} is no journal path", C::NAME);
+        }
+    }
+
+    /// A misspelt input would never be "changed": the concern would never be planned.
+    #[test]
+    fn declared_inputs_are_journal_paths() {
+        known::<conntrack::ConntrackConcern>();
+        known::<rule_stats::RuleStatsConcern>();
+        known::<nft::NftConcern>();
+    }
 }

@@ -317,6 +317,26 @@ fn missing_objects(want: &Ruleset, json: &str) -> Vec<String> {
 impl Concern for NftConcern {
     const NAME: &'static str = "nftables";
     type Plan = NftPlan;
+    /// What `desired_ruleset` (through `router_context`, `idle` and `lb_listeners`) and the
+    /// mirror's fast-path comparison read.
+    const INPUTS: Option<&'static [&'static str]> = Some(&[
+        "interfaces",
+        "policy_index",
+        "vpn.site_to_site",
+        "vpn.remote_access",
+        "ospf",
+        "bgp",
+        "ha",
+        "nat.source_nat",
+        "nat.static_nat",
+        "nat.port_forwards",
+        "firewall.ingress",
+        "firewall.egress",
+        "acls",
+        "lb.listeners",
+        "lb.provided",
+        "lb.stats",
+    ]);
 
     fn plan(
         &self,

@@ -71,6 +71,9 @@ fn held_of(cur: Option<rule_stats::Current>) -> Option<Spec> {
 impl Concern for RuleStatsConcern {
     const NAME: &'static str = "rule_stats";
     type Plan = RuleStatsPlan;
+    /// `Spec::of(&desired.nat)` reads the NAT section and nothing else.
+    const INPUTS: Option<&'static [&'static str]> =
+        Some(&["nat.source_nat", "nat.static_nat", "nat.port_forwards"]);
 
     fn plan(
         &self,

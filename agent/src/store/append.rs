@@ -103,12 +103,17 @@ impl Store {
     /// Records the push about to be executed: the delta from `base` (the committed state the
     /// engine holds) to `next`, appended and fdatasynced. Every field is recorded whole when
     /// `base` may differ from what is on disk (see [`Store::rebase`]) or the journal could
-    /// not be continued.
-    pub fn write_next(&mut self, base: &Stored, next: &Stored) -> Result<(), StoreError> {
+    /// not be continued. Returns the fields the record changes.
+    pub fn write_next(
+        &mut self,
+        base: &Stored,
+        next: &Stored,
+    ) -> Result<delta::Changed, StoreError> {
         let path = self.journal_path();
         let full = !self.w.trusted || !self.w.clean;
         let enc = delta::diff(&base.state, &next.state, full)
             .map_err(|e| StoreError::Corrupt(path.clone(), e.to_string()))?;
+        let changed = enc.changed();
         let header = Header {
             kind: Kind::Intent,
             generation: next.generation,
@@ -141,7 +146,7 @@ impl Store {
         self.w.clean = true;
         self.w.intent_at = Some(at);
         crate::testhook::point("after-intent");
-        Ok(())
+        Ok(changed)
     }
 
     /// Drops an interrupted or failed push's intent (cuts the journal back to before it).

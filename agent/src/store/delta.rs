@@ -10,7 +10,8 @@
 //!   `PartialEq`, element by element) stay; the middle is replaced: `at` (the shared prefix),
 //!   `remove` (how many old elements go), then the new middle elements. Generic, keeps the
 //!   order, and makes a CloudStack push that re-sends a 10,000-rule list with one rule added a
-//!   one-element record.
+//!   one-element record. A list the states share until a push changes it
+//!   (`nat.port_forwards`, a [`vr_nat::Shared`]) is not compared at all while they share it.
 //! - `map`: for maps keyed by guest address (metadata, pending passwords): the keys that went,
 //!   and the entries that are new or changed.
 //!
@@ -89,6 +90,29 @@ impl Encoded {
             len: self.values.len() - start,
         });
         Ok(())
+    }
+}
+
+impl Encoded {
+    /// The fields this delta changes (every field when it records them all).
+    pub fn changed(&self) -> Changed {
+        Changed(self.edits.iter().map(|e| e.path.clone()).collect())
+    }
+}
+
+/// The fields (journal paths, such as `nat.port_forwards`) a push changes, as the journal's
+/// delta found them: a field not listed is equal in the two states.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changed(Vec<String>);
+
+impl Changed {
+    /// Whether any of `paths` changed.
+    pub fn any(&self, paths: &[&str]) -> bool {
+        self.0.iter().any(|c| paths.contains(&c.as_str()))
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
     }
 }
 
@@ -192,6 +216,34 @@ mod list {
     }
 }
 
+/// A list shared between states ([`vr_nat::Shared`]) recorded as a splice like any list; two
+/// states that still share it are equal without a comparison of its elements.
+mod shared {
+    use super::*;
+    use vr_nat::Shared;
+
+    pub fn diff<T: Eq + Serialize>(
+        out: &mut Encoded,
+        path: &str,
+        old: &Shared<T>,
+        new: &Shared<T>,
+        full: bool,
+    ) -> Result<(), serde_json::Error> {
+        if !full && old.same_list(new) {
+            return Ok(());
+        }
+        list::diff(out, path, old, new, full)
+    }
+
+    pub fn apply<T: Clone + DeserializeOwned>(
+        slot: &mut Shared<T>,
+        head: &EditHead,
+        value: &[u8],
+    ) -> Result<(), String> {
+        list::apply(slot, head, value)
+    }
+}
+
 /// A map recorded as its removed keys and its new or changed entries.
 mod map {
     use super::*;
@@ -250,6 +302,9 @@ macro_rules! journaled {
             Ok(out)
         }
 
+        /// Every path of the table.
+        pub const PATHS: &[&str] = &[$($path),*];
+
         /// Applies one edit whose value is `value`.
         pub fn apply_edit(state: &mut DesiredState, head: &EditHead, value: &[u8]) -> Result<(), String> {
             match head.path.as_str() {
@@ -266,7 +321,7 @@ journaled! {
     list "routes" => .routes;
     list "nat.source_nat" => .nat.source_nat;
     list "nat.static_nat" => .nat.static_nat;
-    list "nat.port_forwards" => .nat.port_forwards;
+    shared "nat.port_forwards" => .nat.port_forwards;
     list "firewall.ingress" => .firewall.ingress;
     list "firewall.egress" => .firewall.egress;
     list "firewall6.ingress" => .firewall6.ingress;

@@ -182,7 +182,7 @@ fn one_forward_added_to_a_long_list_is_a_one_element_record() {
     let before = fs::metadata(store.journal_path()).unwrap().len();
     // The list re-sent with one forward more, in the middle.
     let mut next = cur.state.clone();
-    let extra = forwards(1, 9).nat.port_forwards.into_iter().next().unwrap();
+    let extra = forwards(1, 9).nat.port_forwards[0].clone();
     next.nat.port_forwards.insert(700, extra);
     push(&mut store, &mut cur, next);
     let grew = fs::metadata(store.journal_path()).unwrap().len() - before;
