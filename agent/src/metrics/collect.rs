@@ -7,12 +7,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use vr_nat::rule_stats::{Count, Current};
+
+use super::exposition::Deflated;
 
 /// Default time between two reads (`VR_AGENT_METRICS_REFRESH_MS` overrides it).
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
@@ -49,10 +52,12 @@ pub struct Snapshot {
 }
 
 /// The snapshot's series already in the text format (without the final `# EOF`), encoded once
-/// per read by the collector: a scrape copies it instead of encoding 20 000 series again.
+/// per read by the collector, and deflated once for gzip scrapes ([`super::exposition`]): a
+/// scrape references these instead of encoding 20 000 series again or copying megabytes.
 #[derive(Debug, Default)]
 pub struct Encoded {
-    pub text: String,
+    pub text: Bytes,
+    pub deflated: Deflated,
 }
 
 impl Encoded {
@@ -63,8 +68,10 @@ impl Encoded {
         if prometheus_client::encoding::text::encode(&mut text, &reg).is_err() {
             text.clear();
         }
+        let text = super::without_eof(text);
         Encoded {
-            text: super::without_eof(text),
+            deflated: Deflated::of(text.as_bytes(), false),
+            text: Bytes::from(text),
         }
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod collect;
 pub mod daemons;
+pub mod exposition;
 pub mod firewall;
 pub mod http;
 pub mod lb;
@@ -167,8 +168,9 @@ pub fn without_eof(mut text: String) -> String {
     text
 }
 
-/// The whole exposition: live series, the process's own figures, and the latest snapshot.
-pub fn render(snap: &collect::Encoded) -> String {
+/// The live series and the process's own figures, encoded now (without `# EOF`): the part of
+/// an exposition that precedes the collector's snapshot ([`exposition`]).
+pub fn render_live() -> String {
     let mut reg = Registry::with_prefix("vr");
     let l = &*LIVE;
     reg.register("pushes", "Pushes applied, by result", l.pushes.clone());
@@ -207,8 +209,5 @@ pub fn render(snap: &collect::Encoded) -> String {
     if prometheus_client::encoding::text::encode(&mut text, &reg).is_err() {
         text.clear();
     }
-    let mut text = without_eof(text);
-    text.push_str(&snap.text);
-    text.push_str("# EOF\n");
-    text
+    without_eof(text)
 }
