@@ -1,6 +1,7 @@
 //! What a scrape reads from the system, gathered by a task of its own every refresh interval
-//! (reading 10 000 per-rule counters costs `nft` about 0.4 s: a scrape must not pay that, and
-//! Prometheus scrapes every 15 s or so), on a blocking thread with a deadline.
+//! (netlink dumps of 10,000 element counters and 10,000 rules, then encoding 20,000 series: a
+//! scrape must not pay that, and Prometheus scrapes every 15 s or so), on a blocking thread
+//! with a deadline.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -214,10 +215,11 @@ fn leases(path: &std::path::Path) -> Option<u64> {
 /// One read of everything a scrape shows from the system.
 pub fn read(lease_file: &std::path::Path) -> Snapshot {
     let t = Instant::now();
-    let rules = match crate::concern::rule_stats::read() {
+    // Netlink dumps of the counting sets, not `nft -j` (0.3 s of nft at 10,000 elements).
+    let rules = match vr_nat::rule_counts::read() {
         Ok(r) => r,
         Err(e) => {
-            tracing::debug!("metrics: {e}");
+            tracing::debug!("metrics: rule counters: {e}");
             None
         }
     };
