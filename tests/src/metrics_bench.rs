@@ -111,8 +111,8 @@ fn fetch_as(headers: &str) -> Option<(f64, Vec<u8>)> {
     (raw.starts_with(b"HTTP/1.") && raw.get(8..13) == Some(b" 200 ")).then_some((ms, raw))
 }
 
-/// The port forward and firewall rule series of an answer (its gzip'd body decoded).
-fn series(raw: &[u8]) -> Option<(usize, usize)> {
+/// The text of an answer (its gzip'd body decoded), if whole.
+fn text(raw: &[u8]) -> Option<String> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
     let body = &raw[split + 4..];
@@ -124,9 +124,12 @@ fn series(raw: &[u8]) -> Option<(usize, usize)> {
     } else {
         text = String::from_utf8_lossy(body).into_owned();
     }
-    if !text.ends_with("# EOF\n") {
-        return None;
-    }
+    text.ends_with("# EOF\n").then_some(text)
+}
+
+/// The port forward and firewall rule series of an answer.
+fn series(raw: &[u8]) -> Option<(usize, usize)> {
+    let text = text(raw)?;
     let count = |p: &str| text.lines().filter(|l| l.starts_with(p)).count();
     Some((
         count("vr_port_forward_bytes_total{"),
@@ -182,6 +185,8 @@ pub struct Figures {
     /// Bytes of one answer, gzip'd (as Prometheus asks) and not.
     pub bytes_gzip: usize,
     pub bytes_identity: usize,
+    /// The collector's last read of the system (`vr_metrics_read_seconds`).
+    pub collector_read_s: f64,
     /// One scrape without gzip, median of 20.
     pub scrape_ms_identity: f64,
     /// Agent-measured push time (`millis`), medians.
@@ -248,7 +253,17 @@ pub fn run(quick: bool) -> Option<Figures> {
             .collect()
     });
     assert_eq!(identity.len(), 20, "a scrape without gzip failed");
-    let bytes_gzip = in_ns(&ctl.name, fetch).map_or(0, |(_, raw)| raw.len());
+    let (bytes_gzip, collector_read_s) =
+        in_ns(&ctl.name, fetch).map_or((0, f64::NAN), |(_, raw)| {
+            let read = text(&raw)
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("vr_metrics_read_seconds "))
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .unwrap_or(f64::NAN);
+            (raw.len(), read)
+        });
     // The agent's CPU time per scrape (over idle for as long): what a scrape can take from a
     // push at most, since the push loop waits for nothing a scrape holds.
     let pid = agent.pid().expect("agent pid");
@@ -357,6 +372,7 @@ pub fn run(quick: bool) -> Option<Figures> {
         scrape_ms_max: times.iter().copied().fold(0.0, f64::max),
         bytes_gzip,
         bytes_identity: identity[0].1,
+        collector_read_s,
         scrape_ms_identity: median(identity.iter().map(|x| x.0).collect()),
         push_ms_quiet: median(quiet),
         push_ms_scraped: median(scraped),
@@ -403,6 +419,11 @@ pub fn print(f: &Option<Figures>) -> String {
         f.scrape_ms_identity,
         f.bytes_gzip as f64 / 1024.0,
         f.bytes_identity as f64 / 1024.0
+    );
+    let _ = writeln!(
+        s,
+        "| the collector's read of the system every 5 s, off the push loop (`vr_metrics_read_seconds`: netlink dumps of the counters, daemons) | {:.1} ms | | |",
+        f.collector_read_s * 1000.0
     );
     let _ = writeln!(
         s,
