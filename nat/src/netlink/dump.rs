@@ -312,6 +312,22 @@ pub fn rule_counters(family: u8, table: &str, max: usize) -> io::Result<Option<V
     Ok(found.then_some(out))
 }
 
+/// How many rules chain `chain` of `family` table `table` holds (0 when it does not exist).
+pub fn rules_in_chain(family: u8, table: &str, chain: &str) -> io::Result<usize> {
+    let req = request(
+        MSG_GETRULE,
+        family,
+        1,
+        &[(NFTA_RULE_TABLE, table), (NFTA_RULE_CHAIN, chain)],
+    );
+    let mut n = 0;
+    // The kernel filters by chain too; counted by name all the same.
+    dump(&req, |m| {
+        n += usize::from(find(m, NFTA_RULE_CHAIN).map(string).as_deref() == Some(chain));
+    })?;
+    Ok(n)
+}
+
 /// The comment of each chain of `family` table `table` that has one (a table that does not
 /// exist gives none, as for rules).
 pub fn chain_comments(family: u8, table: &str) -> io::Result<Option<HashMap<String, String>>> {
