@@ -33,7 +33,8 @@ use crate::state::{DesiredState, InterfaceRole};
 pub const MAX_CONNECTIONS: usize = 16;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const CONN_TIMEOUT: Duration = Duration::from_secs(30);
-/// An exposition not encoded within this time is answered 503.
+/// An exposition not read (a paused collector's first read) or encoded within this time is
+/// answered 503.
 const ENCODE_LIMIT: Duration = Duration::from_secs(5);
 /// A bind that fails (the control address not there yet) is tried again after this.
 const BIND_RETRY: Duration = Duration::from_secs(5);
@@ -206,7 +207,10 @@ async fn respond(snap: &collect::Shared, req: &Request<Incoming>) -> Response<Bo
         .get_all(hyper::header::ACCEPT_ENCODING)
         .iter()
         .any(|v| v.to_str().is_ok_and(exposition::takes_gzip));
-    let s = snap.read().unwrap_or_else(|p| p.into_inner()).clone();
+    // A paused collector (nobody scraped for a while) reads now: this scrape waits for it.
+    let Some(s) = snap.for_scrape(ENCODE_LIMIT).await else {
+        return answer(503, "text/plain", "metrics not ready\n");
+    };
     // The live series are a few KiB; the snapshot's parts are referenced, not copied.
     let parts = tokio::time::timeout(
         ENCODE_LIMIT,

@@ -6,9 +6,10 @@
 //!   main loop for the cost of an atomic add;
 //! - read ones (per-rule counters, firewall rule counters, conntrack, DHCP leases; tunnels,
 //!   OSPF/BGP neighbours and load-balancer backends from their daemons) gathered by [`collect`] in a task
-//!   of their own every refresh interval, on a blocking thread with a deadline, into a
-//!   [`collect::Snapshot`], encoded there once per read ([`collect::Encoded`]) and swapped
-//!   under a lock held for a pointer copy.
+//!   of their own every refresh interval while somebody scrapes (paused, its snapshot
+//!   dropped, after [`collect::IDLE_AFTER`] without a scrape), on a blocking thread with a
+//!   deadline, into a [`collect::Snapshot`], encoded there once per read
+//!   ([`collect::Encoded`]) and published through a watch channel (a pointer swap).
 //!
 //! A scrape encodes the live families and the latest snapshot (plus the agent's RSS and open
 //! fds, read from `/proc/self` then) on a blocking thread: it never runs on, nor waits for, the
