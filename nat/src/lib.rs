@@ -23,6 +23,7 @@ pub mod plan;
 pub mod present;
 pub mod render;
 pub mod revoked;
+pub mod rule_counts;
 pub mod rule_stats;
 pub mod shared;
 pub mod usage;

@@ -159,6 +159,7 @@ fn ipv6_slaac_forwarding_firewall_and_router_input() {
     if !require_root(name)
         || !require_program(name, "/usr/sbin/nft")
         || !require_program(name, "/usr/sbin/radvd")
+        || !require_program(name, "/usr/bin/curl")
     {
         return;
     }
@@ -201,6 +202,11 @@ fn ipv6_slaac_forwarding_firewall_and_router_input() {
     agent
         .env
         .push(("VR_AGENT_OBSERVE_INTERVAL".into(), "1".into()));
+    agent
+        .env
+        .push(("VR_AGENT_METRICS_REFRESH_MS".into(), "200".into()));
+    // This topology has no control NIC: the endpoint on the router's loopback.
+    agent.extra_args = vec!["--metrics-listen".into(), "127.0.0.1:9100".into()];
     agent.start();
     let (code, r) = agent.apply_text("v6.json", PUSH);
     assert_eq!(code, 0, "{r}");
@@ -283,6 +289,23 @@ fn ipv6_slaac_forwarding_firewall_and_router_input() {
     );
     let table = vr.exec_ok("nft", &["list", "table", "ip6", "vr"]);
     assert!(table.contains("comment \"rule 61\""), "{table}");
+
+    // The rule's counter in the metrics: the connection it admitted (its first packet).
+    const RULE61: &str =
+        r#"vr_firewall_rule_packets_total{family="ip6",kind="ingress",scope="guest",rule="61"} "#;
+    let mut text = String::new();
+    let counted = wait_for(Duration::from_secs(5), || {
+        let out = vr.exec(
+            "curl",
+            &["-sS", "--max-time", "2", "http://127.0.0.1:9100/metrics"],
+        );
+        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix(RULE61))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .is_some_and(|v| v >= 1.0)
+    });
+    assert!(counted, "no IPv6 rule 61 count in the metrics:\n{text}");
 
     // The same pushes again: the IPv6 table, addresses and radvd are left as they are.
     let (code, r) = agent.apply_text("v6-again.json", PUSH);

@@ -230,6 +230,31 @@ fn metrics_endpoint_counts_rules_and_supervises_dnsmasq() {
     println!("port forward bytes: {before} -> {after} after sending {SENT}");
     assert!(after - before >= SENT as f64, "{before} -> {after}");
 
+    // A client that takes gzip (as Prometheus does) gets one gzip member that curl decodes
+    // whole: the same families, the snapshot's series and the closing `# EOF`.
+    let gz = ctl.exec(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "2",
+            "-f",
+            "-D",
+            "-",
+            "--compressed",
+            URL,
+        ],
+    );
+    let gz = String::from_utf8_lossy(&gz.stdout).into_owned();
+    assert!(
+        gz.to_ascii_lowercase().contains("content-encoding: gzip"),
+        "not gzip'd:\n{gz}"
+    );
+    assert!(
+        gz.ends_with("# EOF\n") && gz.contains(FORWARD_BYTES) && gz.contains("vr_agent_open_fds"),
+        "gzip'd exposition not whole:\n{gz}"
+    );
+
     // A push counts in the push metrics.
     let (code, r) = agent.apply_text("m2.json", &state(false, "169.254.0.5"));
     assert_eq!(code, 0, "{r}");

@@ -8,8 +8,9 @@
 //! control address and the firewall both keep the endpoint off those networks.
 //!
 //! Bounds: [`MAX_CONNECTIONS`] connections at once, 8 KiB request heads read within 10 s,
-//! 30 s per connection; each exposition is encoded on a blocking thread within
-//! [`ENCODE_LIMIT`].
+//! 30 s per connection; the live part of each exposition is encoded on a blocking thread within
+//! [`ENCODE_LIMIT`], the rest is the collector's, sent as is or gzip'd once per read
+//! ([`exposition`]).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -17,21 +18,23 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use super::collect;
+use super::{collect, exposition};
 use crate::config::{Config, MetricsListen};
 use crate::state::{DesiredState, InterfaceRole};
 
 pub const MAX_CONNECTIONS: usize = 16;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const CONN_TIMEOUT: Duration = Duration::from_secs(30);
-/// An exposition not encoded within this time is answered 503.
+/// An exposition not read (a paused collector's first read) or encoded within this time is
+/// answered 503.
 const ENCODE_LIMIT: Duration = Duration::from_secs(5);
 /// A bind that fails (the control address not there yet) is tried again after this.
 const BIND_RETRY: Duration = Duration::from_secs(5);
@@ -175,31 +178,70 @@ async fn serve(socket: TcpListener, snap: collect::Shared) {
     }
 }
 
-fn answer(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>> {
+/// A response body: parts sent one after the other, each a `Bytes` (the snapshot's is shared
+/// with the collector, never copied).
+type Body = StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+fn body(parts: Vec<Bytes>) -> Body {
+    let frames: Vec<_> = parts.into_iter().map(|b| Ok(Frame::data(b))).collect();
+    StreamBody::new(futures::stream::iter(frames))
+}
+
+fn answer(status: u16, content_type: &str, text: &'static str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(body(vec![Bytes::from_static(text.as_bytes())]))
+        .unwrap_or_else(|_| Response::new(body(vec![])))
 }
 
-async fn respond(snap: &collect::Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(snap: &collect::Shared, req: &Request<Incoming>) -> Response<Body> {
     if req.uri().path() != "/metrics" {
-        return answer(404, "text/plain", "try /metrics\n".into());
+        return answer(404, "text/plain", "try /metrics\n");
     }
     if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
-        return answer(405, "text/plain", "GET only\n".into());
+        return answer(405, "text/plain", "GET only\n");
     }
-    let s = snap.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let encoded = tokio::time::timeout(
+    let gzip = req
+        .headers()
+        .get_all(hyper::header::ACCEPT_ENCODING)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(exposition::takes_gzip));
+    // A paused collector (nobody scraped for a while) reads now: this scrape waits for it.
+    let Some(s) = snap.for_scrape(ENCODE_LIMIT).await else {
+        return answer(503, "text/plain", "metrics not ready\n");
+    };
+    // The live series are a few KiB; the snapshot's parts are referenced, not copied.
+    let parts = tokio::time::timeout(
         ENCODE_LIMIT,
-        tokio::task::spawn_blocking(move || super::render(&s)),
+        tokio::task::spawn_blocking(move || {
+            let live = super::render_live();
+            if gzip {
+                exposition::gzip(live.as_bytes(), &s.deflated)
+            } else {
+                vec![
+                    Bytes::from(live),
+                    s.text.clone(),
+                    Bytes::from_static(exposition::EOF),
+                ]
+            }
+        }),
     )
     .await;
-    match encoded {
-        Ok(Ok(text)) => answer(200, CONTENT_TYPE, text),
-        _ => answer(503, "text/plain", "metrics not ready\n".into()),
+    let Ok(Ok(parts)) = parts else {
+        return answer(503, "text/plain", "metrics not ready\n");
+    };
+    let length: usize = parts.iter().map(Bytes::len).sum();
+    let mut r = Response::builder()
+        .status(200)
+        .header("content-type", CONTENT_TYPE)
+        .header("content-length", length)
+        .header("vary", "accept-encoding");
+    if gzip {
+        r = r.header("content-encoding", "gzip");
     }
+    r.body(body(parts))
+        .unwrap_or_else(|_| Response::new(body(vec![])))
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 //!   main loop for the cost of an atomic add;
 //! - read ones (per-rule counters, firewall rule counters, conntrack, DHCP leases; tunnels,
 //!   OSPF/BGP neighbours and load-balancer backends from their daemons) gathered by [`collect`] in a task
-//!   of their own every refresh interval, on a blocking thread with a deadline, into a
-//!   [`collect::Snapshot`], encoded there once per read ([`collect::Encoded`]) and swapped
-//!   under a lock held for a pointer copy.
+//!   of their own every refresh interval while somebody scrapes (paused, its snapshot
+//!   dropped, after [`collect::IDLE_AFTER`] without a scrape), on a blocking thread with a
+//!   deadline, into a [`collect::Snapshot`], encoded there once per read
+//!   ([`collect::Encoded`]) and published through a watch channel (a pointer swap).
 //!
 //! A scrape encodes the live families and the latest snapshot (plus the agent's RSS and open
 //! fds, read from `/proc/self` then) on a blocking thread: it never runs on, nor waits for, the
@@ -16,6 +17,7 @@
 
 pub mod collect;
 pub mod daemons;
+pub mod exposition;
 pub mod firewall;
 pub mod http;
 pub mod lb;
@@ -167,8 +169,9 @@ pub fn without_eof(mut text: String) -> String {
     text
 }
 
-/// The whole exposition: live series, the process's own figures, and the latest snapshot.
-pub fn render(snap: &collect::Encoded) -> String {
+/// The live series and the process's own figures, encoded now (without `# EOF`): the part of
+/// an exposition that precedes the collector's snapshot ([`exposition`]).
+pub fn render_live() -> String {
     let mut reg = Registry::with_prefix("vr");
     let l = &*LIVE;
     reg.register("pushes", "Pushes applied, by result", l.pushes.clone());
@@ -207,8 +210,5 @@ pub fn render(snap: &collect::Encoded) -> String {
     if prometheus_client::encoding::text::encode(&mut text, &reg).is_err() {
         text.clear();
     }
-    let mut text = without_eof(text);
-    text.push_str(&snap.text);
-    text.push_str("# EOF\n");
-    text
+    without_eof(text)
 }

@@ -6,6 +6,7 @@
 //! anonymous sets), built from [`program`]'s plain-data view of the IR. Raw libnftnl calls
 //! live in [`raw`] only.
 
+pub mod dump;
 mod generation;
 pub mod program;
 mod raw;

@@ -161,6 +161,31 @@ impl Socket {
         Ok(buf)
     }
 
+    /// One datagram of up to `max` bytes (a dump's answers: the kernel fills each up to about
+    /// 32 KiB). A longer one is an error rather than silently cut.
+    pub fn recv_once_max(&self, max: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; max];
+        // SAFETY: reading into our own buffer; MSG_TRUNC makes recv return the real length.
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_TRUNC,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n as usize > max {
+            return Err(io::Error::other(format!(
+                "netlink datagram of {n} bytes, more than {max}"
+            )));
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
+    }
+
     /// True when no further answer is queued (after an error the remaining ACKs may not come).
     fn nothing_more(&self) -> io::Result<bool> {
         let mut pfd = libc::pollfd {
