@@ -525,6 +525,20 @@ impl Concern for NftConcern {
         })
         .await
         .map_err(|e| ConcernError::Failed(format!("nft reader task: {e}")))?;
+        // The kernel holds exactly what this concern applied: the mirror and its model stay,
+        // so the next push plans from them (a few elements) instead of from the listing (a
+        // whole replace, 70 ms at 10,000 forwards). The ruleset generation that sent the
+        // self-heal loop here is the kernel's one counter for every table: the rule counters'
+        // table, the IPv6 table and the usage counters bump it right after this concern in
+        // every push, so without this each push that came after a self-heal pass (every few
+        // seconds) replaced the table whole. The same comparison decides a replay onto a
+        // matching kernel, below in `plan`.
+        if let (Ok(Some(json)), Some(m)) = (&listed, &self.mirror) {
+            if matches_listing(m, json) {
+                self.generation = generation;
+                return Ok(());
+            }
+        }
         // Whatever was read replaces the mirror: it describes the kernel now.
         self.mirror = None;
         self.model = None;
