@@ -32,7 +32,12 @@ fn read_push(path: &Path) -> Result<PushFile, String> {
     let reader: Box<dyn Read> = if path == Path::new("-") {
         Box::new(std::io::stdin())
     } else {
-        Box::new(std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Sized once from the file's length (within the limit): a 2 MB push read into a
+        // doubling buffer was copied and faulted in again at every growth.
+        let len = file.metadata().map_or(0, |m| m.len());
+        bytes.reserve(len.min(MAX_PUSH_BYTES as u64 + 1) as usize);
+        Box::new(file)
     };
     reader
         .take(MAX_PUSH_BYTES as u64 + 1)
