@@ -507,6 +507,36 @@ impl Concern for NftConcern {
         Ok(())
     }
 
+    async fn refresh(
+        &mut self,
+        applied: &DesiredState,
+        desired: &DesiredState,
+    ) -> Result<(), ConcernError> {
+        // A table observed (at start, or by self-heal) that is exactly what one of the two
+        // states builds becomes the mirror, with that state as its model. Without this, after
+        // an agent restart the replay found a matching table and sent nothing, but no mirror
+        // was set: every push until the first change parsed the 10,000-forward listing again
+        // (140 ms), and that change replaced the table whole (200 ms, the firewall counters
+        // reset) instead of one element operation.
+        if self.mirror.is_some() {
+            return Ok(());
+        }
+        let Some(Observed::Present(json)) = &self.observed else {
+            return Ok(());
+        };
+        for s in [desired, applied] {
+            if let Ok(Some(want)) = desired_ruleset(s) {
+                if matches_listing(&want, json) {
+                    self.model = Some(NftModel::of(s));
+                    self.mirror = Some(Arc::new(want));
+                    self.observed = None;
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn may_have_drifted(&mut self) -> bool {
         // Unknown (never read, or unreadable) counts as changed: observing is always safe.
         match (self.generation, self.read_generation()) {
