@@ -464,9 +464,11 @@ impl Concern for NftConcern {
     ) -> Result<(), ConcernError> {
         if plan.0.changes() > 0 {
             let t = std::time::Instant::now();
+            let before = self.read_generation();
             let sent = self.send(&plan.0).await;
             tracing::debug!(micros = t.elapsed().as_micros() as u64, "ruleset sent");
             self.generation = self.read_generation();
+            super::nft_script::record_own_writes(before, self.generation, 1);
             if let Err(e) = sent {
                 // The kernel may hold either state now (a refused `nft -f` changes nothing,
                 // but an executor crash could): forget the mirror so the next plan replaces.
@@ -539,16 +541,16 @@ impl Concern for NftConcern {
 
     async fn may_have_drifted(&mut self) -> bool {
         // Unknown (never read, or unreadable) counts as changed: observing is always safe.
-        match (self.generation, self.read_generation()) {
-            (Some(seen), Some(now)) => seen != now,
-            _ => true,
-        }
+        // The agent's own later writes (the rule counters', the IPv6 table's) are not drift.
+        super::nft_script::changed_by_others(self.generation, self.read_generation())
     }
 
     async fn observe(&mut self) -> Result<(), ConcernError> {
         // Read before listing: a change made while we list bumps it again and is seen by
         // the next probe instead of being hidden by this observation.
         let generation = self.read_generation();
+        // Said at info level: after the start, only a change by somebody else gets here.
+        tracing::info!("reading table ip vr back from the kernel");
         let nft = self.nft.clone();
         let listed = tokio::task::spawn_blocking(move || {
             nft.list_table_json(vr_nat::ir::Family::Ip, vr_nat::build::TABLE)

@@ -162,8 +162,10 @@ impl Concern for Nft6Concern {
         _desired: &DesiredState,
     ) -> Result<(), ConcernError> {
         if plan.0.changes() > 0 {
+            let before = self.read_generation();
             let sent = self.send(&plan.0).await;
             self.generation = self.read_generation();
+            super::nft_script::record_own_writes(before, self.generation, 1);
             if let Err(e) = sent {
                 // The kernel may hold either state: the next plan replaces whole.
                 self.mirror = None;
@@ -190,11 +192,9 @@ impl Concern for Nft6Concern {
     }
 
     async fn may_have_drifted(&mut self) -> bool {
-        // Unknown counts as changed: observing is always safe.
-        match (self.generation, self.read_generation()) {
-            (Some(seen), Some(now)) => seen != now,
-            _ => true,
-        }
+        // Unknown counts as changed: observing is always safe. The agent's own later writes
+        // to other tables are not drift.
+        super::nft_script::changed_by_others(self.generation, self.read_generation())
     }
 }
 

@@ -87,8 +87,11 @@ impl Concern for RuleStatsConcern {
         _desired: &DesiredState,
     ) -> Result<(), ConcernError> {
         let before = self.held.take().flatten().unwrap_or_default();
+        let generation_before = generation();
+        let mut batches = 0;
         let skeleton = plan.0.skeleton();
         if skeleton.create {
+            batches += 1;
             let text = skeleton.to_string();
             blocking(move || nft_script::send(TABLE, &text)).await?;
             // The table now exists, empty: what the mirror says if the elements fail next.
@@ -96,6 +99,7 @@ impl Concern for RuleStatsConcern {
         }
         let ops = plan.0.element_ops();
         if !ops.is_empty() {
+            batches += 1;
             let elements = NftPlan::Elements {
                 family: Family::Inet,
                 table: TABLE.to_string(),
@@ -115,6 +119,7 @@ impl Concern for RuleStatsConcern {
         };
         self.held = Some(Some(plan.0.apply_to(&from)));
         self.generation = generation();
+        nft_script::record_own_writes(generation_before, self.generation, batches);
         Ok(())
     }
 
@@ -138,9 +143,6 @@ impl Concern for RuleStatsConcern {
     }
 
     async fn may_have_drifted(&mut self) -> bool {
-        match (self.generation, generation()) {
-            (Some(seen), Some(now)) => seen != now,
-            _ => true,
-        }
+        nft_script::changed_by_others(self.generation, generation())
     }
 }

@@ -122,8 +122,10 @@ impl Concern for UsageConcern {
     ) -> Result<(), ConcernError> {
         self.current = None;
         let p = plan.0.clone();
+        let before = generation();
         blocking(move || nft_script::send(TABLE, &p.to_string())).await?;
         self.generation = generation();
+        nft_script::record_own_writes(before, self.generation, 1);
         let after = blocking(read).await?;
         let left = usage::plan(after.as_ref(), &spec_of(desired));
         self.current = Some(after);
@@ -161,11 +163,9 @@ impl Concern for UsageConcern {
     }
 
     async fn may_have_drifted(&mut self) -> bool {
-        // Unknown (never read, or unreadable) counts as changed: reading is always safe.
-        match (self.generation, generation()) {
-            (Some(seen), Some(now)) => seen != now,
-            _ => true,
-        }
+        // Unknown (never read, or unreadable) counts as changed: reading is always safe. The
+        // agent's own writes to other tables are not drift.
+        nft_script::changed_by_others(self.generation, generation())
     }
 }
 
