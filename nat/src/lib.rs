@@ -16,6 +16,7 @@
 pub mod build;
 pub mod cli;
 pub mod ir;
+pub mod list_ends;
 pub mod model;
 pub mod netlink;
 pub mod observe;

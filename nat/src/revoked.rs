@@ -79,15 +79,7 @@ const SCAN: usize = 8;
 /// while a long middle (a reordered or replaced list) is looked up through a hash set of `new`
 /// as before. The result is the same either way.
 fn middle<'a, T: PartialEq>(old: &'a [T], new: &[T]) -> &'a [T] {
-    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
-    let room = old.len().min(new.len()) - prefix;
-    let suffix = old
-        .iter()
-        .rev()
-        .zip(new.iter().rev())
-        .take(room)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let (prefix, suffix) = crate::list_ends::common_ends(old, new);
     &old[prefix..old.len() - suffix]
 }
 

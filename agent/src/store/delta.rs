@@ -162,18 +162,10 @@ mod list {
         if full {
             return out.push(path, Op::Set, 0, 0, new);
         }
-        let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+        let (prefix, suffix) = vr_nat::list_ends::common_ends(old, new);
         if prefix == old.len() && prefix == new.len() {
             return Ok(());
         }
-        let room = old.len().min(new.len()) - prefix;
-        let suffix = old
-            .iter()
-            .rev()
-            .zip(new.iter().rev())
-            .take(room)
-            .take_while(|(a, b)| a == b)
-            .count();
         let middle = &new[prefix..new.len() - suffix];
         out.push(
             path,
