@@ -57,6 +57,9 @@ pub struct Engine {
     retry_after: Option<(std::time::Instant, std::time::Duration)>,
     /// A push freed memory that has not been given back yet (see `release_if_due`).
     release_due: bool,
+    /// The last `forwardrules` push's memo while it holds for the committed state: the next
+    /// one is merged from what changed (issue 15; `vr_cloudstack::forward_memo`).
+    forward_memo: Option<push::ForwardMemo>,
 }
 
 /// First wait between retries of an unavailable concern, and the longest.
@@ -98,6 +101,7 @@ impl Engine {
             heal: Default::default(),
             retry_after: None,
             release_due: false,
+            forward_memo: None,
         })
     }
 
@@ -212,7 +216,17 @@ impl Engine {
         let mut result = PushResult::pending(name.to_string(), self.stored.generation);
         // What the adapter stored but this version does not apply, named by the adapter.
         let mut not_applied = Vec::new();
-        match push::prepare(base.as_ref().unwrap_or(&self.stored.state), text, nics) {
+        let memo = if base.is_none() {
+            self.forward_memo.as_ref()
+        } else {
+            None
+        };
+        match push::prepare_with(
+            base.as_ref().unwrap_or(&self.stored.state),
+            text,
+            nics,
+            memo,
+        ) {
             Err(invalid) => {
                 result.message = match invalid.total() {
                     1 => format!("rejected: {invalid}"),
@@ -241,6 +255,18 @@ impl Engine {
                     result.plan = Some(plan.to_string());
                 } else {
                     self.commit_push(&mut result, prepared.state).await;
+                    // A memo holds only for the state it was made on: the new one once this
+                    // push committed; the old one is kept while the committed state is its.
+                    if let Some(m) = prepared.memo {
+                        if m.holds_for(&self.stored.state) {
+                            self.forward_memo = Some(m);
+                        }
+                    }
+                    if let Some(m) = &self.forward_memo {
+                        if !m.holds_for(&self.stored.state) {
+                            self.forward_memo = None;
+                        }
+                    }
                 }
             }
         }

@@ -7,6 +7,7 @@ use crate::concern::Outcome;
 use crate::error::{FieldError, Invalid};
 use crate::parse::{parse_strict, MAX_PUSH_BYTES};
 use crate::state::{DesiredState, MacAddr, StateDocument, SCHEMA_VERSION};
+pub use vr_cloudstack::forward_memo::ForwardMemo;
 pub use vr_model::{LocalNics, NotApplied};
 
 /// A committed state read at start, brought up to this version: data an older version's
@@ -32,21 +33,40 @@ pub enum Format {
 }
 
 /// The outcome of the pure part of a push.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Prepared {
     pub format: Format,
     pub state: DesiredState,
     /// Kinds the adapter stored but this agent version does not apply, named by the adapter.
     pub not_yet_applied: Vec<NotApplied>,
+    /// A `forwardrules` push's memo, bound to `state`: the next such push is merged from what
+    /// changed (see [`ForwardMemo`]).
+    pub memo: Option<ForwardMemo>,
 }
 
 /// Parses, merges and validates `text` on top of `current`. Nothing is applied. At most
 /// [`MAX_ERRORS`](crate::error::MAX_ERRORS) errors are listed, the rest counted.
 pub fn prepare(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<Prepared, Invalid> {
-    prepare_all(current, text, nics).map_err(|e| Invalid::capped(e.0))
+    prepare_with(current, text, nics, None)
 }
 
-fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<Prepared, Invalid> {
+/// [`prepare`], merging a `forwardrules` push from `memo` (the last such push's) where it
+/// holds.
+pub fn prepare_with(
+    current: &DesiredState,
+    text: &str,
+    nics: &LocalNics,
+    memo: Option<&ForwardMemo>,
+) -> Result<Prepared, Invalid> {
+    prepare_all(current, text, nics, memo).map_err(|e| Invalid::capped(e.0))
+}
+
+fn prepare_all(
+    current: &DesiredState,
+    text: &str,
+    nics: &LocalNics,
+    memo: Option<&ForwardMemo>,
+) -> Result<Prepared, Invalid> {
     if text.len() > MAX_PUSH_BYTES {
         return Err(FieldError::new(
             "(document)",
@@ -55,9 +75,39 @@ fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<P
         )
         .into());
     }
+    let mut prepared = match memo.and_then(|m| from_memo(current, text, m)) {
+        Some(p) => p,
+        None => prepare_whole(current, text, nics)?,
+    };
+    let _validating = crate::timing::phase("validate");
+    crate::validate::validate_state(&prepared.state)?;
+    if let Some(m) = &mut prepared.memo {
+        m.bind(&prepared.state);
+    }
+    Ok(prepared)
+}
+
+/// A `forwardrules` push merged from the last one's memo: only its changed bytes are read.
+fn from_memo(current: &DesiredState, text: &str, memo: &ForwardMemo) -> Option<Prepared> {
+    let _merging = crate::timing::phase("merge-memo");
+    let (merged, delta, next) = vr_cloudstack::forward_memo::merge(current, text, memo)?;
+    tracing::debug!(?delta, "forwardrules merged from the last push's memo");
+    Some(Prepared {
+        format: Format::Cloudstack,
+        state: merged.state,
+        not_yet_applied: Vec::new(),
+        memo: Some(next),
+    })
+}
+
+fn prepare_whole(
+    current: &DesiredState,
+    text: &str,
+    nics: &LocalNics,
+) -> Result<Prepared, Invalid> {
     let prepared = match detect(text) {
         Detected::Aggregate => cloudstack_aggregate(current, text, nics)?,
-        Detected::Forwards(rules) => match cloudstack_forwards(current, &rules) {
+        Detected::Forwards(rules) => match cloudstack_forwards(current, text, &rules) {
             Some(p) => p,
             None => cloudstack_payload(current, text, nics)?,
         },
@@ -86,11 +136,10 @@ fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<P
                 format: Format::Native,
                 state: current.merge_native(doc),
                 not_yet_applied: Vec::new(),
+                memo: None,
             }
         }
     };
-    let _validating = crate::timing::phase("validate");
-    crate::validate::validate_state(&prepared.state)?;
     Ok(prepared)
 }
 
@@ -98,15 +147,19 @@ fn prepare_all(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<P
 /// `None` when the reporting path must parse it again and say what is wrong (issue 15).
 fn cloudstack_forwards(
     current: &DesiredState,
+    text: &str,
     rules: &[vr_cloudstack::quick_read::ForwardRuleRef<'_>],
 ) -> Option<Prepared> {
-    let _merging = crate::timing::phase("merge");
-    let (merged, delta) = vr_cloudstack::forward_delta::merge(current, rules)?;
+    let merging = crate::timing::phase("merge");
+    let (merged, delta, keys) = vr_cloudstack::forward_delta::merge_keyed(current, rules)?;
+    drop(merging);
     tracing::debug!(?delta, "forwardrules merged as a delta");
+    let _memo = crate::timing::phase("memo");
     Some(Prepared {
         format: Format::Cloudstack,
         not_yet_applied: Vec::new(),
         state: merged.state,
+        memo: keys.and_then(|k| ForwardMemo::of_push(text, k)),
     })
 }
 
@@ -125,6 +178,7 @@ fn cloudstack_payload(
         format: Format::Cloudstack,
         not_yet_applied: merged.not_applied(),
         state: merged.state,
+        memo: None,
     })
 }
 
@@ -143,6 +197,7 @@ fn cloudstack_aggregate(
         format: Format::CloudstackAggregate,
         not_yet_applied: merged.not_applied(),
         state: merged.state,
+        memo: None,
     })
 }
 

@@ -33,7 +33,7 @@ pub struct Delta {
 }
 
 /// A forward's identity (public IP, public ports, protocol) in one integer: hashed once.
-fn key(pf: &PortForward) -> u128 {
+pub(crate) fn key(pf: &PortForward) -> u128 {
     (u128::from(u32::from(pf.public_ip)) << 40)
         | (u128::from(pf.public_ports.start) << 24)
         | (u128::from(pf.public_ports.end) << 8)
@@ -49,33 +49,47 @@ type Target = (Ipv4Addr, PortRange);
 struct Slot {
     pos: Option<usize>,
     pushed: Option<Target>,
+    /// A rule of this push had this identity (revoked or not).
+    in_push: bool,
 }
 
 /// Merges the rules of a `forwardrules` push into `state` (see the module documentation).
 pub fn merge(state: &DesiredState, rules: &[ForwardRuleRef<'_>]) -> Option<(Merged, Delta)> {
+    merge_keyed(state, rules).map(|(m, d, _)| (m, d))
+}
+
+/// [`merge`], with the identities of the push's rules in push order when no two are the same
+/// (what [`crate::forward_memo`] keeps to merge the next push from).
+pub fn merge_keyed(
+    state: &DesiredState,
+    rules: &[ForwardRuleRef<'_>],
+) -> Option<(Merged, Delta, Option<Vec<u128>>)> {
     let mut next = state.clone();
-    let delta = merge_list(state, &mut next.nat.port_forwards, rules)?;
+    let (delta, keys) = merge_list(state, &mut next.nat.port_forwards, rules)?;
+    Some((finish(next), delta, keys))
+}
+
+/// What every merge of forwards does last: the derived sections of the next state.
+pub(crate) fn finish(mut next: DesiredState) -> Merged {
     crate::routed::apply(&mut next);
     next.allocate_policy_indexes();
-    Some((
-        Merged {
-            state: next,
-            not_yet_applied: Vec::new(),
-        },
-        delta,
-    ))
+    Merged {
+        state: next,
+        not_yet_applied: Vec::new(),
+    }
 }
 
 fn merge_list(
     state: &DesiredState,
     list: &mut Vec<PortForward>,
     rules: &[ForwardRuleRef<'_>],
-) -> Option<Delta> {
+) -> Option<(Delta, Option<Vec<u128>>)> {
     let mut index: HashMap<u128, Slot> = HashMap::with_capacity(list.len() + 16);
     for (i, pf) in list.iter().enumerate() {
         let slot = Slot {
             pos: Some(i),
             pushed: None,
+            in_push: false,
         };
         // A key stored twice (identical copies from a native push): the general merge.
         if index.insert(key(pf), slot).is_some() {
@@ -85,12 +99,21 @@ fn merge_list(
     let mut removed = vec![false; list.len()];
     let mut devices = Devices::default();
     let mut delta = Delta::default();
+    let mut keys = Some(Vec::with_capacity(rules.len()));
     for r in rules {
         let mut pf = crate::forward_fast::quick_ref(r)?;
-        let slot = index.entry(key(&pf)).or_insert(Slot {
+        let k = key(&pf);
+        let slot = index.entry(k).or_insert(Slot {
             pos: None,
             pushed: None,
+            in_push: false,
         });
+        if std::mem::replace(&mut slot.in_push, true) {
+            keys = None;
+        }
+        if let Some(keys) = &mut keys {
+            keys.push(k);
+        }
         if r.revoke {
             if let Some(pos) = slot.pos.take() {
                 removed[pos] = true;
@@ -129,7 +152,7 @@ fn merge_list(
         let mut gone = removed.into_iter();
         list.retain(|_| !gone.next().unwrap_or(false));
     }
-    Some(delta)
+    Some((delta, keys))
 }
 
 /// Whether `stored` is `pf` on `device`, without copying either (`pf` has no device yet).
@@ -143,13 +166,13 @@ fn same(stored: &mut PortForward, pf: &PortForward, device: Option<&str>) -> boo
 /// The NIC holding each public IP (as the reporting merge's `device_of`), remembered: a
 /// push's rules share a few public IPs, usually one after another.
 #[derive(Default)]
-struct Devices<'s> {
+pub(crate) struct Devices<'s> {
     last: Option<(Ipv4Addr, Option<&'s str>)>,
     seen: HashMap<Ipv4Addr, Option<&'s str>>,
 }
 
 impl<'s> Devices<'s> {
-    fn of(&mut self, state: &'s DesiredState, ip: Ipv4Addr) -> Option<&'s str> {
+    pub(crate) fn of(&mut self, state: &'s DesiredState, ip: Ipv4Addr) -> Option<&'s str> {
         if let Some((last, d)) = self.last {
             if last == ip {
                 return d;

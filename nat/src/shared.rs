@@ -10,7 +10,7 @@
 //! It reads, serialises and compares exactly as the `Vec` it holds.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -22,6 +22,28 @@ impl<T> Shared<T> {
     /// Whether `self` and `other` are the same list, not copies (what makes `==` free).
     pub fn same_list(&self, other: &Shared<T>) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Names one [`Shared`] list without holding its elements: a cache about a list (the forward
+/// memo of issue 15) asks [`ListId::is`] whether a state still holds exactly that list. The
+/// weak reference keeps the list's allocation from being reused for another list (no false
+/// match after the list is gone), and a write to a list somebody names moves it to a new
+/// allocation (`Arc::make_mut`), so a changed list is never "the same".
+#[derive(Debug, Clone)]
+pub struct ListId<T>(Weak<Vec<T>>);
+
+impl<T> Shared<T> {
+    /// This list's [`ListId`].
+    pub fn id(&self) -> ListId<T> {
+        ListId(Arc::downgrade(&self.0))
+    }
+}
+
+impl<T> ListId<T> {
+    /// Whether `list` is the list this names (not a copy of it).
+    pub fn is(&self, list: &Shared<T>) -> bool {
+        std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&list.0))
     }
 }
 

@@ -60,11 +60,18 @@ fn read_push(path: &Path) -> Result<PushFile, String> {
 }
 
 pub(super) async fn apply(cfg: &Config, files: &[PathBuf], dry_run: bool, json: bool) -> ExitCode {
+    // The common case, a management server's push of one file: the agent reads the file from
+    // its descriptor (see `intake::passed_file`), nothing is copied through the socket.
+    if let [only] = files {
+        if let Some(code) = apply_passed(cfg, only, dry_run, json).await {
+            return code;
+        }
+    }
     // Every file is checked (size, UTF-8) before any is sent, so one unreadable file applies
     // nothing; each is read again when its turn comes, so one push at a time is in memory
     // (standard input, which cannot be read twice, is kept).
     let mut stdin = None;
-    // A single file is read once (the common case: a management server's push).
+    // A single file is read once.
     let mut only = None;
     for f in files {
         match read_push(f) {
@@ -90,39 +97,94 @@ pub(super) async fn apply(cfg: &Config, files: &[PathBuf], dry_run: bool, json: 
                 }
             },
         };
-        match socket::push(&cfg.socket, &p.name, dry_run, &p.text).await {
-            Ok(Some(Response { error: Some(e), .. })) => {
-                // What was applied before stays listed.
-                if !list.is_empty() {
-                    print_results_json(&list, json);
-                }
-                eprintln!("vr-agent: {e}");
-                return ExitCode::from(1);
-            }
-            Ok(Some(resp)) => match serde_json::from_value::<Vec<serde_json::Value>>(resp.body) {
-                Ok(r) => list.extend(r),
-                Err(e) => {
-                    eprintln!("vr-agent: bad answer from agent: {e}");
-                    return ExitCode::from(1);
-                }
-            },
-            Ok(None) if list.is_empty() => {
-                return apply_in_process(cfg, files, stdin, dry_run, json).await
-            }
-            Ok(None) => {
-                eprintln!(
-                    "vr-agent: the agent stopped answering on {}",
-                    cfg.socket.display()
-                );
-                return ExitCode::from(1);
-            }
-            Err(e) => {
-                eprintln!("vr-agent: {}: {e}", cfg.socket.display());
-                return ExitCode::from(1);
-            }
+        let answer = socket::push(&cfg.socket, &p.name, dry_run, &p.text).await;
+        if let Err(code) = take_answer(cfg, answer, &mut list, json) {
+            return match code {
+                Some(code) => code,
+                None => apply_in_process(cfg, files, stdin, dry_run, json).await,
+            };
         }
     }
     print_results_json(&list, json)
+}
+
+/// One regular file sent as its descriptor. `None`: not a regular file (standard input, a
+/// pipe), or no agent is running; the caller reads it as before.
+async fn apply_passed(cfg: &Config, path: &Path, dry_run: bool, json: bool) -> Option<ExitCode> {
+    if path == Path::new("-") {
+        return None;
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("vr-agent: {}: {e}", path.display());
+            return Some(ExitCode::from(1));
+        }
+    };
+    let len = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return None,
+    };
+    if len > MAX_PUSH_BYTES as u64 {
+        eprintln!(
+            "vr-agent: {}: (document): push larger than the {MAX_PUSH_BYTES}-byte limit",
+            path.display()
+        );
+        return Some(ExitCode::from(1));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let answer = socket::push_file(&cfg.socket, &name, dry_run, &file, len).await;
+    let mut list = Vec::new();
+    match take_answer(cfg, answer, &mut list, json) {
+        Ok(()) => Some(print_results_json(&list, json)),
+        Err(Some(code)) => Some(code),
+        Err(None) => None,
+    }
+}
+
+/// Adds the agent's results for one push to `list`. `Err(Some(code))`: the CLI ends with
+/// `code` (the error said); `Err(None)`: no agent answered before anything was applied.
+fn take_answer(
+    cfg: &Config,
+    answer: std::io::Result<Option<Response>>,
+    list: &mut Vec<serde_json::Value>,
+    json: bool,
+) -> Result<(), Option<ExitCode>> {
+    match answer {
+        Ok(Some(Response { error: Some(e), .. })) => {
+            // What was applied before stays listed.
+            if !list.is_empty() {
+                print_results_json(list, json);
+            }
+            eprintln!("vr-agent: {e}");
+            Err(Some(ExitCode::from(1)))
+        }
+        Ok(Some(resp)) => match serde_json::from_value::<Vec<serde_json::Value>>(resp.body) {
+            Ok(r) => {
+                list.extend(r);
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("vr-agent: bad answer from agent: {e}");
+                Err(Some(ExitCode::from(1)))
+            }
+        },
+        Ok(None) if list.is_empty() => Err(None),
+        Ok(None) => {
+            eprintln!(
+                "vr-agent: the agent stopped answering on {}",
+                cfg.socket.display()
+            );
+            Err(Some(ExitCode::from(1)))
+        }
+        Err(e) => {
+            eprintln!("vr-agent: {}: {e}", cfg.socket.display());
+            Err(Some(ExitCode::from(1)))
+        }
+    }
 }
 
 /// `apply` without a running agent (`stdin`: standard input, already read).

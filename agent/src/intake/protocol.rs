@@ -21,12 +21,15 @@ pub enum Request {
         dry_run: bool,
         pushes: Vec<PushFile>,
     },
-    /// Apply one push whose `bytes` bytes follow the request line, raw (what `vr-agent apply`
-    /// sends). Answered like an `apply` of that one push.
+    /// Apply one push whose `bytes` bytes follow the request line, raw, or, with `file`, the
+    /// regular file whose descriptor came with the line (`SCM_RIGHTS`; what `vr-agent apply
+    /// FILE` sends). Answered like an `apply` of that one push.
     Push {
         name: String,
         dry_run: bool,
         bytes: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        file: bool,
     },
     /// Agent status (`vr-agent status`).
     Status,

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::OwnedReadHalf;
+use std::os::fd::OwnedFd;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore, SemaphorePermit};
 
+use super::passed_file;
 use super::protocol::{PushFile, Request, Response, MAX_HEADER_BYTES, MAX_REQUEST_BYTES};
 use crate::parse::MAX_PUSH_BYTES;
 
@@ -76,9 +78,11 @@ fn refused(error: String) -> Response {
 }
 
 async fn handle(stream: UnixStream, jobs: mpsc::Sender<Job>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
     let reading = crate::timing::phase("intake-read");
-    let request = read_request(read).await;
+    // The first read is a recvmsg: a `push` of a file comes with the file's descriptor.
+    let (first, passed) = passed_file::first_read(&stream, MAX_HEADER_BYTES as usize).await?;
+    let (read, mut write) = stream.into_split();
+    let request = read_request(AsyncReadExt::chain(&first[..], read), passed).await;
     drop(reading);
     let response = match request {
         Err(resp) => resp,
@@ -104,7 +108,8 @@ async fn handle(stream: UnixStream, jobs: mpsc::Sender<Job>) -> std::io::Result<
 /// Reads one request: a line of at most [`MAX_HEADER_BYTES`], or, holding the push permit, an
 /// inline `apply` line of at most [`MAX_REQUEST_BYTES`] or a `push` line and its body.
 async fn read_request(
-    read: OwnedReadHalf,
+    read: impl AsyncRead + Unpin,
+    passed: Option<OwnedFd>,
 ) -> Result<(Request, Option<SemaphorePermit<'static>>), Response> {
     let io = |e: std::io::Error| refused(format!("cannot read request: {e}"));
     let mut reader = BufReader::new(read);
@@ -145,10 +150,30 @@ async fn read_request(
         name,
         dry_run,
         bytes,
+        file,
     } = req
     else {
         return Ok((req, permit));
     };
+    if file {
+        let Some(fd) = passed else {
+            return Err(refused(format!(
+                "{name}: the request names a passed file but no file descriptor came with it"
+            )));
+        };
+        let permit = PUSH_MEMORY
+            .acquire()
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        let text = passed_file::read_push(fd, &name, MAX_PUSH_BYTES).map_err(refused)?;
+        return Ok((
+            Request::Apply {
+                dry_run,
+                pushes: vec![PushFile { name, text }],
+            },
+            Some(permit),
+        ));
+    }
     if bytes > MAX_PUSH_BYTES as u64 {
         return Err(refused(format!(
             "{name}: (document): push of {bytes} bytes is larger than the {MAX_PUSH_BYTES}-byte limit"
@@ -243,6 +268,43 @@ async fn call_unbounded(path: &PathBuf, req: &Request) -> std::io::Result<Option
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// Client side of a `push` of a regular file: the request line with the file's descriptor
+/// (see [`passed_file`]); the agent reads the file itself. `Ok(None)`: no agent.
+pub async fn push_file(
+    path: &PathBuf,
+    name: &str,
+    dry_run: bool,
+    file: &std::fs::File,
+    len: u64,
+) -> std::io::Result<Option<Response>> {
+    let Some(stream) = connect(path).await? else {
+        return Ok(None);
+    };
+    let req = Request::Push {
+        name: name.to_string(),
+        dry_run,
+        bytes: len,
+        file: true,
+    };
+    let mut line = serde_json::to_vec(&req)?;
+    line.push(b'\n');
+    let sent = passed_file::send_with_fd(&stream, &line, file).await?;
+    let (read, mut write) = stream.into_split();
+    let sent = async {
+        write.write_all(&line[sent..]).await?;
+        write.shutdown().await
+    }
+    .await;
+    let mut buf = Vec::new();
+    BufReader::new(read).read_to_end(&mut buf).await?;
+    match serde_json::from_slice(&buf) {
+        Ok(resp) => Ok(Some(resp)),
+        Err(e) => Err(sent
+            .err()
+            .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+    }
+}
+
 /// Client side of a `push`: the request line, then the push raw. `Ok(None)`: no agent.
 pub async fn push(
     path: &PathBuf,
@@ -258,6 +320,7 @@ pub async fn push(
         name: name.to_string(),
         dry_run,
         bytes: text.len() as u64,
+        file: false,
     };
     let mut line = serde_json::to_vec(&req)?;
     line.push(b'\n');
