@@ -25,7 +25,8 @@ pub struct RuleList {
     pub items: Vec<Item>,
 }
 
-fn is_ws(b: u8) -> bool {
+/// JSON's whitespace (not `u8::is_ascii_whitespace`, which also takes form feed).
+pub(crate) fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 

@@ -137,6 +137,13 @@ async fn apply_passed(cfg: &Config, path: &Path, dry_run: bool, json: bool) -> O
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
     let answer = socket::push_file(&cfg.socket, &name, dry_run, &file, len).await;
+    // An agent older than the passed file (the package upgraded, the agent not restarted
+    // yet) refuses the request's `file` field: send the bytes, as it expects.
+    if let Ok(Some(Response { error: Some(e), .. })) = &answer {
+        if e.starts_with("bad request") && e.contains("`file`") {
+            return None;
+        }
+    }
     let mut list = Vec::new();
     match take_answer(cfg, answer, &mut list, json) {
         Ok(()) => Some(print_results_json(&list, json)),

@@ -7,11 +7,13 @@
 //!
 //! The agent reads only what the client could open itself (the socket is root's, mode 0600),
 //! only a regular file (a FIFO or a device could block the reader), and at most one push's
-//! size limit. Every other descriptor a client attaches is closed unread.
+//! size limit. Every other descriptor a client attaches is closed unread. The descriptor must
+//! come with the request line's first bytes (one `sendmsg`): the agent reads the rest of a
+//! connection with plain reads, which drop descriptors.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
 
 use tokio::io::Interest;
 use tokio::net::UnixStream;
@@ -41,8 +43,8 @@ pub async fn first_read(
     }
 }
 
-/// `recvmsg(2)` of up to `buf.len()` bytes with room for [`MAX_FDS`] descriptors; keeps the
-/// first, closes the rest (every received descriptor is owned from here on).
+/// `recvmsg(2)` of up to `buf.len()` bytes with room for at least [`MAX_FDS`] descriptors;
+/// keeps the first, closes the rest (every received descriptor is owned from here on).
 fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
     // u64 elements: the control buffer must be aligned for `cmsghdr`.
     let mut control = [0u64; 16];
@@ -139,7 +141,7 @@ pub type Refusal = String;
 
 /// Reads a passed push file whole: a regular file of at most `limit` bytes, UTF-8.
 pub fn read_push(fd: OwnedFd, name: &str, limit: usize) -> Result<String, Refusal> {
-    let mut file = File::from(fd);
+    let file = File::from(fd);
     let meta = file
         .metadata()
         .map_err(|e| format!("{name}: cannot read the passed file: {e}"))?;
@@ -152,22 +154,18 @@ pub fn read_push(fd: OwnedFd, name: &str, limit: usize) -> Result<String, Refusa
     if meta.len() > limit as u64 {
         return Err(too_large(meta.len()));
     }
-    // One read into a buffer of the file's size (`read_to_end` through `take` probes in
-    // doubling steps from 8 KiB: nine reads, each faulting in fresh pages), then one byte more
-    // to see that the file did not grow meanwhile.
+    // The whole file, from its start whatever the descriptor's offset, in one read into a
+    // buffer of its size (`read_to_end` through `take` probed in doubling steps from 8 KiB:
+    // nine reads); fewer bytes than its length, or more, mean it changed while being read.
     let mut bytes = vec![0u8; meta.len() as usize];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        match file.read(&mut bytes[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("{name}: cannot read the passed file: {e}")),
-        }
-    }
-    bytes.truncate(filled);
-    let mut more = [0u8; 1];
-    if filled as u64 == meta.len() && matches!(file.read(&mut more), Ok(1)) {
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                format!("{name}: the file shrank while it was read")
+            }
+            _ => format!("{name}: cannot read the passed file: {e}"),
+        })?;
+    if matches!(file.read_at(&mut [0u8; 1], meta.len()), Ok(1)) {
         return Err(format!("{name}: the file grew while it was read"));
     }
     String::from_utf8(bytes).map_err(|e| {
@@ -210,6 +208,7 @@ mod tests {
     #[tokio::test]
     async fn plain_bytes_and_non_files() {
         let (a, b) = UnixStream::pair().unwrap();
+        a.writable().await.unwrap();
         a.try_write(b"plain").unwrap();
         let (bytes, fd) = first_read(&b, 1024).await.unwrap();
         assert_eq!(bytes, b"plain");

@@ -64,6 +64,10 @@ static PUSH_MEMORY: Semaphore = Semaphore::const_new(1);
 /// (holding the push permit meanwhile).
 const BODY_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The first read of a connection (the rest of a longer request line follows through the
+/// buffered reader).
+const FIRST_READ: usize = 8 * 1024;
+
 /// The permit for holding one push in memory, if free right now.
 pub fn try_push_permit() -> Option<SemaphorePermit<'static>> {
     PUSH_MEMORY.try_acquire().ok()
@@ -80,7 +84,7 @@ fn refused(error: String) -> Response {
 async fn handle(stream: UnixStream, jobs: mpsc::Sender<Job>) -> std::io::Result<()> {
     let reading = crate::timing::phase("intake-read");
     // The first read is a recvmsg: a `push` of a file comes with the file's descriptor.
-    let (first, passed) = passed_file::first_read(&stream, MAX_HEADER_BYTES as usize).await?;
+    let (first, passed) = passed_file::first_read(&stream, FIRST_READ).await?;
     let (read, mut write) = stream.into_split();
     let request = read_request(AsyncReadExt::chain(&first[..], read), passed).await;
     drop(reading);
@@ -161,11 +165,27 @@ async fn read_request(
                 "{name}: the request names a passed file but no file descriptor came with it"
             )));
         };
-        let permit = PUSH_MEMORY
-            .acquire()
+        // A long request line already took the one permit: keep it (a second acquire would
+        // wait for itself).
+        let permit = match permit {
+            Some(p) => p,
+            None => PUSH_MEMORY
+                .acquire()
+                .await
+                .map_err(|e| refused(e.to_string()))?,
+        };
+        let reading = crate::timing::phase("read-file");
+        // A file on a hung mount must not hold the permit for ever: read off the runtime's
+        // threads, within the same deadline as a body sent through the socket.
+        let read = tokio::task::spawn_blocking(move || {
+            passed_file::read_push(fd, &name, MAX_PUSH_BYTES).map(|text| (name, text))
+        });
+        let (name, text) = tokio::time::timeout(BODY_DEADLINE, read)
             .await
-            .map_err(|e| refused(e.to_string()))?;
-        let text = passed_file::read_push(fd, &name, MAX_PUSH_BYTES).map_err(refused)?;
+            .map_err(|_| refused(format!("push file not read within {BODY_DEADLINE:?}")))?
+            .map_err(|e| refused(format!("push file not read: {e}")))?
+            .map_err(refused)?;
+        drop(reading);
         return Ok((
             Request::Apply {
                 dry_run,
@@ -179,10 +199,13 @@ async fn read_request(
             "{name}: (document): push of {bytes} bytes is larger than the {MAX_PUSH_BYTES}-byte limit"
         )));
     }
-    let permit = PUSH_MEMORY
-        .acquire()
-        .await
-        .map_err(|e| refused(e.to_string()))?;
+    let permit = match permit {
+        Some(p) => p,
+        None => PUSH_MEMORY
+            .acquire()
+            .await
+            .map_err(|e| refused(e.to_string()))?,
+    };
     let mut body = Vec::with_capacity(bytes as usize);
     let mut limited = (&mut reader).take(bytes);
     tokio::time::timeout(BODY_DEADLINE, limited.read_to_end(&mut body))
@@ -339,5 +362,51 @@ pub async fn push(
         Err(e) => Err(sent
             .err()
             .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `push` whose request line is over the header limit holds the one push permit from
+    /// the line on, and must go on with it (a second acquire would wait for ever, and every
+    /// later push with it).
+    #[tokio::test]
+    async fn a_long_push_line_keeps_its_one_permit() {
+        for file in [false, true] {
+            let (client, server) = UnixStream::pair().unwrap();
+            let (jobs, mut rx) = mpsc::channel(1);
+            tokio::spawn(handle(server, jobs));
+            let name = "a".repeat(MAX_HEADER_BYTES as usize + 10);
+            let line = format!(
+                "{{\"op\":\"push\",\"name\":\"{name}\",\"dry_run\":false,\"bytes\":0,\"file\":{file}}}\n"
+            );
+            let (mut read, mut write) = client.into_split();
+            write.write_all(line.as_bytes()).await.unwrap();
+            write.shutdown().await.unwrap();
+            if !file {
+                let (_, answer) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                    .await
+                    .expect("the push reached the engine")
+                    .unwrap();
+                let _ = answer.send(Response {
+                    ok: true,
+                    error: None,
+                    body: Default::default(),
+                });
+            }
+            let mut out = String::new();
+            tokio::time::timeout(Duration::from_secs(5), read.read_to_string(&mut out))
+                .await
+                .expect("answered")
+                .unwrap();
+            if file {
+                assert!(out.contains("no file descriptor came with it"), "{out}");
+            } else {
+                assert!(out.contains("\"ok\":true"), "{out}");
+            }
+            assert!(try_push_permit().is_some(), "the permit came back");
+        }
     }
 }
