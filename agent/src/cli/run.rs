@@ -222,6 +222,27 @@ async fn set_mtu(
     }
 }
 
+/// Applies pushes in order, each on its own; one result each.
+async fn apply_all<'a>(
+    engine: &mut Engine,
+    dry_run: bool,
+    pushes: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Response {
+    let nics = push::local_nics();
+    let mut results = Vec::new();
+    let mut all_ok = true;
+    for (name, text) in pushes {
+        let r = engine.apply(name, text, dry_run, &nics).await;
+        all_ok &= r.ok;
+        results.push(redacted(&r));
+    }
+    Response {
+        ok: all_ok,
+        error: None,
+        body: serde_json::Value::Array(results),
+    }
+}
+
 async fn handle(engine: &mut Engine, req: Request) -> Response {
     let ok = |body| Response {
         ok: true,
@@ -230,20 +251,14 @@ async fn handle(engine: &mut Engine, req: Request) -> Response {
     };
     match req {
         Request::Apply { dry_run, pushes } => {
-            let nics = push::local_nics();
-            let mut results = Vec::new();
-            let mut all_ok = true;
-            for p in pushes {
-                let r = engine.apply(&p.name, &p.text, dry_run, &nics).await;
-                all_ok &= r.ok;
-                results.push(redacted(&r));
-            }
-            Response {
-                ok: all_ok,
-                error: None,
-                body: serde_json::Value::Array(results),
-            }
+            let pushes = pushes.iter().map(|p| (p.name.as_str(), p.text.as_str()));
+            apply_all(engine, dry_run, pushes).await
         }
+        Request::ApplyPassed {
+            dry_run,
+            name,
+            text,
+        } => apply_all(engine, dry_run, [(name.as_str(), text.as_str())]).await,
         // The socket turns a `push` and its body into an `apply`.
         Request::Push { name, .. } => Response {
             ok: false,

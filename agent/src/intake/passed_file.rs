@@ -16,6 +16,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 
 use tokio::io::Interest;
+
+use super::mapped_push::{MappedPush, NotMapped};
 use tokio::net::UnixStream;
 
 /// File descriptors accepted with one message; further ones are closed (see [`recv_with_fd`]).
@@ -139,8 +141,31 @@ fn sendmsg_fd(sock: RawFd, data: &[u8], fd: RawFd) -> std::io::Result<usize> {
 /// content).
 pub type Refusal = String;
 
-/// Reads a passed push file whole: a regular file of at most `limit` bytes, UTF-8.
-pub fn read_push(fd: OwnedFd, name: &str, limit: usize) -> Result<String, Refusal> {
+/// A passed push's text: mapped in place (see [`MappedPush`]) or read into memory.
+pub enum PushText {
+    Mapped(MappedPush),
+    Read(String),
+}
+
+impl PushText {
+    pub fn as_str(&self) -> &str {
+        match self {
+            PushText::Mapped(m) => m.as_str(),
+            PushText::Read(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for PushText {
+    // Never the content: a push may carry secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PushText({} bytes)", self.as_str().len())
+    }
+}
+
+/// A passed push file whole: a regular file of at most `limit` bytes, UTF-8; mapped where a
+/// read lease can be had, else read.
+pub fn read_push(fd: OwnedFd, name: &str, limit: usize) -> Result<PushText, Refusal> {
     let file = File::from(fd);
     let meta = file
         .metadata()
@@ -154,6 +179,12 @@ pub fn read_push(fd: OwnedFd, name: &str, limit: usize) -> Result<String, Refusa
     if meta.len() > limit as u64 {
         return Err(too_large(meta.len()));
     }
+    let not_utf8 = |at: usize| format!("{name}: (document): not UTF-8 at byte {at}");
+    let file = match MappedPush::map(file, meta.len() as usize) {
+        Ok(m) => return Ok(PushText::Mapped(m)),
+        Err(NotMapped::NotUtf8(at)) => return Err(not_utf8(at)),
+        Err(NotMapped::Fallback(file)) => file,
+    };
     // The whole file, from its start whatever the descriptor's offset, in one read into a
     // buffer of its size (`read_to_end` through `take` probed in doubling steps from 8 KiB:
     // nine reads); fewer bytes than its length, or more, mean it changed while being read.
@@ -168,12 +199,9 @@ pub fn read_push(fd: OwnedFd, name: &str, limit: usize) -> Result<String, Refusa
     if matches!(file.read_at(&mut [0u8; 1], meta.len()), Ok(1)) {
         return Err(format!("{name}: the file grew while it was read"));
     }
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "{name}: (document): not UTF-8 at byte {}",
-            e.utf8_error().valid_up_to()
-        )
-    })
+    String::from_utf8(bytes)
+        .map(PushText::Read)
+        .map_err(|e| not_utf8(e.utf8_error().valid_up_to()))
 }
 
 #[cfg(test)]
@@ -194,7 +222,7 @@ mod tests {
         let (bytes, fd) = first_read(&b, 1024).await.unwrap();
         assert_eq!(bytes, b"line\n");
         let text = read_push(fd.expect("a descriptor came"), "p.json", 100).unwrap();
-        assert_eq!(text, "{\"schema\":1}");
+        assert_eq!(text.as_str(), "{\"schema\":1}");
         f.write_all(&[0xff]).unwrap();
         send_with_fd(&a, b"x", &File::open(f.path()).unwrap())
             .await

@@ -31,6 +31,14 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         file: bool,
     },
+    /// A `push` of a passed file, as the socket hands it to the main loop (never on the
+    /// wire): its text read in place (`intake::mapped_push`).
+    #[serde(skip)]
+    ApplyPassed {
+        dry_run: bool,
+        name: String,
+        text: std::sync::Arc<super::passed_file::PushText>,
+    },
     /// Agent status (`vr-agent status`).
     Status,
     /// The committed desired state, secrets redacted.

@@ -187,9 +187,10 @@ async fn read_request(
             .map_err(refused)?;
         drop(reading);
         return Ok((
-            Request::Apply {
+            Request::ApplyPassed {
                 dry_run,
-                pushes: vec![PushFile { name, text }],
+                name,
+                text: std::sync::Arc::new(text),
             },
             Some(permit),
         ));
