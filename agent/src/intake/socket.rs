@@ -109,6 +109,20 @@ async fn handle(stream: UnixStream, jobs: mpsc::Sender<Job>) -> std::io::Result<
     write.shutdown().await
 }
 
+/// The push permit for a push's body: the one a long request line already took (a second
+/// acquire would wait for itself), else one awaited now.
+async fn hold_permit(
+    held: Option<SemaphorePermit<'static>>,
+) -> Result<SemaphorePermit<'static>, Response> {
+    match held {
+        Some(p) => Ok(p),
+        None => PUSH_MEMORY
+            .acquire()
+            .await
+            .map_err(|e| refused(e.to_string())),
+    }
+}
+
 /// Reads one request: a line of at most [`MAX_HEADER_BYTES`], or, holding the push permit, an
 /// inline `apply` line of at most [`MAX_REQUEST_BYTES`] or a `push` line and its body.
 async fn read_request(
@@ -165,15 +179,7 @@ async fn read_request(
                 "{name}: the request names a passed file but no file descriptor came with it"
             )));
         };
-        // A long request line already took the one permit: keep it (a second acquire would
-        // wait for itself).
-        let permit = match permit {
-            Some(p) => p,
-            None => PUSH_MEMORY
-                .acquire()
-                .await
-                .map_err(|e| refused(e.to_string()))?,
-        };
+        let permit = hold_permit(permit).await?;
         let reading = crate::timing::phase("read-file");
         // A file on a hung mount must not hold the permit for ever: read off the runtime's
         // threads, within the same deadline as a body sent through the socket.
@@ -200,13 +206,7 @@ async fn read_request(
             "{name}: (document): push of {bytes} bytes is larger than the {MAX_PUSH_BYTES}-byte limit"
         )));
     }
-    let permit = match permit {
-        Some(p) => p,
-        None => PUSH_MEMORY
-            .acquire()
-            .await
-            .map_err(|e| refused(e.to_string()))?,
-    };
+    let permit = hold_permit(permit).await?;
     let mut body = Vec::with_capacity(bytes as usize);
     let mut limited = (&mut reader).take(bytes);
     tokio::time::timeout(BODY_DEADLINE, limited.read_to_end(&mut body))
@@ -292,6 +292,22 @@ async fn call_unbounded(path: &PathBuf, req: &Request) -> std::io::Result<Option
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// A push's answer. The agent may answer (a refusal) before reading everything: its answer
+/// counts, not the broken pipe (`sent`); without an answer, the send's error is the one.
+async fn read_answer(
+    read: tokio::net::unix::OwnedReadHalf,
+    sent: std::io::Result<()>,
+) -> std::io::Result<Option<Response>> {
+    let mut buf = Vec::new();
+    BufReader::new(read).read_to_end(&mut buf).await?;
+    match serde_json::from_slice(&buf) {
+        Ok(resp) => Ok(Some(resp)),
+        Err(e) => Err(sent
+            .err()
+            .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+    }
+}
+
 /// Client side of a `push` of a regular file: the request line with the file's descriptor
 /// (see [`passed_file`]); the agent reads the file itself. `Ok(None)`: no agent.
 pub async fn push_file(
@@ -319,14 +335,7 @@ pub async fn push_file(
         write.shutdown().await
     }
     .await;
-    let mut buf = Vec::new();
-    BufReader::new(read).read_to_end(&mut buf).await?;
-    match serde_json::from_slice(&buf) {
-        Ok(resp) => Ok(Some(resp)),
-        Err(e) => Err(sent
-            .err()
-            .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
-    }
+    read_answer(read, sent).await
 }
 
 /// Client side of a `push`: the request line, then the push raw. `Ok(None)`: no agent.
@@ -348,22 +357,13 @@ pub async fn push(
     };
     let mut line = serde_json::to_vec(&req)?;
     line.push(b'\n');
-    // The agent may answer (a refusal) before reading everything: its answer counts, not the
-    // broken pipe.
     let sent = async {
         write.write_all(&line).await?;
         write.write_all(text.as_bytes()).await?;
         write.shutdown().await
     }
     .await;
-    let mut buf = Vec::new();
-    BufReader::new(read).read_to_end(&mut buf).await?;
-    match serde_json::from_slice(&buf) {
-        Ok(resp) => Ok(Some(resp)),
-        Err(e) => Err(sent
-            .err()
-            .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
-    }
+    read_answer(read, sent).await
 }
 
 #[cfg(test)]
