@@ -257,16 +257,11 @@ impl Engine {
                     self.commit_push(&mut result, prepared.state).await;
                     // A memo holds only for the state it was made on: the new one once this
                     // push committed; the old one is kept while the committed state is its.
-                    if let Some(m) = prepared.memo {
-                        if m.holds_for(&self.stored.state) {
-                            self.forward_memo = Some(m);
-                        }
-                    }
-                    if let Some(m) = &self.forward_memo {
-                        if !m.holds_for(&self.stored.state) {
-                            self.forward_memo = None;
-                        }
-                    }
+                    let committed = &self.stored.state;
+                    self.forward_memo = prepared
+                        .memo
+                        .filter(|m| m.holds_for(committed))
+                        .or_else(|| self.forward_memo.take().filter(|m| m.holds_for(committed)));
                 }
             }
         }

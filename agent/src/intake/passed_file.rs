@@ -2,23 +2,27 @@
 //! bytes (issue 15). `vr-agent apply FILE` used to read the whole file, check it, and copy it
 //! through the socket, where the agent read it back in 8 KiB steps: for a 10,000-rule push
 //! (1.7 MB) that was about 4 ms of the 10k "+1 forward" push, in both processes. Now the CLI
-//! opens the file and sends the descriptor with its request line; the agent reads the file
-//! once, straight into a buffer of the file's size.
+//! opens the file and sends the descriptor with its request line; the agent maps the file in
+//! place ([`MappedPush`]) or, where it cannot, reads it once into a buffer of its size.
 //!
 //! The agent reads only what the client could open itself (the socket is root's, mode 0600),
 //! only a regular file (a FIFO or a device could block the reader), and at most one push's
 //! size limit. Every other descriptor a client attaches is closed unread. The descriptor must
 //! come with the request line's first bytes (one `sendmsg`): the agent reads the rest of a
 //! connection with plain reads, which drop descriptors.
+//!
+//! `recvmsg` is called here rather than through `nix`: nix refuses to walk a control buffer
+//! the kernel truncated (`MSG_CTRUNC`, a client sending more descriptors than it has room
+//! for), which would leave the descriptors that did arrive open and owned by nobody.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 
 use tokio::io::Interest;
+use tokio::net::UnixStream;
 
 use super::mapped_push::{MappedPush, NotMapped};
-use tokio::net::UnixStream;
 
 /// File descriptors accepted with one message; further ones are closed (see [`recv_with_fd`]).
 const MAX_FDS: usize = 4;
@@ -45,10 +49,23 @@ pub async fn first_read(
     }
 }
 
+/// A message header of one buffer and `control_len` bytes of `control` (u64 elements: the
+/// control buffer must be aligned for `cmsghdr`). The header points into both: use it while
+/// they live.
+fn message(iov: &mut libc::iovec, control: &mut [u64], control_len: usize) -> libc::msghdr {
+    debug_assert!(control_len <= std::mem::size_of_val(control));
+    // SAFETY: a zeroed msghdr is valid (no buffers, no flags).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = control_len as _;
+    msg
+}
+
 /// `recvmsg(2)` of up to `buf.len()` bytes with room for at least [`MAX_FDS`] descriptors;
 /// keeps the first, closes the rest (every received descriptor is owned from here on).
 fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
-    // u64 elements: the control buffer must be aligned for `cmsghdr`.
     let mut control = [0u64; 16];
     let control_len = std::mem::size_of_val(&control);
     // SAFETY: CMSG_SPACE only computes a length.
@@ -58,12 +75,7 @@ fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<O
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    // SAFETY: a zeroed msghdr is valid; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = control_len as _;
+    let mut msg = message(&mut iov, &mut control, control_len);
     // SAFETY: `msg` points at live buffers of the lengths it names.
     let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
@@ -116,12 +128,7 @@ fn sendmsg_fd(sock: RawFd, data: &[u8], fd: RawFd) -> std::io::Result<usize> {
         iov_base: data.as_ptr() as *mut _,
         iov_len: data.len(),
     };
-    // SAFETY: a zeroed msghdr is valid; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
+    let msg = message(&mut iov, &mut control, space);
     // SAFETY: the control buffer holds one header and one descriptor (`space` bytes).
     let n = unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);

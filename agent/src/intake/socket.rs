@@ -180,7 +180,6 @@ async fn read_request(
             )));
         };
         let permit = hold_permit(permit).await?;
-        let reading = crate::timing::phase("read-file");
         // A file on a hung mount must not hold the permit for ever: read off the runtime's
         // threads, within the same deadline as a body sent through the socket.
         let read = tokio::task::spawn_blocking(move || {
@@ -191,7 +190,6 @@ async fn read_request(
             .map_err(|_| refused(format!("push file not read within {BODY_DEADLINE:?}")))?
             .map_err(|e| refused(format!("push file not read: {e}")))?
             .map_err(refused)?;
-        drop(reading);
         return Ok((
             Request::ApplyPassed {
                 dry_run,
