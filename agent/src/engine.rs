@@ -60,6 +60,10 @@ pub struct Engine {
     /// The last `forwardrules` push's memo while it holds for the committed state: the next
     /// one is merged from what changed (issue 15; `vr_cloudstack::forward_memo`).
     forward_memo: Option<push::ForwardMemo>,
+    /// The port-forward list the last accepted push validated (the checks of a forward read
+    /// the list alone): a push that leaves it shared is not checked against 10,000 forwards
+    /// again.
+    valid_forwards: Option<vr_nat::shared::ListId<vr_nat::model::PortForward>>,
 }
 
 /// First wait between retries of an unavailable concern, and the longest.
@@ -102,6 +106,7 @@ impl Engine {
             retry_after: None,
             release_due: false,
             forward_memo: None,
+            valid_forwards: None,
         })
     }
 
@@ -216,16 +221,20 @@ impl Engine {
         let mut result = PushResult::pending(name.to_string(), self.stored.generation);
         // What the adapter stored but this version does not apply, named by the adapter.
         let mut not_applied = Vec::new();
-        let memo = if base.is_none() {
-            self.forward_memo.as_ref()
+        // What the last pushes left holds for the committed state only.
+        let earlier = if base.is_none() {
+            push::Earlier {
+                memo: self.forward_memo.as_ref(),
+                valid_forwards: self.valid_forwards.as_ref(),
+            }
         } else {
-            None
+            push::Earlier::default()
         };
         match push::prepare_with(
             base.as_ref().unwrap_or(&self.stored.state),
             text,
             nics,
-            memo,
+            earlier,
         ) {
             Err(invalid) => {
                 result.message = match invalid.total() {
@@ -237,6 +246,7 @@ impl Engine {
                 crate::alerts::push_rejected(self.store.dir(), name, result.errors.len());
             }
             Ok(prepared) => {
+                self.valid_forwards = Some(prepared.state.nat.port_forwards.id());
                 result.format = Some(prepared.format);
                 result.not_yet_applied = prepared
                     .not_yet_applied

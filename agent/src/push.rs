@@ -2,6 +2,8 @@
 //! validate. Pure but for nothing: the caller passes the local NICs in.
 
 use serde::Serialize;
+use vr_nat::model::PortForward;
+use vr_nat::shared::ListId;
 
 use crate::concern::Outcome;
 use crate::error::{FieldError, Invalid};
@@ -47,25 +49,36 @@ pub struct Prepared {
 /// Parses, merges and validates `text` on top of `current`. Nothing is applied. At most
 /// [`MAX_ERRORS`](crate::error::MAX_ERRORS) errors are listed, the rest counted.
 pub fn prepare(current: &DesiredState, text: &str, nics: &LocalNics) -> Result<Prepared, Invalid> {
-    prepare_with(current, text, nics, None)
+    prepare_with(current, text, nics, Earlier::default())
 }
 
-/// [`prepare`], merging a `forwardrules` push from `memo` (the last such push's) where it
-/// holds.
+/// What earlier pushes left that spares the next one work (issue 15). Each is only a
+/// shortcut: without it the push is prepared the same, from its whole text.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Earlier<'a> {
+    /// The last `forwardrules` push's memo: such a push is merged from what changed where the
+    /// memo holds.
+    pub memo: Option<&'a ForwardMemo>,
+    /// The port-forward list the last accepted push validated: a push that leaves it as it is
+    /// (shared, not a copy) does not validate it again.
+    pub valid_forwards: Option<&'a ListId<PortForward>>,
+}
+
+/// [`prepare`], with what the `earlier` pushes left.
 pub fn prepare_with(
     current: &DesiredState,
     text: &str,
     nics: &LocalNics,
-    memo: Option<&ForwardMemo>,
+    earlier: Earlier<'_>,
 ) -> Result<Prepared, Invalid> {
-    prepare_all(current, text, nics, memo).map_err(|e| Invalid::capped(e.0))
+    prepare_all(current, text, nics, earlier).map_err(|e| Invalid::capped(e.0))
 }
 
 fn prepare_all(
     current: &DesiredState,
     text: &str,
     nics: &LocalNics,
-    memo: Option<&ForwardMemo>,
+    earlier: Earlier<'_>,
 ) -> Result<Prepared, Invalid> {
     if text.len() > MAX_PUSH_BYTES {
         return Err(FieldError::new(
@@ -75,12 +88,12 @@ fn prepare_all(
         )
         .into());
     }
-    let mut prepared = match memo.and_then(|m| from_memo(current, text, m)) {
+    let mut prepared = match earlier.memo.and_then(|m| from_memo(current, text, m)) {
         Some(p) => p,
         None => prepare_whole(current, text, nics)?,
     };
     let _validating = crate::timing::phase("validate");
-    crate::validate::validate_state(&prepared.state)?;
+    crate::validate::validate_state_except(&prepared.state, earlier.valid_forwards)?;
     if let Some(m) = &mut prepared.memo {
         m.bind(&prepared.state);
     }

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use vr_nat::model::PortForward;
+use vr_nat::shared::ListId;
+
 use crate::error::{FieldError, Invalid};
 use crate::state::DesiredState;
 
@@ -19,6 +22,15 @@ pub fn is_valid_ifname(name: &str) -> bool {
 
 /// Every error of the state, or Ok.
 pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
+    validate_state_except(s, None)
+}
+
+/// [`validate_state`], not checking the port forwards again when they are the list `valid`
+/// names: one that passed it before (see [`vr_nat::validate::validate_nat_except`]).
+pub fn validate_state_except(
+    s: &DesiredState,
+    valid: Option<&ListId<PortForward>>,
+) -> Result<(), Invalid> {
     let mut errs = Vec::new();
     let mut devices = BTreeSet::new();
     for (i, iface) in s.interfaces.iter().enumerate() {
@@ -105,7 +117,7 @@ pub fn validate_state(s: &DesiredState) -> Result<(), Invalid> {
             }
         }
     }
-    if let Err(e) = vr_nat::validate::validate_nat(&s.nat) {
+    if let Err(e) = vr_nat::validate::validate_nat_except(&s.nat, valid) {
         errs.extend(crate::lift_errors!("nat", e));
     }
     if let Err(e) = vr_nat::validate::validate_firewall(&s.firewall) {
