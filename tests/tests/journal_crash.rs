@@ -51,7 +51,7 @@ fn sigkill_in_journal_appends_and_compactions_leaves_old_or_new() {
     }
     let ns = router();
     let mut agent = AgentProc::new(Some(&ns.name));
-    // Compaction at every second commit: pushes 2, 4, 6 and 8 compact.
+    // Compaction at every second commit (after the answer): pushes 2, 4, 6 and 8 compact.
     let base_env = ("VR_AGENT_JOURNAL_RECORDS".to_string(), "2".to_string());
     agent.env.push(base_env.clone());
     agent.start();
@@ -77,6 +77,13 @@ fn sigkill_in_journal_appends_and_compactions_leaves_old_or_new() {
             let (code, r) = agent.apply_text("pad.json", &push(&ks));
             assert_eq!(code, 0, "{r}");
             generation += 1;
+            // The agent compacts after the answer, within a tick of its main loop.
+            assert!(
+                wait_for(Duration::from_secs(5), || {
+                    vr_tests::stored::read(&agent.state_dir).records < 2
+                }),
+                "{point}: the journal was not compacted after the answer"
+            );
         }
         agent.stop();
         let marker = agent.dir.path().join(format!("at-{point}"));

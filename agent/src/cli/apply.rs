@@ -259,6 +259,7 @@ async fn in_process(
     for p in pushes {
         out.push(engine.apply(&p.name, &p.text, dry_run, &nics).await);
     }
+    engine.after_answer();
     // This process is about to exit: let the background tunnel initiates at least reach
     // charon (a running agent would simply let them finish).
     engine.reconciler.vpn.settle(Duration::from_secs(10)).await;

@@ -108,7 +108,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
                 ticks += 1;
                 crate::watchdog::progress();
                 // At most a tick after a push, its answer long out.
-                engine.release_if_due();
+                engine.after_answer();
                 if !spool.dir.is_dir() {
                     // Someone removed the spool: recreate it and watch the new directory.
                     tracing::warn!("spool directory {} vanished; recreating it", spool.dir.display());

@@ -9,7 +9,8 @@ fn opened(dir: &Path) -> (Store, Stored) {
     (store, loaded.stored)
 }
 
-/// One push: intent, commit; `cur` becomes the next state.
+/// One push: intent, commit, and the compaction the engine makes after the answer if due;
+/// `cur` becomes the next state.
 fn push(store: &mut Store, cur: &mut Stored, state: DesiredState) {
     let next = Stored {
         generation: cur.generation + 1,
@@ -20,6 +21,7 @@ fn push(store: &mut Store, cur: &mut Stored, state: DesiredState) {
     assert!(store.has_next());
     store.commit_next(&next).unwrap();
     assert!(!store.has_next());
+    store.compact_if_due(&next);
     *cur = next;
 }
 
@@ -268,6 +270,42 @@ fn compaction_past_the_bound_keeps_the_state_and_empties_the_journal() {
     fs::write(store.journal_path(), &journal).unwrap();
     let (_, loaded) = opened(tmp.path());
     assert_eq!(loaded, cur);
+}
+
+/// A commit leaves the compaction to the caller (after the answer), unless the journal is
+/// far past its bounds; a store whose engine changed its copy does not compact it.
+#[test]
+fn compaction_waits_for_the_caller_up_to_four_times_the_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut store, mut cur) = opened(tmp.path());
+    store.w.max_records = 2;
+    commit(&mut store, &mut cur, 1);
+    let bare_commit = |store: &mut Store, cur: &mut Stored, g: u64| {
+        let mut next = cur.clone();
+        next.generation = g;
+        next.state.policy_index.insert(format!("eth{g}"), g as u32);
+        store.write_next(cur, &next).unwrap();
+        store.commit_next(&next).unwrap();
+        *cur = next;
+    };
+    bare_commit(&mut store, &mut cur, 2);
+    bare_commit(&mut store, &mut cur, 3);
+    assert_eq!(store.w.records, 2, "compacted by the commit");
+    // The engine changed its copy (an HA role held back): not what any push committed.
+    store.rebase();
+    store.compact_if_due(&cur);
+    assert_eq!(store.w.records, 2, "compacted a copy no push committed");
+    bare_commit(&mut store, &mut cur, 4);
+    store.compact_if_due(&cur);
+    assert_eq!(store.w.records, 0);
+    assert_eq!(replay::read_snapshot(&store.current_path()).unwrap(), cur);
+    for g in 5..=11 {
+        bare_commit(&mut store, &mut cur, g);
+    }
+    assert_eq!(store.w.records, 7, "compacted before four times the bound");
+    bare_commit(&mut store, &mut cur, 12);
+    assert_eq!(store.w.records, 0, "not compacted at four times the bound");
+    assert_eq!(opened(tmp.path()).1, cur);
 }
 
 /// A tiny xorshift, so the sequence is reproducible from the seed printed on failure.
