@@ -209,19 +209,6 @@ struct Series {
 }
 
 impl Series {
-    /// Runs `push(i)` for `i` in `0..n`, each timed by the closure, and reads the phases the
-    /// agent logged meanwhile.
-    fn run(agent: &AgentProc, n: u32, mut push: impl FnMut(u32) -> f64) -> Series {
-        let mark = agent.log_text().len();
-        let ms = (0..n).map(&mut push).collect();
-        // The last push's "answer" phase is logged after the CLI has its answer.
-        std::thread::sleep(Duration::from_millis(50));
-        Series {
-            ms,
-            phases: phases(agent, mark),
-        }
-    }
-
     fn sorted(&self) -> Vec<f64> {
         let mut v = self.ms.clone();
         v.sort_by(f64::total_cmp);
@@ -259,17 +246,20 @@ impl Series {
 
 /// Pushes per series (each +1 push adds a further forward, each native delta changes the
 /// route).
-const SAMPLES: u32 = 7;
+const SAMPLES: u32 = 15;
 
 /// Pushes of the series that waits for the self-heal loop first.
 const IDLE_SAMPLES: u32 = 3;
+
+/// Full applies per size (each on a fresh router), and `nft -f` runs of the same ruleset.
+const FULL_SAMPLES: usize = 3;
 
 struct Row {
     n: u32,
     /// +1 re-sent, each push 6 s after the previous one.
     idle_plus1: Series,
-    full: f64,
-    nft: f64,
+    full: Vec<f64>,
+    nft: Vec<f64>,
     plus1: Series,
     spool_plus1: f64,
     cs_delta: Series,
@@ -284,6 +274,57 @@ fn native_route(i: u32) -> String {
     )
 }
 
+/// One router per size, all running at once, so that every series goes round the sizes push
+/// by push: a ratio between sizes then compares pushes made within milliseconds of each
+/// other, not minutes apart on a machine whose speed drifts (a series of one size after the
+/// other put one size's pushes in a slow minute: 1.5x for pushes that cost the same).
+struct Live {
+    n: u32,
+    _ns: Netns,
+    agent: AgentProc,
+    /// Forwards `0..next` are in the agent's state.
+    next: u32,
+}
+
+/// Runs `push(router, i)` for `i` in `0..n` round the routers, one [`Series`] per router.
+fn series(
+    routers: &mut [Live],
+    n: u32,
+    mut push: impl FnMut(&mut Live, u32) -> f64,
+) -> Vec<Series> {
+    let marks: Vec<usize> = routers.iter().map(|r| r.agent.log_text().len()).collect();
+    let mut ms = vec![Vec::new(); routers.len()];
+    for i in 0..n {
+        for (k, r) in routers.iter_mut().enumerate() {
+            ms[k].push(push(r, i));
+        }
+    }
+    // The last push's "answer" phase is logged after the CLI has its answer.
+    std::thread::sleep(Duration::from_millis(50));
+    routers
+        .iter()
+        .zip(marks)
+        .zip(ms)
+        .map(|((r, mark), ms)| Series {
+            ms,
+            phases: phases(&r.agent, mark),
+        })
+        .collect()
+}
+
+/// `median (min-max)` of whole milliseconds.
+fn spread(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.0} ({lo:.0}-{hi:.0})", median(v))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// Measures the end-to-end section and returns its tables as text.
 pub fn run(quick: bool) -> String {
     let sizes: &[u32] = if quick {
@@ -291,72 +332,104 @@ pub fn run(quick: bool) -> String {
     } else {
         &[100, 1000, 10_000]
     };
-    let mut rows = Vec::new();
-    let mut rss = (0, 0);
-    let mut idle_peak = 0;
-    for &n in sizes {
-        let (ns, mut agent) = router("be2e");
-        agent.start();
-        cli_apply(&agent, "base.json", BASE);
-        let full = cli_apply(&agent, "full.json", &forwardrules(0, n));
-        let listing = ns.exec_ok("nft", &["list", "ruleset"]);
-        let nft = nft_f(&listing, &agent.dir.path().join("ruleset.nft"));
-        let plus1 = Series::run(&agent, SAMPLES, |i| {
-            cli_apply(&agent, "plus1.json", &forwardrules(0, n + 1 + i))
-        });
-        let mut next = n + 1 + SAMPLES;
-        let spool_plus1 = spool_apply(&agent, "plus2.json", &forwardrules(0, next));
-        // Only the change: one new rule each (CloudStack's adapter upserts by rule).
-        let cs_delta = Series::run(&agent, SAMPLES, |_| {
-            next += 1;
-            cli_apply(&agent, "delta.json", &forwardrules(next - 1, next))
-        });
-        // A native push of one section that does not hold the forwards.
-        let native_delta = Series::run(&agent, SAMPLES, |i| {
-            cli_apply(&agent, "native.json", &native_route(i))
-        });
-        // The +1 push again, each after the self-heal loop has had its look (every 5 s by
-        // default): how a management server, whose pushes come seconds or minutes apart,
-        // finds the agent. The series above come back to back, before any such look.
-        if n == *sizes.last().unwrap() {
-            std::thread::sleep(Duration::from_millis(500));
-            rss = agent.rss_kb();
+    // Full applies: each size in turn on a fresh router (an agent holding the base state
+    // only), then `nft -f` of the ruleset it made into a fresh namespace; the last round's
+    // routers stay up for the series.
+    let mut full = vec![Vec::new(); sizes.len()];
+    let mut nft = vec![Vec::new(); sizes.len()];
+    let mut routers: Vec<Live> = Vec::new();
+    for round in 0..FULL_SAMPLES {
+        for (k, &n) in sizes.iter().enumerate() {
+            let (ns, mut agent) = router("be2e");
+            agent.start();
+            cli_apply(&agent, "base.json", BASE);
+            full[k].push(cli_apply(&agent, "full.json", &forwardrules(0, n)));
+            let listing = ns.exec_ok("nft", &["list", "ruleset"]);
+            nft[k].push(nft_f(&listing, &agent.dir.path().join("ruleset.nft")));
+            if round + 1 == FULL_SAMPLES {
+                routers.push(Live {
+                    n,
+                    _ns: ns,
+                    agent,
+                    next: n,
+                });
+            } else {
+                agent.stop();
+            }
         }
-        let idle_plus1 = Series::run(&agent, IDLE_SAMPLES, |_| {
+    }
+    let plus1 = series(&mut routers, SAMPLES, |r, _| {
+        r.next += 1;
+        cli_apply(&r.agent, "plus1.json", &forwardrules(0, r.next))
+    });
+    let spool_plus1: Vec<f64> = routers
+        .iter_mut()
+        .map(|r| {
+            r.next += 1;
+            spool_apply(&r.agent, "plus2.json", &forwardrules(0, r.next))
+        })
+        .collect();
+    // Only the change: one new rule each (CloudStack's adapter upserts by rule).
+    let cs_delta = series(&mut routers, SAMPLES, |r, _| {
+        r.next += 1;
+        cli_apply(&r.agent, "delta.json", &forwardrules(r.next - 1, r.next))
+    });
+    // A native push of one section that does not hold the forwards.
+    let native_delta = series(&mut routers, SAMPLES, |r, i| {
+        cli_apply(&r.agent, "native.json", &native_route(i))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let largest = routers.last().expect("one size at least");
+    let rss = largest.agent.rss_kb();
+    // The +1 push again, each after the self-heal loop has had its look (every 5 s by
+    // default): how a management server, whose pushes come seconds or minutes apart, finds
+    // the agent. The series above come back to back, before any such look.
+    let idle_plus1 = series(&mut routers, IDLE_SAMPLES, |r, _| {
+        if r.n == sizes[0] {
             std::thread::sleep(Duration::from_secs(6));
-            next += 1;
-            cli_apply(&agent, "idle.json", &forwardrules(0, next))
-        });
-        if n == *sizes.last().unwrap() {
-            // The self-heal pass lists the 10k table (`nft -j`) and reads the listing.
-            idle_peak = agent.rss_kb().1;
         }
+        r.next += 1;
+        cli_apply(&r.agent, "idle.json", &forwardrules(0, r.next))
+    });
+    // The self-heal pass lists the 10k table (`nft -j`) and reads the listing.
+    let idle_peak = routers.last().expect("one size at least").agent.rss_kb().1;
+    let mut rows = Vec::new();
+    let columns = plus1
+        .into_iter()
+        .zip(cs_delta)
+        .zip(native_delta)
+        .zip(idle_plus1)
+        .zip(spool_plus1);
+    for (k, ((((plus1, cs_delta), native_delta), idle_plus1), spool_plus1)) in columns.enumerate() {
         rows.push(Row {
-            n,
+            n: sizes[k],
             idle_plus1,
-            full,
-            nft,
+            full: std::mem::take(&mut full[k]),
+            nft: std::mem::take(&mut nft[k]),
             plus1,
             spool_plus1,
             cs_delta,
             native_delta,
         });
-        agent.stop();
     }
+    for r in &mut routers {
+        r.agent.stop();
+    }
+    drop(routers);
     let boot = boot_replay(quick);
 
     let mut t = String::new();
-    let _ = writeln!(t, "\nEnd to end (issue 15): `vr-agent apply` of a CloudStack forwardrules push, timed around the CLI process; series of {SAMPLES} pushes as median (min-max)");
+    let _ = writeln!(t, "\nEnd to end (issue 15): `vr-agent apply` of a CloudStack forwardrules push, timed around the CLI process; series of {SAMPLES} pushes as median (min-max), the sizes' pushes taken in turn; full apply and `nft -f`: median (min-max) of {FULL_SAMPLES}, each on a fresh router or namespace");
     let _ = writeln!(t, "| forwards | full apply (ms) | nft -f same ruleset (ms) | full / nft -f | +1 forward, list re-sent (ms) | same, spool drop to result (ms) | CloudStack push of only the new rule (ms) | native push of one other section (ms) |");
     let _ = writeln!(t, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         let _ = writeln!(
             t,
-            "| {} | {:.0} | {:.0} | {:.2} | {} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {} | {:.1} | {} | {} |",
             r.n,
-            r.full,
-            r.nft,
-            r.full / r.nft,
+            spread(&r.full),
+            spread(&r.nft),
+            median(&r.full) / median(&r.nft),
             r.plus1.cell(),
             r.spool_plus1,
             r.cs_delta.cell(),
@@ -368,7 +441,7 @@ pub fn run(quick: bool) -> String {
             t,
             "\nat {}: full / nft -f = {:.2} (target <= 0.5); +1 re-sent = {:.2}x the time at {} (target <= 2); native delta = {:.2}x (target <= 1.2)",
             hi.n,
-            hi.full / hi.nft,
+            median(&hi.full) / median(&hi.nft),
             hi.plus1.median() / lo.plus1.median(),
             lo.n,
             hi.native_delta.median() / lo.native_delta.median()
