@@ -70,6 +70,18 @@ pub struct Set {
 }
 
 impl Set {
+    /// The definition without the elements (a copy that does not copy 10,000 of them).
+    pub fn shape(&self) -> Set {
+        Set {
+            name: self.name.clone(),
+            key: self.key.clone(),
+            data: self.data.clone(),
+            interval: self.interval,
+            elements: Vec::new(),
+            comment: self.comment.clone(),
+        }
+    }
+
     /// Same definition (everything but the elements).
     pub fn same_shape(&self, other: &Set) -> bool {
         self.name == other.name

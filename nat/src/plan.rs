@@ -69,22 +69,17 @@ pub fn plan(applied: Option<&Ruleset>, desired: &Ruleset) -> NftPlan {
     let mut deletes = Vec::new();
     let mut adds = Vec::new();
     for (old, new) in applied.sets.iter().zip(&desired.sets) {
-        let o: BTreeSet<&Element> = old.elements.iter().collect();
-        let n: BTreeSet<&Element> = new.elements.iter().collect();
-        for e in o.difference(&n) {
-            deletes.push(ElementOp {
-                set: old.name.clone(),
-                add: false,
-                element: (*e).clone(),
-            });
-        }
-        for e in n.difference(&o) {
-            adds.push(ElementOp {
-                set: new.name.clone(),
-                add: true,
-                element: (*e).clone(),
-            });
-        }
+        let (gone, added) = difference(&old.elements, &new.elements);
+        deletes.extend(gone.into_iter().map(|e| ElementOp {
+            set: old.name.clone(),
+            add: false,
+            element: e.clone(),
+        }));
+        adds.extend(added.into_iter().map(|e| ElementOp {
+            set: new.name.clone(),
+            add: true,
+            element: e.clone(),
+        }));
     }
     deletes.extend(adds);
     NftPlan::Elements {
@@ -92,6 +87,43 @@ pub fn plan(applied: Option<&Ruleset>, desired: &Ruleset) -> NftPlan {
         table: desired.table.clone(),
         ops: deletes,
     }
+}
+
+/// The elements only in `old` and those only in `new`, each in order. Sets hold their
+/// elements sorted and without duplicates (the builder's guarantee), so one merge walk finds
+/// both: at 10,000 forwards it replaced two trees of 10,000 references built per plan. A
+/// list out of order (never built so) is compared through the trees, as before.
+fn difference<'a>(old: &'a [Element], new: &'a [Element]) -> (Vec<&'a Element>, Vec<&'a Element>) {
+    let strictly_sorted = |v: &[Element]| v.windows(2).all(|w| w[0] < w[1]);
+    if !(strictly_sorted(old) && strictly_sorted(new)) {
+        let o: BTreeSet<&Element> = old.iter().collect();
+        let n: BTreeSet<&Element> = new.iter().collect();
+        return (
+            o.difference(&n).copied().collect(),
+            n.difference(&o).copied().collect(),
+        );
+    }
+    let (mut gone, mut added) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() && j < new.len() {
+        match old[i].cmp(&new[j]) {
+            std::cmp::Ordering::Less => {
+                gone.push(&old[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                added.push(&new[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    gone.extend(&old[i..]);
+    added.extend(&new[j..]);
+    (gone, added)
 }
 
 /// Like [`plan`], where `desired == None` means the agent's table should not exist.
@@ -161,6 +193,42 @@ mod tests {
     use crate::build::build;
     use crate::build::tests::ctx;
     use crate::model::*;
+
+    /// The merge walk against the two trees it replaced, over random sorted lists (and
+    /// lists out of order, which take the trees).
+    #[test]
+    fn difference_is_what_the_trees_say() {
+        let mut x: u32 = 11;
+        let mut next = |m: u32| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) % m
+        };
+        let el = |p: u32| Element {
+            key: vec![crate::ir::Value::Port(p as u16)],
+            data: None,
+        };
+        for round in 0..500 {
+            let mut lists: Vec<Vec<Element>> = (0..2)
+                .map(|_| {
+                    let mut v: Vec<Element> = (0..next(12)).map(|_| el(next(20))).collect();
+                    v.sort();
+                    v.dedup();
+                    v
+                })
+                .collect();
+            if round % 10 == 0 {
+                lists[0].reverse();
+            }
+            let (old, new) = (&lists[0], &lists[1]);
+            let o: BTreeSet<&Element> = old.iter().collect();
+            let n: BTreeSet<&Element> = new.iter().collect();
+            let want = (
+                o.difference(&n).copied().collect::<Vec<_>>(),
+                n.difference(&o).copied().collect::<Vec<_>>(),
+            );
+            assert_eq!(difference(old, new), want, "{old:?} -> {new:?}");
+        }
+    }
 
     fn rs(nat: &str, fw: &str) -> Ruleset {
         let nat: NatSection = serde_json::from_str(nat).unwrap();
