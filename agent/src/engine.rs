@@ -60,9 +60,9 @@ pub struct Engine {
     /// The last `forwardrules` push's memo while it holds for the committed state: the next
     /// one is merged from what changed (issue 15; `vr_cloudstack::forward_memo`).
     forward_memo: Option<push::ForwardMemo>,
-    /// The port-forward list the last accepted push validated (the checks of a forward read
-    /// the list alone): a push that leaves it shared is not checked against 10,000 forwards
-    /// again.
+    /// The port-forward list the last valid push (not a dry run) validated (the checks of a
+    /// forward read the list alone): a push that leaves it shared is not checked against
+    /// 10,000 forwards again.
     valid_forwards: Option<vr_nat::shared::ListId<vr_nat::model::PortForward>>,
 }
 
@@ -246,7 +246,10 @@ impl Engine {
                 crate::alerts::push_rejected(self.store.dir(), name, result.errors.len());
             }
             Ok(prepared) => {
-                self.valid_forwards = Some(prepared.state.nat.port_forwards.id());
+                // Not a dry run's: the next push starts from the committed list, not from it.
+                if !dry_run {
+                    self.valid_forwards = Some(prepared.state.nat.port_forwards.id());
+                }
                 result.format = Some(prepared.format);
                 result.not_yet_applied = prepared
                     .not_yet_applied

@@ -16,8 +16,11 @@
 //! crash at any instant leaves the old or the new state to replay, never a mix.
 //!
 //! Compaction: past a bound (more journal bytes than the snapshot holds, or 1,024 records),
-//! the commit writes the committed state as a new snapshot (temp + fsync + rename + fsync of
-//! the directory), copies it to `state.good`, then empties the journal. The snapshot names
+//! the engine, once the push is answered ([`Store::compact_if_due`]), writes the committed
+//! state as a new snapshot (temp + fsync + rename + fsync of the directory), copies it to
+//! `state.good`, then empties the journal. The commit itself compacts only when asked to
+//! (an unreadable snapshot; a forgotten password, which must leave the journal now) or at
+//! four times the bounds. The snapshot names
 //! its generation and records at or below it are skipped, so every instant in between reads
 //! old-or-new.
 //!

@@ -448,6 +448,8 @@ mod tests {
             paths(validate_nat_except(&copy, Some(&named))),
             ["static_nat[1].public_ip", "port_forwards[0].public_ports"]
         );
+        // Written while another state holds it (copy on write), and written while only the
+        // name refers to it (moved to a new allocation all the same).
         let shared = n.clone();
         n.port_forwards[0].private_ip = "10.1.0.7".parse().unwrap();
         assert_eq!(
@@ -455,6 +457,12 @@ mod tests {
             ["static_nat[1].public_ip", "port_forwards[0].public_ports"]
         );
         drop(shared);
+        let named = n.port_forwards.id();
+        n.port_forwards[0].private_ip = "10.1.0.8".parse().unwrap();
+        assert_eq!(
+            paths(validate_nat_except(&n, Some(&named))),
+            ["static_nat[1].public_ip", "port_forwards[0].public_ports"]
+        );
     }
 
     /// The sort-based shortcut against every pair (LCG-generated lists, overlaps and invalid

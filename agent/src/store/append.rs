@@ -172,8 +172,9 @@ impl Store {
     /// Makes the pending intent the committed state (`committed` is that state): a commit
     /// record, fdatasynced. The compaction the journal may now be due is left to the caller,
     /// once the push is answered ([`Store::compact_if_due`]: rewriting a 10,000-forward
-    /// snapshot took 7 ms of the push that crossed the bound); only a journal this far past
-    /// its bounds, no caller having compacted it, is compacted here.
+    /// snapshot took 7 ms of the push that crossed the bound); compacted here only when asked
+    /// for ([`Store::compact_at_next_commit`]) or four times past the bounds (no caller
+    /// compacted it: pushes back to back).
     pub fn commit_next(&mut self, committed: &Stored) -> Result<(), StoreError> {
         crate::testhook::point("before-commit");
         let path = self.journal_path();
@@ -190,7 +191,9 @@ impl Store {
         self.w.intent_at = None;
         self.w.records += 1;
         self.w.trusted = true;
-        if self.past_bounds(OVERDUE) {
+        // Asked for (`compact_soon`): now, so a forgotten password leaves the journal with
+        // this commit.
+        if self.w.compact_soon || self.past_bounds(OVERDUE) {
             self.compact_logged(committed);
         }
         Ok(())
@@ -200,15 +203,17 @@ impl Store {
     /// commit; not if the engine changed its copy since ([`Store::rebase`]: the snapshot
     /// would hold what no push committed) or a push is under way.
     pub fn compact_if_due(&mut self, committed: &Stored) {
-        if self.w.trusted && self.w.intent_at.is_none() && self.past_bounds(1) {
+        if self.w.trusted
+            && self.w.intent_at.is_none()
+            && (self.w.compact_soon || self.past_bounds(1))
+        {
             self.compact_logged(committed);
         }
     }
 
-    /// Whether the journal is past `factor` times its bounds (or a compaction was asked for).
+    /// Whether the journal is past `factor` times its bounds.
     fn past_bounds(&self, factor: u64) -> bool {
-        self.w.compact_soon
-            || self.w.records as u64 >= self.w.max_records as u64 * factor
+        self.w.records as u64 >= self.w.max_records as u64 * factor
             || self.w.end > self.w.snapshot_len.max(MIN_COMPACT_BYTES) * factor
     }
 

@@ -306,6 +306,12 @@ fn compaction_waits_for_the_caller_up_to_four_times_the_bound() {
     bare_commit(&mut store, &mut cur, 12);
     assert_eq!(store.w.records, 0, "not compacted at four times the bound");
     assert_eq!(opened(tmp.path()).1, cur);
+    // Asked for (a forgotten password): compacted by the commit itself.
+    bare_commit(&mut store, &mut cur, 13);
+    store.compact_at_next_commit();
+    bare_commit(&mut store, &mut cur, 14);
+    assert_eq!(store.w.records, 0, "an asked-for compaction waited");
+    assert_eq!(replay::read_snapshot(&store.current_path()).unwrap(), cur);
 }
 
 /// A tiny xorshift, so the sequence is reproducible from the seed printed on failure.
