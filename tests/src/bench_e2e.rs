@@ -209,23 +209,13 @@ struct Series {
 }
 
 impl Series {
-    fn sorted(&self) -> Vec<f64> {
-        let mut v = self.ms.clone();
-        v.sort_by(f64::total_cmp);
-        v
-    }
-
     fn median(&self) -> f64 {
         median(&self.ms)
     }
 
-    /// `median (min-max)`.
+    /// `median (min-max)`, in tenths of a millisecond.
     fn cell(&self) -> String {
-        let v = self.sorted();
-        match (v.first(), v.last()) {
-            (Some(lo), Some(hi)) => format!("{:.1} ({lo:.1}-{hi:.1})", self.median()),
-            _ => "-".into(),
-        }
+        spread(&self.ms, 1)
     }
 
     /// Mean ms per push of `phase` (0 when not logged).
@@ -314,11 +304,14 @@ fn series(
         .collect()
 }
 
-/// `median (min-max)` of whole milliseconds.
-fn spread(v: &[f64]) -> String {
+/// `median (min-max)` with `decimals` digits after the point; `-` for no samples.
+fn spread(v: &[f64], decimals: usize) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{:.0} ({lo:.0}-{hi:.0})", median(v))
+    format!("{:.d$} ({lo:.d$}-{hi:.d$})", median(v), d = decimals)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -429,8 +422,8 @@ pub fn run(quick: bool) -> String {
             t,
             "| {} | {} | {} | {:.2} | {} | {:.1} | {} | {} |",
             r.n,
-            spread(&r.full),
-            spread(&r.nft),
+            spread(&r.full, 0),
+            spread(&r.nft, 0),
             median(&r.full) / median(&r.nft),
             r.plus1.cell(),
             r.spool_plus1,
