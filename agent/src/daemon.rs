@@ -141,6 +141,66 @@ impl Owned {
         let _ = std::fs::remove_file(&self.pid_file);
         Ok(())
     }
+
+    /// Waits, up to `grace`, until nothing of a previous instance remains, then kills what
+    /// still does. Called before starting a daemon whose pid file names no live instance: a
+    /// SIGKILLed radvd leaves its privileged child holding the pid file's lock until that
+    /// child reads EOF from its dead parent, and a dying process keeps its files until it has
+    /// finished exiting; a new instance started in between refuses to start ("unable to lock
+    /// pid file") and self-heal would back off for two intervals. A leftover still there
+    /// after `grace` serves nothing (its instance is gone), so killing it is safe.
+    pub async fn clear_leftovers(&self, grace: Duration) {
+        let until = Instant::now() + grace;
+        let mut left = self.leftovers();
+        while !left.is_empty() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            left = self.leftovers();
+        }
+        if left.is_empty() {
+            return;
+        }
+        for pid in &left {
+            if self.is_ours(*pid) {
+                tracing::warn!(
+                    pid,
+                    daemon = self.name,
+                    "killing a leftover of a dead instance"
+                );
+                let _ = signal(self.name, *pid, libc::SIGKILL);
+            }
+        }
+        let until = Instant::now() + Duration::from_secs(1);
+        while left.iter().any(|p| !exited(*p)) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Processes of ours still around: the pid file's process until it has finished exiting
+    /// (its cmdline reads empty while it closes its files, its command name stays), and every
+    /// live process started with our marker (a bounded scan of /proc).
+    fn leftovers(&self) -> Vec<i32> {
+        let dying = |p: &i32| {
+            *p > 0
+                && !exited(*p)
+                && std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| !c.trim().is_empty() && self.name.starts_with(c.trim()))
+        };
+        let mut out: Vec<i32> = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .filter(dying)
+            .into_iter()
+            .collect();
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for e in dir.flatten().take(100_000) {
+                let pid = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok());
+                if let Some(pid) = pid.filter(|p| !out.contains(p) && self.is_ours(*p)) {
+                    out.push(pid);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The daemon's binary in the usual system directories, or `Unavailable` naming the Debian

@@ -321,10 +321,22 @@ fn ipv6_slaac_forwarding_firewall_and_router_input() {
         std::fs::read_to_string(agent.run_dir.join("radvd/radvd.pid")).unwrap_or_default();
     assert_eq!(radvd_pid, pid_after, "radvd restarted");
 
-    // A radvd that dies is started again by self-heal, without a push.
+    // A radvd that dies is started again by self-heal, without a push. Its privileged child
+    // holds the pid file's lock until it notices its parent is gone; stopped here, it never
+    // does, so the agent must clear it (a slow exit once made the restart fail and back off).
     let pid: i32 = radvd_pid.trim().parse().expect("radvd pid");
-    // SAFETY: kill(2) on the radvd the agent under test started (its pid file is ours).
+    let helpers = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse::<i32>().ok())
+        .collect::<Vec<_>>();
+    assert!(!helpers.is_empty(), "radvd {pid} has no privileged child");
+    // SAFETY: kill(2) on the radvd the agent under test started (its pid file is ours) and on
+    // that radvd's own children.
     unsafe {
+        for h in &helpers {
+            libc::kill(*h, libc::SIGSTOP);
+        }
         libc::kill(pid, libc::SIGKILL);
     }
     let t_kill = Instant::now();
@@ -334,7 +346,27 @@ fn ipv6_slaac_forwarding_firewall_and_router_input() {
             .and_then(|p| p.trim().parse::<i32>().ok())
             .is_some_and(|p| p != pid && std::path::Path::new(&format!("/proc/{p}")).exists())
     });
+    let stopped_left: Vec<i32> = helpers
+        .iter()
+        .copied()
+        .filter(|h| {
+            std::fs::read_to_string(format!("/proc/{h}/stat")).is_ok_and(|st| {
+                st.rsplit_once(") ")
+                    .is_some_and(|(_, r)| r.starts_with('T'))
+            })
+        })
+        .collect();
+    for h in &stopped_left {
+        // SAFETY: kill(2) on the helper this test stopped, so a failed run leaves nothing.
+        unsafe {
+            libc::kill(*h, libc::SIGKILL);
+        }
+    }
     assert!(back, "radvd not respawned\n{}", context(&g, &vr, &agent));
+    assert!(
+        stopped_left.is_empty(),
+        "the dead radvd's helpers {stopped_left:?} were left running"
+    );
     eprintln!(
         "radvd respawned by self-heal {:.2} s after SIGKILL",
         t_kill.elapsed().as_secs_f32()

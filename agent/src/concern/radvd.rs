@@ -169,6 +169,7 @@ impl Concern for RadvdConcern {
             RadvdPlan::Nothing => {}
             RadvdPlan::Start(c) => {
                 self.write_checked(c).await?;
+                d.clear_leftovers(Duration::from_secs(2)).await;
                 let mut cmd = tokio::process::Command::new(daemon::binary("radvd", "radvd")?);
                 // Forks; logs to syslog (nothing when there is none, e.g. in tests).
                 cmd.arg("-C")
