@@ -176,12 +176,14 @@ impl Owned {
     }
 
     /// Processes of ours still around: the pid file's process until it has finished exiting
-    /// (its cmdline reads empty while it closes its files, its command name stays), and every
-    /// live process started with our marker (a bounded scan of /proc).
+    /// (while it closes its files its cmdline reads empty and its command name stays; a live
+    /// process that took over the pid has a cmdline and is not waited for), and every live
+    /// process started with our marker (a bounded scan of /proc).
     fn leftovers(&self) -> Vec<i32> {
         let dying = |p: &i32| {
             *p > 0
                 && !exited(*p)
+                && std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.is_empty())
                 && std::fs::read_to_string(format!("/proc/{p}/comm"))
                     .is_ok_and(|c| !c.trim().is_empty() && self.name.starts_with(c.trim()))
         };
@@ -261,6 +263,39 @@ mod tests {
         let other = Owned::new(name, pid_file.clone(), "--conf-file=/nowhere");
         assert_eq!(other.live_pid(), None);
         assert!(!Owned::new("dnsmasq", pid_file, "x").is_ours(me));
+    }
+
+    #[tokio::test]
+    async fn a_leftover_of_ours_is_waited_for_then_killed_and_others_are_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = format!("{}/leftover.conf", dir.path().display());
+        // `sh -c 'sleep 30; true' MARKER`: argv is sh, -c, the script, MARKER (the `; true`
+        // keeps sh from exec'ing sleep, which would drop the marker).
+        let spawn = |m: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", "sleep 30; true", m])
+                .spawn()
+                .unwrap()
+        };
+        let mut ours = spawn(&marker);
+        let mut other = spawn("someone-else.conf");
+        let d = Owned::new("sh", dir.path().join("none.pid"), marker);
+        let wait_seen = std::time::Instant::now() + Duration::from_secs(5);
+        while !d.leftovers().contains(&(ours.id() as i32)) && Instant::now() < wait_seen {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(d.leftovers(), vec![ours.id() as i32]);
+        let t = Instant::now();
+        d.clear_leftovers(Duration::from_millis(200)).await;
+        // Killed after the grace, not waited for the whole sleep.
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(ours.wait().unwrap().code().is_none(), "killed by a signal");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "someone else's is left alone"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[test]
