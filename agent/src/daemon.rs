@@ -269,11 +269,12 @@ mod tests {
     async fn a_leftover_of_ours_is_waited_for_then_killed_and_others_are_left() {
         let dir = tempfile::tempdir().unwrap();
         let marker = format!("{}/leftover.conf", dir.path().display());
-        // `sh -c 'sleep 30; true' MARKER`: argv is sh, -c, the script, MARKER (the `; true`
-        // keeps sh from exec'ing sleep, which would drop the marker).
+        // `sh -c 'read x' MARKER`: argv is sh, -c, the script, MARKER; sh waits on the pipe
+        // this test holds, with no child of its own that a kill would leave behind.
         let spawn = |m: &str| {
             std::process::Command::new("sh")
-                .args(["-c", "sleep 30; true", m])
+                .args(["-c", "read x", m])
+                .stdin(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         };
@@ -287,9 +288,14 @@ mod tests {
         assert_eq!(d.leftovers(), vec![ours.id() as i32]);
         let t = Instant::now();
         d.clear_leftovers(Duration::from_millis(200)).await;
-        // Killed after the grace, not waited for the whole sleep.
+        // Killed after the grace, not waited for until it ends on its own.
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        assert!(ours.wait().unwrap().code().is_none(), "killed by a signal");
+        // clear_leftovers returns once it has exited (a zombie until reaped here).
+        let status = ours.try_wait().unwrap();
+        assert!(
+            status.is_some_and(|s| s.code().is_none()),
+            "not killed: {status:?}"
+        );
         assert!(
             other.try_wait().unwrap().is_none(),
             "someone else's is left alone"
